@@ -1,0 +1,28 @@
+// Package store is gatewayd's identity store: go-memdb tables and indexes
+// are the read path, and a bbolt journal makes every write durable before
+// it is acknowledged. At start the memdb view is rebuilt from the journal.
+//
+// Contract used by the rest of the daemon (all returned objects are copies):
+//
+//	Open(dir string, opts Options) (*Store, error)   // journal at dir/gatewayd.db
+//	(*Store).Close() error                           // flushes pending events
+//
+//	CreateUser(u *User) (*User, error)               // assigns ID, UIDNumber, timestamps
+//	UpdateUser(id string, fn func(*User) error) (*User, error)
+//	DeleteUser(id string) error                      // also removes memberships
+//	UserByID / UserByUsername / UserByEmail(string) (*User, error)
+//	ListUsers(after string, limit int) (users []*User, next string, err error) // by username
+//
+//	CreateGroup / UpdateGroup / DeleteGroup / GroupByID / GroupByName / ListGroups
+//	AddMember(groupID, userID string) error / RemoveMember(groupID, userID string) error
+//	GroupsOfUser(userID string) ([]*Group, error) / MembersOf(groupID string) ([]*User, error)
+//
+//	AppendEvents(evs ...Event) error                 // durable before return
+//	Emit(ev Event)                                   // group-committed in the background
+//	Flush(ctx) error                                 // everything emitted so far is durable
+//	ListEvents(f EventFilter) (evs []Event, next uint64, err error)
+//
+//	Subscribe(fn func(Change))                       // called after commit, in commit order
+//	Snapshot(w io.Writer) error                      // consistent copy of the journal
+//	Verify() error                                   // indexes agree with the data
+package store
