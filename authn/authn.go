@@ -1,0 +1,504 @@
+// Package authn is the one login path every front door calls (SPEC 3.2):
+// it resolves the identifier, checks state, password status and lockout,
+// verifies the password, and records the outcome as an audit event.
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/secret"
+	"github.com/gatewayd/gatewayd/store"
+)
+
+// Users is the slice of the store that authn needs.
+type Users interface {
+	UserByID(id string) (*store.User, error)
+	UserByUsername(name string) (*store.User, error)
+	UserByEmail(email string) (*store.User, error)
+	UpdateUser(id string, fn func(*store.User) error) (*store.User, error)
+}
+
+// Events receives audit events; the store group-commits them.
+type Events interface {
+	Emit(ev store.Event)
+}
+
+// PasswordObserver learns of every verified or newly set plaintext, so the
+// sync engine can push it (SPEC 3.3, 3.4). It gets its own copy and owns it;
+// it must not block the login.
+type PasswordObserver interface {
+	PasswordVerified(user *store.User, pw secret.String)
+	PasswordChanged(user *store.User, pw secret.String)
+}
+
+// Config is authn's policy. The zero value is usable: default hash
+// parameters, cache off, no lockout, no rate limit.
+type Config struct {
+	Hash HashParams
+	// MaxConcurrentHashes bounds argon2 work in flight: each one holds
+	// MemoryKiB of RAM, so a burst must queue rather than exhaust memory.
+	MaxConcurrentHashes int
+	// QueueTimeout is how long a login waits for a hashing slot before it
+	// fails with reason "busy".
+	QueueTimeout time.Duration
+	// CacheTTL keeps a keyed digest of a verified password in memory so a
+	// repeat login skips argon2. 0 disables the cache.
+	CacheTTL time.Duration
+	// Lockout: MaxFailures bad passwords within Window lock the account
+	// for Duration. MaxFailures 0 disables lockout.
+	Lockout LockoutPolicy
+	// RateLimit bounds failed logins per source address.
+	RateLimit RateLimitPolicy
+	// UPNDomains: an identifier name@domain with a listed domain resolves
+	// to the user named name when no user has that email.
+	UPNDomains []string
+	// Password length policy for passwords set through the gateway.
+	MinPasswordLength int
+	MaxPasswordLength int
+}
+
+// LockoutPolicy is SPEC 8's lockout after N failures in a window.
+type LockoutPolicy struct {
+	MaxFailures int
+	Window      time.Duration
+	Duration    time.Duration
+}
+
+// RateLimitPolicy: a source may produce FailuresPerSecond failed logins
+// (Burst at once); beyond that its attempts are refused before any hash
+// work. Successes don't count, so a busy NAS fronting many users is not
+// throttled while an address spraying passwords is.
+type RateLimitPolicy struct {
+	FailuresPerSecond float64
+	Burst             int
+}
+
+func (c *Config) setDefaults() {
+	if c.Hash == (HashParams{}) {
+		c.Hash = DefaultHashParams
+	}
+	if c.Hash.SaltLen == 0 {
+		c.Hash.SaltLen = 16
+	}
+	if c.Hash.KeyLen == 0 {
+		c.Hash.KeyLen = 32
+	}
+	if c.MaxConcurrentHashes <= 0 {
+		c.MaxConcurrentHashes = 4
+	}
+	if c.QueueTimeout <= 0 {
+		c.QueueTimeout = 5 * time.Second
+	}
+	if c.MinPasswordLength <= 0 {
+		c.MinPasswordLength = 8
+	}
+	if c.MaxPasswordLength <= 0 {
+		c.MaxPasswordLength = 256
+	}
+}
+
+// Authenticator implements Login. Create it with New.
+type Authenticator struct {
+	users    Users
+	events   Events
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	hashSem  chan struct{}
+	cache    *credCache
+	observer PasswordObserver
+
+	mu       sync.RWMutex // guards cfg (SIGHUP swaps policy)
+	cfg      Config
+	failures *failureTracker
+	limiter  *sourceLimiter
+
+	// dummy is verified when the user does not exist, so a miss costs the
+	// same as a wrong password and timing does not reveal usernames.
+	dummy parsedHash
+}
+
+// Option adjusts an Authenticator.
+type Option func(*Authenticator)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(a *Authenticator) { a.now = now } }
+
+// WithRegisterer registers metrics on reg instead of not at all.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(a *Authenticator) { a.metrics.register(reg) }
+}
+
+// WithObserver sets the receiver of verified and changed passwords.
+func WithObserver(o PasswordObserver) Option { return func(a *Authenticator) { a.observer = o } }
+
+// New builds the login path over users and events.
+func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Option) (*Authenticator, error) {
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &Authenticator{
+		users:    users,
+		events:   events,
+		log:      logger,
+		now:      time.Now,
+		metrics:  newMetrics(),
+		hashSem:  make(chan struct{}, cfg.MaxConcurrentHashes),
+		cfg:      cfg,
+		failures: newFailureTracker(),
+		limiter:  newSourceLimiter(),
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	var err error
+	if a.cache, err = newCredCache(); err != nil {
+		return nil, err
+	}
+	dummy, err := hashPassword([]byte("gatewayd-timing-equaliser"), cfg.Hash)
+	if err != nil {
+		return nil, err
+	}
+	a.dummy, _ = parseHash(dummy)
+	return a, nil
+}
+
+// SetPolicy applies a reloaded config (SIGHUP). Hash concurrency is fixed
+// at start; changing it needs a restart.
+func (a *Authenticator) SetPolicy(cfg Config) {
+	cfg.setDefaults()
+	a.mu.Lock()
+	a.cfg = cfg
+	a.mu.Unlock()
+	if cfg.CacheTTL == 0 {
+		a.cache.clear()
+	}
+}
+
+func (a *Authenticator) policy() Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
+
+// Login runs SPEC 3.2 and records the outcome. It never returns the
+// reason to the client; the door only looks at OK.
+func (a *Authenticator) Login(ctx context.Context, req Request) Result {
+	start := a.now()
+	res := a.login(ctx, req)
+	a.record(req, res, start)
+	return res
+}
+
+// Reject records a login refused by the door itself (an unsupported
+// method) without any password work.
+func (a *Authenticator) Reject(ctx context.Context, req Request, reason Reason) {
+	res := Result{Reason: reason}
+	if u, err := a.resolve(req); err == nil {
+		res.User = u
+	}
+	a.record(req, res, a.now())
+}
+
+func (a *Authenticator) login(ctx context.Context, req Request) Result {
+	cfg := a.policy()
+	now := a.now()
+	if req.Source.IsValid() && !a.limiter.allow(req.Source, cfg.RateLimit, now) {
+		return Result{Reason: ReasonRateLimited}
+	}
+	u, err := a.resolve(req)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			a.log.Error("login: user lookup failed", "err", err)
+			return Result{Reason: ReasonInternal}
+		}
+		// Same cost as a wrong password, so response time does not tell
+		// an attacker which usernames exist.
+		if r := a.verifyHash(ctx, cfg, a.dummy, req.Password); r != ReasonNone && r != ReasonBadPassword {
+			return Result{Reason: r}
+		}
+		a.failed(req, nil, cfg, now)
+		return Result{Reason: ReasonNoSuchUser}
+	}
+	res := Result{User: u}
+	switch u.State {
+	case store.StateSuspended:
+		res.Reason = ReasonSuspended
+		return res
+	case store.StateStaged:
+		res.Reason = ReasonStaged
+		return res
+	}
+	if u.Locked(now) {
+		res.Reason = ReasonLocked
+		return res
+	}
+	switch u.PasswordStatus {
+	case store.PasswordPending:
+		res.Reason = ReasonPending
+		return res
+	case store.PasswordExpired:
+		res.Reason = ReasonExpired
+		return res
+	}
+	if u.DelegatedAuthority == store.AuthorityAD {
+		// Delegated validation arrives with the AD issue; until a domain is
+		// configured nothing can validate this user.
+		res.Reason = ReasonADUnreachable
+		return res
+	}
+	if u.PasswordHash == "" {
+		res.Reason = ReasonPending
+		return res
+	}
+
+	if cfg.CacheTTL > 0 && a.cache.match(u, req.Password, now) {
+		a.metrics.cache.WithLabelValues("hit").Inc()
+		res.OK, res.Cached = true, true
+		a.succeeded(u, req.Password, cfg, now, false)
+		return res
+	}
+	if cfg.CacheTTL > 0 {
+		a.metrics.cache.WithLabelValues("miss").Inc()
+	}
+	ph, err := parseHash(u.PasswordHash)
+	if err != nil {
+		a.log.Error("login: stored hash unusable; reset the user's password", "user", u.Username, "err", err)
+		res.Reason = ReasonInternal
+		return res
+	}
+	if r := a.verifyHash(ctx, cfg, ph, req.Password); r != ReasonNone {
+		res.Reason = r
+		if r == ReasonBadPassword {
+			if locked := a.failed(req, u, cfg, now); locked != nil {
+				res.User = locked
+			}
+		}
+		return res
+	}
+	res.OK = true
+	if cfg.CacheTTL > 0 {
+		a.cache.put(u, req.Password, now.Add(cfg.CacheTTL))
+	}
+	if ph.needsRehash(cfg.Hash) {
+		if nu := a.rehash(ctx, u, req.Password, cfg); nu != nil {
+			res.User = nu
+		}
+	}
+	a.succeeded(res.User, req.Password, cfg, now, true)
+	return res
+}
+
+// resolve maps what the client typed to a user (SPEC 3.1).
+func (a *Authenticator) resolve(req Request) (*store.User, error) {
+	id := strings.TrimSpace(req.Identifier)
+	if id == "" {
+		return nil, store.ErrNotFound
+	}
+	if req.ByUsername || !strings.Contains(id, "@") {
+		return a.users.UserByUsername(id)
+	}
+	u, err := a.users.UserByEmail(id)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	at := strings.LastIndexByte(id, '@')
+	local, domain := id[:at], id[at+1:]
+	for _, d := range a.policy().UPNDomains {
+		if strings.EqualFold(d, domain) {
+			return a.users.UserByUsername(local)
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+// verifyHash runs one argon2 verify inside the concurrency bound.
+func (a *Authenticator) verifyHash(ctx context.Context, cfg Config, ph parsedHash, pw secret.String) Reason {
+	if err := a.acquire(ctx, cfg); err != nil {
+		return ReasonBusy
+	}
+	defer a.release()
+	a.metrics.hashes.Inc()
+	if !ph.verify(pw.Bytes()) {
+		return ReasonBadPassword
+	}
+	return ReasonNone
+}
+
+func (a *Authenticator) acquire(ctx context.Context, cfg Config) error {
+	select {
+	case a.hashSem <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(cfg.QueueTimeout)
+	defer t.Stop()
+	start := time.Now()
+	select {
+	case a.hashSem <- struct{}{}:
+		a.metrics.queueWait.Observe(time.Since(start).Seconds())
+		return nil
+	case <-t.C:
+		return errors.New("password hashing queue is full")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Authenticator) release() { <-a.hashSem }
+
+// failed counts a bad password toward lockout and the source's budget. It
+// returns the updated user when this failure locked the account.
+func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.Time) *store.User {
+	if req.Source.IsValid() {
+		a.limiter.charge(req.Source, cfg.RateLimit, now)
+	}
+	if u == nil || cfg.Lockout.MaxFailures <= 0 {
+		return nil
+	}
+	if !a.failures.fail(u.ID, cfg.Lockout, now) {
+		return nil
+	}
+	a.cache.drop(u.ID)
+	until := now.Add(cfg.Lockout.Duration)
+	nu, err := a.users.UpdateUser(u.ID, func(x *store.User) error {
+		x.LockedUntil = until
+		return nil
+	})
+	if err != nil {
+		a.log.Error("login: could not record lockout", "user", u.Username, "err", err)
+		return nil
+	}
+	a.events.Emit(store.Event{Type: "user_locked", UserID: u.ID, Username: u.Username,
+		Reason: "too_many_failures", Source: sourceString(req.Source),
+		Detail: fmt.Sprintf("%d failures within %v; locked until %s", cfg.Lockout.MaxFailures, cfg.Lockout.Window, until.UTC().Format(time.RFC3339))})
+	a.log.Warn("account locked", "user", u.Username, "until", until)
+	return nu
+}
+
+func (a *Authenticator) succeeded(u *store.User, pw secret.String, cfg Config, now time.Time, full bool) {
+	if cfg.Lockout.MaxFailures > 0 {
+		a.failures.reset(u.ID)
+	}
+	if a.observer != nil {
+		a.observer.PasswordVerified(u.Copy(), pw.Clone())
+	}
+}
+
+// rehash replaces a hash made under old parameters (SPEC 2.8). It only
+// writes when the stored hash is still the one we verified, so a password
+// changed meanwhile is not overwritten.
+func (a *Authenticator) rehash(ctx context.Context, u *store.User, pw secret.String, cfg Config) *store.User {
+	if err := a.acquire(ctx, cfg); err != nil {
+		return nil // try again at the next login
+	}
+	h, err := hashPassword(pw.Bytes(), cfg.Hash)
+	a.release()
+	if err != nil {
+		a.log.Error("rehash failed", "user", u.Username, "err", err)
+		return nil
+	}
+	a.metrics.hashes.Inc()
+	old := u.PasswordHash
+	nu, err := a.users.UpdateUser(u.ID, func(x *store.User) error {
+		if x.PasswordHash != old {
+			return errStale
+		}
+		x.PasswordHash = h
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errStale) {
+			a.log.Error("rehash: store update failed", "user", u.Username, "err", err)
+		}
+		return nil
+	}
+	a.metrics.rehashes.Inc()
+	// The new hash differs; re-key the cache entry so the next login hits.
+	if cfg.CacheTTL > 0 {
+		a.cache.put(nu, pw, a.now().Add(cfg.CacheTTL))
+	}
+	return nu
+}
+
+var errStale = errors.New("password changed during rehash")
+
+func (a *Authenticator) record(req Request, res Result, start time.Time) {
+	outcome := store.OutcomeSuccess
+	if !res.OK {
+		outcome = store.OutcomeFailure
+	}
+	ev := store.Event{
+		Type:    req.Protocol.EventType(),
+		Outcome: outcome,
+		Reason:  string(res.Reason),
+		Source:  sourceString(req.Source),
+		Login:   true,
+		Detail:  req.Client,
+	}
+	if res.Cached {
+		ev.Detail = strings.TrimPrefix(ev.Detail+" cached", " ")
+	}
+	if res.User != nil {
+		ev.UserID, ev.Username = res.User.ID, res.User.Username
+	} else {
+		// Record what was typed, bounded, so an admin can see sprays; it is
+		// a name, never a password.
+		ev.Username = truncate(req.Identifier, 128)
+	}
+	a.events.Emit(ev)
+	reason := string(res.Reason)
+	if res.OK {
+		reason = "ok"
+	}
+	a.metrics.logins.WithLabelValues(string(req.Protocol), outcome, reason).Inc()
+	a.metrics.duration.WithLabelValues(string(req.Protocol)).Observe(a.now().Sub(start).Seconds())
+}
+
+func sourceString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// HandleChange keeps the credential cache honest: any change to what a
+// login depends on drops the user's entry (wire it to store.Subscribe).
+func (a *Authenticator) HandleChange(c store.Change) {
+	if c.Table != "users" {
+		return
+	}
+	before, _ := c.Before.(*store.User)
+	after, _ := c.After.(*store.User)
+	switch {
+	case before == nil:
+		return
+	case after == nil:
+		a.cache.drop(before.ID)
+		a.failures.reset(before.ID)
+	case before.PasswordHash != after.PasswordHash || before.PasswordVersion != after.PasswordVersion ||
+		before.State != after.State || before.PasswordStatus != after.PasswordStatus ||
+		!before.LockedUntil.Equal(after.LockedUntil) || before.DelegatedAuthority != after.DelegatedAuthority:
+		a.cache.drop(before.ID)
+		if !after.LockedUntil.Equal(before.LockedUntil) && after.LockedUntil.IsZero() {
+			a.failures.reset(before.ID) // an admin unlock starts a fresh count
+		}
+	}
+}
