@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	gatewayd "github.com/gatewayd/gatewayd"
+	"github.com/gatewayd/gatewayd/admin"
+	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/config"
+	"github.com/gatewayd/gatewayd/store"
+)
+
+const embeddedName = "(embedded gatewayd.toml.example)"
+
+// shutdownGrace bounds the drain after SIGTERM: systemd's default stop
+// timeout is 90 s, but an operator expects a restart to be quick.
+const shutdownGrace = 10 * time.Second
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Parse(embeddedName, gatewayd.ExampleConfig)
+	}
+	return config.Load(path)
+}
+
+func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (default: the embedded gatewayd.toml.example)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	d, err := newDaemon(cfg, *path, stderr)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			return &exitError{code: 1, msg: ps.Error()}
+		}
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return d.run(ctx, hup)
+}
+
+func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file to check (default: the embedded example)")
+	noBind := fs.Bool("no-bind-check", false, "skip trying the listen addresses (use while the daemon runs)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	if !*noBind {
+		if ps := cfg.CheckPorts(); len(ps) > 0 {
+			return &exitError{code: 1, msg: ps.Error()}
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", cfg.Path)
+	return nil
+}
+
+// daemon is one running gatewayd: everything wired from one config.
+type daemon struct {
+	cfg      *config.Config
+	path     string
+	level    *slog.LevelVar
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    *store.Store
+	auth     *authn.Authenticator
+	adminL   net.Listener
+	adminSrv *http.Server
+	doors    []door
+}
+
+// door is a front door (LDAP, RADIUS) with its own serve loop.
+type door interface {
+	Serve(ctx context.Context) error
+}
+
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h), level
+}
+
+func authnConfig(c *config.Config) authn.Config {
+	a := c.Authn
+	return authn.Config{
+		Hash:                authn.HashParams{Time: a.Argon2.Time, MemoryKiB: a.Argon2.MemoryKiB, Threads: a.Argon2.Threads, SaltLen: 16, KeyLen: 32},
+		MaxConcurrentHashes: a.MaxConcurrentHashes,
+		QueueTimeout:        a.HashQueueTimeout.Duration,
+		CacheTTL:            a.CredentialCacheTTL.Duration,
+		Lockout:             authn.LockoutPolicy{MaxFailures: a.Lockout.MaxFailures, Window: a.Lockout.Window.Duration, Duration: a.Lockout.Duration.Duration},
+		RateLimit:           authn.RateLimitPolicy{FailuresPerSecond: a.RateLimit.FailuresPerSecond, Burst: a.RateLimit.Burst},
+		UPNDomains:          a.UPNDomains,
+		MinPasswordLength:   a.MinPasswordLength,
+		MaxPasswordLength:   a.MaxPasswordLength,
+	}
+}
+
+func newDaemon(cfg *config.Config, path string, logw io.Writer) (d *daemon, err error) {
+	d = &daemon{cfg: cfg, path: path}
+	d.log, d.level = newLogger(cfg, logw)
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+
+	d.store, err = store.Open(cfg.DataDir, store.Options{EventRetention: cfg.Events.Retention, Logger: d.log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path, cfg.DataDir, err)
+	}
+	d.auth, err = authn.New(authnConfig(cfg), d.store, d.store, d.log.With("component", "authn"), authn.WithRegisterer(d.reg))
+	if err != nil {
+		return nil, err
+	}
+	d.store.Subscribe(d.auth.HandleChange)
+
+	token, created, err := admin.LoadOrCreateToken(cfg.TokenFile())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		d.log.Info("created admin token file", "path", cfg.TokenFile())
+	}
+	api := admin.New(d.store, d.auth, admin.Config{
+		Token: token, Gatherer: d.reg, Logger: d.log.With("component", "admin"),
+		Checks: map[string]admin.HealthCheck{"store": func(context.Context) error { return nil }},
+	}, d.reg)
+	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return nil, config.Problems{cfg.Errorf("admin.listen", "admin.listen: cannot listen on %s: %v", cfg.Admin.Listen, err)}
+	}
+	d.adminSrv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if err := d.addDoors(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) closeAll() {
+	if d.adminL != nil {
+		d.adminL.Close()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error("closing the store", "err", err)
+		}
+	}
+}
+
+func (d *daemon) run(ctx context.Context, hup <-chan os.Signal) error {
+	d.log.Info("gatewayd started", "version", version, "config", d.cfg.Path, "data_dir", d.cfg.DataDir, "admin", d.adminL.Addr().String())
+	doorCtx, stopDoors := context.WithCancel(context.Background())
+	defer stopDoors()
+	errc := make(chan error, len(d.doors)+1)
+	var wg sync.WaitGroup
+	go func() {
+		if err := d.adminSrv.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin API: %w", err)
+		}
+	}()
+	for _, dr := range d.doors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := dr.Serve(doorCtx); err != nil && doorCtx.Err() == nil {
+				errc <- err
+			}
+		}()
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down: draining in-flight work", "grace", shutdownGrace)
+			break loop
+		case err := <-errc:
+			d.log.Error("a listener failed; shutting down", "err", err)
+			runErr = err
+			break loop
+		case <-hup:
+			d.reload()
+		}
+	}
+
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	stopDoors()
+	if err := d.adminSrv.Shutdown(deadline); err != nil {
+		d.log.Warn("admin API did not drain in time", "err", err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-deadline.Done():
+		d.log.Warn("front doors did not drain in time")
+	}
+	if err := d.store.Close(); err != nil {
+		d.log.Error("closing the store", "err", err)
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	d.log.Info("gatewayd stopped")
+	return runErr
+}
+
+// reload applies what can change without a restart and says what cannot.
+func (d *daemon) reload() {
+	nc, err := loadConfig(d.path)
+	if err != nil {
+		d.log.Error("SIGHUP: config not reloaded, keeping the running one", "problems", err.Error())
+		return
+	}
+	_ = d.level.UnmarshalText([]byte(nc.Log.Level))
+	d.auth.SetPolicy(authnConfig(nc))
+	d.reloadDoors(nc)
+	old := d.cfg
+	for _, ch := range []struct {
+		key      string
+		old, new any
+	}{
+		{"data_dir", old.DataDir, nc.DataDir},
+		{"admin.listen", old.Admin.Listen, nc.Admin.Listen},
+		{"admin.token_file", old.TokenFile(), nc.TokenFile()},
+		{"log.format", old.Log.Format, nc.Log.Format},
+		{"authn.max_concurrent_hashes", old.Authn.MaxConcurrentHashes, nc.Authn.MaxConcurrentHashes},
+		{"events.retention", old.Events.Retention, nc.Events.Retention},
+		{"ldap.listen", old.LDAP.Listen, nc.LDAP.Listen},
+		{"ldap.ldaps_listen", old.LDAP.LDAPSListen, nc.LDAP.LDAPSListen},
+		{"ldap.base_dn", old.LDAP.BaseDN, nc.LDAP.BaseDN},
+		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
+	} {
+		if ch.old != ch.new {
+			d.log.Warn("SIGHUP: this change needs a restart to take effect", "key", ch.key, "running", ch.old, "configured", ch.new)
+		}
+	}
+	d.cfg = nc
+	d.log.Info("SIGHUP: configuration reloaded", "config", nc.Path, "log_level", nc.Log.Level)
+}
