@@ -129,8 +129,8 @@ func authnConfig(c *config.Config) authn.Config {
 	}
 }
 
-func newDaemon(cfg *config.Config, path string, logw io.Writer) (d *daemon, err error) {
-	d = &daemon{cfg: cfg, path: path}
+func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, path: path}
 	d.log, d.level = newLogger(cfg, logw)
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
