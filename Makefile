@@ -1,0 +1,36 @@
+# gatewayd: `make run` starts the daemon with the embedded example config,
+# `make test` runs the whole suite (what CI runs).
+GO       ?= go
+FUZZTIME ?= 10s
+
+.PHONY: run build test deps lint unit fuzz bench
+
+run:
+	$(GO) run ./cmd/gatewayd serve
+
+build:
+	$(GO) build -o bin/gatewayd ./cmd/gatewayd
+
+test: deps lint unit fuzz
+
+deps:
+	./scripts/test-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Short coverage-guided runs on top of the committed seed corpora (which
+# `unit` already replays).
+fuzz:
+	@set -e; for spec in $$(./scripts/fuzz-targets.sh); do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./authn/ ./store/

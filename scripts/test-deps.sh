@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the real protocol clients the test suite drives (Debian 12):
+# ldap-utils (ldapsearch, ldappasswd, ldapwhoami) and freeradius-utils
+# (radclient, radtest). Idempotent; does nothing when they are present.
+set -euo pipefail
+
+need=()
+command -v ldapsearch >/dev/null 2>&1 && command -v ldappasswd >/dev/null 2>&1 || need+=(ldap-utils)
+command -v radclient >/dev/null 2>&1 && command -v radtest >/dev/null 2>&1 || need+=(freeradius-utils)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "test-deps: installing ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+for b in ldapsearch ldappasswd radclient radtest; do
+  command -v "$b" >/dev/null 2>&1 || { echo "test-deps: $b still missing after install" >&2; exit 1; }
+done
