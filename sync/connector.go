@@ -1,0 +1,95 @@
+// Package sync is the takeover and provisioning engine: it reacts to store
+// changes and verified logins and drives each bound directory's connector.
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gatewayd/gatewayd/secret"
+)
+
+// Connector is one cloud directory (Entra ID, Google Workspace). It knows
+// nothing of LDAP, RADIUS or the store: it speaks its directory's API.
+// Every method after lookup takes the remote object id (SPEC 4.1).
+type Connector interface {
+	// LookupUser finds an account by principal name; ErrNotFound if none.
+	LookupUser(ctx context.Context, upn string) (*RemoteUser, error)
+	// GetUser reads an account by id; ErrNotFound if none.
+	GetUser(ctx context.Context, id string) (*RemoteUser, error)
+	// CreateUser creates an account. It must be safe to retry after a
+	// crash: the engine looks the UPN up before creating again.
+	CreateUser(ctx context.Context, a Account, pw secret.String) (*RemoteUser, error)
+	// UpdateUser pushes the mapped attributes.
+	UpdateUser(ctx context.Context, id string, a Account) error
+	// SetEnabled blocks or unblocks sign-in. Never deletes.
+	SetEnabled(ctx context.Context, id string, enabled bool) error
+	// SetPassword pushes a password; it returns the remote's password
+	// change time when the directory reports one (zero otherwise).
+	SetPassword(ctx context.Context, id string, pw secret.String) (time.Time, error)
+}
+
+// RemoteUser is what a directory says about one account.
+type RemoteUser struct {
+	ID      string
+	UPN     string
+	Enabled bool
+	// LastPasswordChange is Entra's lastPasswordChangeDateTime (SPEC 3.3);
+	// zero when the directory does not report it.
+	LastPasswordChange time.Time
+}
+
+// Account is the gateway's view of a user as a directory should see it.
+type Account struct {
+	UPN          string
+	MailNickname string
+	DisplayName  string
+	GivenName    string
+	Surname      string
+	Enabled      bool
+	// Attributes are extra mapped attributes (jobTitle, department...).
+	Attributes map[string]string
+}
+
+// ErrNotFound: the remote object does not exist (or not yet: replication).
+var ErrNotFound = errors.New("remote object not found")
+
+// Error classifies a remote failure so the engine knows whether to retry.
+type Error struct {
+	// Permanent failures are not retried (400 complexity, 403
+	// on-premises mastered, missing permission).
+	Permanent bool
+	// RetryAfter is the server's Retry-After, when it sent one.
+	RetryAfter time.Duration
+	Status     int
+	Code       string // the directory's error code
+	Message    string // actionable text for the admin
+}
+
+func (e *Error) Error() string {
+	kind := "transient"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	if e.Code != "" {
+		return fmt.Sprintf("%s error (HTTP %d %s): %s", kind, e.Status, e.Code, e.Message)
+	}
+	return fmt.Sprintf("%s error (HTTP %d): %s", kind, e.Status, e.Message)
+}
+
+// IsPermanent reports whether err must not be retried.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Permanent
+}
+
+// RetryAfter extracts a server-requested delay, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
