@@ -25,4 +25,18 @@
 //	Subscribe(fn func(Change))                       // called after commit, in commit order
 //	Snapshot(w io.Writer) error                      // consistent copy of the journal
 //	Verify() error                                   // indexes agree with the data
+//
+// Also available:
+//
+//	RestoreSnapshot(r io.Reader, dir string) error   // into a data dir without a journal
+//	(*Store).Path() string                           // the journal file
+//	(*Store).IsMember(groupID, userID string) bool
+//	PutDirectory / DirectoryByName / ListDirectories / DeleteDirectory
+//	PutBinding / BindingByID / ListBindings / BindingsOfSubject / DeleteBinding
+//	PutSyncState / UpdateSyncState / SyncStateOf / ListSyncStates / SyncStatesOfSubject / DeleteSyncState
+//
+// Errors wrap ErrNotFound, ErrConflict, ErrInvalid (with a message a
+// person can act on), ErrClosed, or ErrDamaged (Open refused a damaged
+// journal; it is never rewritten). See README.md for the durability
+// guarantees.
 package store

@@ -157,7 +157,8 @@ type EventFilter struct {
 }
 
 // Change is delivered to subscribers after a write commits. Before is nil
-// on create, After is nil on delete. Values are *User, *Group or *Membership.
+// on create, After is nil on delete. Table is one of the Table* constants;
+// values are *User, *Group, *Membership, *Directory, *Binding or *SyncState.
 type Change struct {
 	Table  string
 	Before any

@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestListEventsFilterAndPaging(t *testing.T) {
+	s := newStore(t, Options{})
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	var evs []Event
+	for i := range 30 {
+		ev := Event{Type: "ldap_bind", UserID: fmt.Sprintf("u%d", i%3), Outcome: OutcomeSuccess, Time: base.Add(time.Duration(i) * time.Minute)}
+		if i%5 == 0 {
+			ev.Type = "radius_auth"
+		}
+		if i%10 == 9 {
+			ev.UserID = ""
+		}
+		evs = append(evs, ev)
+	}
+	if err := s.AppendEvents(evs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(Event{UserID: "x"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("event without type: %v", err)
+	}
+	match := func(f EventFilter) []uint64 {
+		var out []uint64
+		for i, ev := range evs {
+			seq := uint64(i + 1)
+			if (f.UserID == "" || ev.UserID == f.UserID) && (f.Type == "" || ev.Type == f.Type) &&
+				(f.Since.IsZero() || !ev.Time.Before(f.Since)) && (f.Until.IsZero() || ev.Time.Before(f.Until)) {
+				out = append(out, seq)
+			}
+		}
+		return out
+	}
+	filters := []EventFilter{
+		{},
+		{UserID: "u1"},
+		{Type: "radius_auth"},
+		{UserID: "u0", Type: "radius_auth"},
+		{Since: base.Add(10 * time.Minute), Until: base.Add(20 * time.Minute)},
+		{UserID: "u2", Since: base.Add(5 * time.Minute)},
+		{Type: "ldap_bind", Until: base.Add(7 * time.Minute)},
+		{UserID: "nobody"},
+	}
+	for _, f := range filters {
+		for _, limit := range []int{1, 4, 100} {
+			t.Run(fmt.Sprintf("%+v/limit%d", f, limit), func(t *testing.T) {
+				want := match(f)
+				var got []uint64
+				f.Limit, f.After = limit, 0
+				for page := 0; ; page++ {
+					if page > 40 {
+						t.Fatal("paging does not end")
+					}
+					res, next, err := s.ListEvents(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, e := range res {
+						got = append(got, e.Seq)
+					}
+					if next == 0 {
+						break
+					}
+					if len(res) != limit || next != res[len(res)-1].Seq {
+						t.Fatalf("page of %d with next %d", len(res), next)
+					}
+					f.After = next
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("got %v\nwant %v", got, want)
+				}
+			})
+		}
+	}
+	// default limit and cap
+	if err := s.AppendEvents(make1500(t)...); err != nil {
+		t.Fatal(err)
+	}
+	if res, next, _ := s.ListEvents(EventFilter{}); len(res) != 100 || next != 100 {
+		t.Errorf("default limit: %d, next %d", len(res), next)
+	}
+	if res, _, _ := s.ListEvents(EventFilter{Limit: 5000}); len(res) != 1000 {
+		t.Errorf("cap: %d", len(res))
+	}
+}
+
+func make1500(t *testing.T) []Event {
+	evs := make([]Event, 1500)
+	for i := range evs {
+		evs[i] = Event{Type: "user_create_provision"}
+	}
+	return evs
+}
+
+func TestEmitFlushAndLastLogin(t *testing.T) {
+	c := newClock()
+	s := newStore(t, Options{Now: c.Now})
+	u := mustUser(t, s, "bob", "bob@x.test")
+	var changes int
+	s.Subscribe(func(Change) { changes++ })
+
+	loginAt := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s.Emit(Event{Type: "ldap_bind", UserID: u.ID, Outcome: OutcomeFailure, Login: true, Time: loginAt.Add(-time.Hour)})
+	s.Emit(Event{Type: "ldap_bind", UserID: u.ID, Outcome: OutcomeSuccess, Login: true, Time: loginAt})
+	s.Emit(Event{Type: "radius_auth", UserID: "deleted-user", Outcome: OutcomeSuccess, Login: true})
+	for i := range 500 {
+		s.Emit(Event{Type: "radius_auth", Username: fmt.Sprint("x", i), Outcome: OutcomeFailure, Login: true})
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := s.ListEvents(EventFilter{Limit: 1000})
+	if err != nil || len(evs) != 503 {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) || e.Time.IsZero() {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	got, _ := s.UserByID(u.ID)
+	if !got.LastLoginAt.Equal(loginAt) {
+		t.Errorf("LastLoginAt = %v, want %v", got.LastLoginAt, loginAt)
+	}
+	if !got.UpdatedAt.Equal(u.UpdatedAt) || changes != 0 {
+		t.Errorf("login stamp bumped UpdatedAt or notified (%d changes)", changes)
+	}
+	// An older successful login does not move it back.
+	if err := s.AppendEvents(Event{Type: "ldap_bind", UserID: u.ID, Outcome: OutcomeSuccess, Login: true, Time: loginAt.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.UserByID(u.ID); !got.LastLoginAt.Equal(loginAt) {
+		t.Errorf("LastLoginAt moved back to %v", got.LastLoginAt)
+	}
+
+	// Durable across reopen.
+	dir := s.dir
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openAt(t, dir, Options{})
+	defer s2.Close()
+	if got, _ := s2.UserByID(u.ID); !got.LastLoginAt.Equal(loginAt) {
+		t.Errorf("LastLoginAt after reopen = %v", got.LastLoginAt)
+	}
+	if evs, _, _ := s2.ListEvents(EventFilter{Limit: 1000}); len(evs) != 504 {
+		t.Errorf("%d events after reopen", len(evs))
+	}
+	if err := s2.Verify(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFlushHonoursContext(t *testing.T) {
+	s := newStore(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Either the marker was taken before noticing ctx (nil) or ctx wins.
+	if err := s.Flush(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush: %v", err)
+	}
+}
+
+func TestCloseFlushesEmitted(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{})
+	for range 1000 {
+		s.Emit(Event{Type: "radius_auth", Outcome: OutcomeFailure})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Emit(Event{Type: "late"}) // logged, not a panic
+	if err := s.Flush(context.Background()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
+	}
+	if _, err := s.CreateUser(&User{Username: "a", Email: "a@x.test"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close: %v", err)
+	}
+	s2 := openAt(t, dir, Options{})
+	defer s2.Close()
+	if evs, _, _ := s2.ListEvents(EventFilter{Limit: 1000}); len(evs) != 1000 {
+		t.Errorf("%d events after reopen", len(evs))
+	}
+}
+
+func TestEventRetention(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{EventRetention: 10})
+	for i := range 25 {
+		if i%2 == 0 {
+			if err := s.AppendEvents(Event{Type: "t", Detail: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			s.Emit(Event{Type: "t", Detail: fmt.Sprint(i)})
+			if err := s.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(s *Store) {
+		t.Helper()
+		evs, _, _ := s.ListEvents(EventFilter{})
+		if len(evs) != 10 || evs[0].Seq != 16 || evs[9].Seq != 25 {
+			t.Errorf("kept %d events: first %+v", len(evs), evs[0])
+		}
+		if err := s.Verify(); err != nil {
+			t.Error(err)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, dir, Options{EventRetention: 10})
+	check(s)
+	// A batch bigger than the retention keeps only its newest events;
+	// sequence numbers continue.
+	if err := s.AppendEvents(make1500(t)...); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, _ := s.ListEvents(EventFilter{})
+	if len(evs) != 10 || evs[0].Seq != 1516 {
+		t.Errorf("after big batch: %d events, first seq %d", len(evs), evs[0].Seq)
+	}
+	if err := s.Verify(); err != nil {
+		t.Error(err)
+	}
+	s.Close()
+}
+
+// TestJournalFailure: when the journal cannot be written, writes fail
+// without changing memory, Flush reports the error, and Close reports the
+// events it could not write.
+func TestJournalFailure(t *testing.T) {
+	s := openAt(t, t.TempDir(), Options{})
+	bob := mustUser(t, s, "bob", "bob@x.test")
+	if err := s.db.Close(); err != nil { // the disk goes away
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(&User{Username: "alice", Email: "alice@x.test"}); err == nil {
+		t.Fatal("CreateUser succeeded without a journal")
+	}
+	if _, err := s.UpdateUser(bob.ID, func(u *User) error { u.FirstName = "B"; return nil }); err == nil {
+		t.Fatal("UpdateUser succeeded without a journal")
+	}
+	if _, err := s.UserByUsername("alice"); !errors.Is(err, ErrNotFound) {
+		t.Error("a failed create changed memory")
+	}
+	if u, _ := s.UserByID(bob.ID); u.FirstName != "" {
+		t.Error("a failed update changed memory")
+	}
+	for range 10 {
+		s.Emit(Event{Type: "ldap_bind", UserID: bob.ID, Outcome: OutcomeSuccess, Login: true})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush: %v", err)
+	}
+	err := s.Close()
+	if err == nil || !strings.Contains(err.Error(), "10 audit events could not be written") {
+		t.Errorf("Close: %v", err)
+	}
+	if u, _ := s.UserByID(bob.ID); !u.LastLoginAt.IsZero() {
+		t.Error("LastLoginAt stamped without a journal")
+	}
+}
+
+// TestCloseDoesNotHangOnAFullQueueAndFailingJournal: an Emit blocked on a
+// full queue behind a failing journal must not stop Close.
+func TestCloseDoesNotHangOnAFullQueueAndFailingJournal(t *testing.T) {
+	s := openAt(t, t.TempDir(), Options{})
+	s.db.Close()
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		for range emitQueueSize + 2*maxEventBatch + 10 {
+			s.Emit(Event{Type: "radius_auth"})
+		}
+	}()
+	// Wait until the queue is full (poll with a deadline).
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.emitCh) < emitQueueSize {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue never filled (%d)", len(s.emitCh))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err == nil || !strings.Contains(err.Error(), "could not be written") {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hangs")
+	}
+	select {
+	case <-emitted:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Emit hangs after Close")
+	}
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a deterministic clock: each call advances one millisecond.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func openAt(t testing.TB, dir string, opts Options) *Store {
+	t.Helper()
+	if opts.Now == nil {
+		opts.Now = newClock().Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+// newStore opens a store in a fresh dir, closed (and verified) at the end.
+func newStore(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s := openAt(t, t.TempDir(), opts)
+	t.Cleanup(func() {
+		if err := s.Verify(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("Verify at cleanup: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func mustUser(t testing.TB, s *Store, username, email string) *User {
+	t.Helper()
+	u, err := s.CreateUser(&User{Username: username, Email: email})
+	if err != nil {
+		t.Fatalf("CreateUser(%s): %v", username, err)
+	}
+	return u
+}
+
+func mustGroup(t testing.TB, s *Store, name string) *Group {
+	t.Helper()
+	g, err := s.CreateGroup(&Group{Name: name})
+	if err != nil {
+		t.Fatalf("CreateGroup(%s): %v", name, err)
+	}
+	return g
+}
+
+func fileHash(t testing.TB, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func jsonOf(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dump renders everything a store holds, for comparisons across reopen
+// and restore.
+func dump(t testing.TB, s *Store) string {
+	t.Helper()
+	var out []any
+	after := ""
+	for {
+		us, next, err := s.ListUsers(after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range us {
+			gs, err := s.GroupsOfUser(u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, u, gs)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	gs, _, err := s.ListGroups("", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, gs)
+	var seq uint64
+	for {
+		evs, next, err := s.ListEvents(EventFilter{After: seq, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs)
+		if next == 0 {
+			break
+		}
+		seq = next
+	}
+	ds, _ := s.ListDirectories()
+	bs, _ := s.ListBindings("")
+	ss, _ := s.ListSyncStates("")
+	out = append(out, ds, bs, ss)
+	return jsonOf(t, out)
+}
+
+func isErr(err, target error) string {
+	if errors.Is(err, target) {
+		return ""
+	}
+	return fmt.Sprintf("got error %v, want one wrapping %v", err, target)
+}
+
+var quiet = slog.New(slog.DiscardHandler)

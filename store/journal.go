@@ -1,0 +1,413 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The journal is a bbolt file: one bucket per table (key = primary id,
+// value = JSON of the object) plus a meta bucket holding the schema
+// version and the uid/gid counters.
+
+const (
+	journalFile = "gatewayd.db"
+	metaBucket  = "meta"
+
+	metaSchemaVersion = "schema_version"
+	metaNextUID       = "next_uid"
+	metaNextGID       = "next_gid"
+
+	firstIDNumber = 10000
+
+	// boltMagic is bbolt's meta page marker; see journalHeaderCheck.
+	boltMagic      = 0xED0CDAED
+	boltPageHeader = 16
+)
+
+// checkJournalOnOpen runs bbolt's tx.Check (page reachability, double
+// frees, key order) before the journal is opened for writing. Measured
+// (TestCheckCostOn10kUsers, 2-core VM): a 16 MB journal with 10k users
+// takes ~190 ms to inspect and load without it and ~280 ms with it, a
+// one-off cost at start that is worth catching damage early, so it stays on.
+var checkJournalOnOpen = true
+
+// Journal keys.
+func userKey(u *User) []byte             { return []byte(u.ID) }
+func groupKey(g *Group) []byte           { return []byte(g.ID) }
+func membershipKey(m *Membership) []byte { return []byte(m.GroupID + "/" + m.UserID) }
+func directoryKey(d *Directory) []byte   { return []byte(d.Name) }
+func bindingKey(b *Binding) []byte       { return []byte(b.ID) }
+func syncStateKey(s *SyncState) []byte   { return []byte(s.Directory + "/" + s.SubjectID) }
+func eventKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// objectKey returns the journal key for a stored object.
+func objectKey(obj any) []byte {
+	switch o := obj.(type) {
+	case *User:
+		return userKey(o)
+	case *Group:
+		return groupKey(o)
+	case *Membership:
+		return membershipKey(o)
+	case *Event:
+		return eventKey(o.Seq)
+	case *Directory:
+		return directoryKey(o)
+	case *Binding:
+		return bindingKey(o)
+	case *SyncState:
+		return syncStateKey(o)
+	}
+	panic(fmt.Sprintf("store: no journal key for %T", obj))
+}
+
+func decodeAs[T any](v []byte) (any, error) {
+	o := new(T)
+	if err := json.Unmarshal(v, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// decoders by table.
+var decoders = map[string]func([]byte) (any, error){
+	TableUsers:       decodeAs[User],
+	TableGroups:      decodeAs[Group],
+	TableMemberships: decodeAs[Membership],
+	TableEvents:      decodeAs[Event],
+	TableDirectories: decodeAs[Directory],
+	TableBindings:    decodeAs[Binding],
+	TableSyncState:   decodeAs[SyncState],
+}
+
+// loadOrder puts referenced tables before the tables that reference them.
+var loadOrder = []string{
+	TableUsers, TableGroups, TableMemberships, TableDirectories,
+	TableBindings, TableSyncState, TableEvents,
+}
+
+// printableKey renders a journal key for an error message.
+func printableKey(table string, k []byte) string {
+	if table == TableEvents && len(k) == 8 {
+		return "seq " + strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
+	}
+	return strconv.Quote(string(k))
+}
+
+// readMetaInt reads a decimal counter from the meta bucket; ok is false
+// when the key is absent.
+func readMetaInt(path string, tx *bolt.Tx, key string) (n uint64, ok bool, err error) {
+	b := tx.Bucket([]byte(metaBucket))
+	if b == nil {
+		return 0, false, nil
+	}
+	v := b.Get([]byte(key))
+	if v == nil {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0, false, damaged(path, "bucket meta, key %q: %q is not a number", key, v)
+	}
+	return n, true, nil
+}
+
+func putMetaInt(tx *bolt.Tx, key string, n uint64) error {
+	b, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), []byte(strconv.FormatUint(n, 10)))
+}
+
+// readSchemaVersion: a journal without a version is version 0.
+func readSchemaVersion(path string, tx *bolt.Tx) (int, error) {
+	n, ok, err := readMetaInt(path, tx, metaSchemaVersion)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if n > 1<<20 {
+		return 0, damaged(path, "bucket meta: schema version %d is not plausible", n)
+	}
+	return int(n), nil
+}
+
+func newerSchemaError(path string, v int) error {
+	return fmt.Errorf("state journal %s has schema version %d, but this gatewayd only knows versions up to %d: "+
+		"it was written by a newer gatewayd; run that version (or restore a backup taken before the upgrade)",
+		path, v, schemaVersion)
+}
+
+// loaded is the result of reading a journal into memory.
+type loaded struct {
+	mem    *memdb.MemDB
+	events int
+}
+
+// loadJournal decodes every bucket into a fresh memdb, checking what the
+// write paths guarantee (key matches the object, unique names, references
+// exist). Any failure is reported as damage; nothing is written.
+func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
+	mem, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, err
+	}
+	mtx := mem.Txn(true)
+	defer mtx.Abort()
+	res := &loaded{mem: mem}
+	for _, table := range loadOrder {
+		b := tx.Bucket([]byte(table))
+		if b == nil {
+			return nil, damaged(path, "bucket %s is missing", table)
+		}
+		decode := decoders[table]
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			where := func(format string, args ...any) error {
+				return damaged(path, "bucket %s, key %s: %s", table, printableKey(table, k), fmt.Sprintf(format, args...))
+			}
+			if v == nil {
+				return nil, where("unexpected nested bucket")
+			}
+			obj, err := decode(v)
+			if err != nil {
+				return nil, where("value does not decode: %v", err)
+			}
+			if want := objectKey(obj); !bytes.Equal(k, want) {
+				return nil, where("the record inside belongs to key %s", printableKey(table, want))
+			}
+			if err := checkLoaded(mtx, table, obj, log, path); err != nil {
+				return nil, where("%v", err)
+			}
+			if err := mtx.Insert(table, obj); err != nil {
+				return nil, where("cannot index: %v", err)
+			}
+			if table == TableEvents {
+				res.events++
+			}
+		}
+	}
+	mtx.Commit()
+	return res, nil
+}
+
+// checkLoaded verifies one decoded object against what is already loaded.
+func checkLoaded(mtx *memdb.Txn, table string, obj any, log *slog.Logger, path string) error {
+	exists := func(t, index string, args ...any) bool {
+		o, err := mtx.First(t, index, args...)
+		return err == nil && o != nil
+	}
+	switch o := obj.(type) {
+	case *User:
+		if o.ID == "" || o.Username == "" || o.Email == "" {
+			return errors.New("user without id, username or email")
+		}
+		if x, _ := mtx.First(TableUsers, "username", o.Username); x != nil {
+			return fmt.Errorf("username %q is also used by user %s", o.Username, x.(*User).ID)
+		}
+		if x, _ := mtx.First(TableUsers, "email", o.Email); x != nil {
+			return fmt.Errorf("email %q is also used by user %s", o.Email, x.(*User).ID)
+		}
+		if err := validateUser(o); err != nil {
+			// Rules may have tightened since it was written: keep it.
+			log.Warn("stored user breaks a validation rule", "journal", path, "user", o.ID, "problem", err.Error())
+		}
+	case *Group:
+		if o.ID == "" || o.Name == "" {
+			return errors.New("group without id or name")
+		}
+		if x, _ := mtx.First(TableGroups, "name", o.Name); x != nil {
+			return fmt.Errorf("group name %q is also used by group %s", o.Name, x.(*Group).ID)
+		}
+	case *Membership:
+		if !exists(TableUsers, "id", o.UserID) {
+			return fmt.Errorf("membership of missing user %s", o.UserID)
+		}
+		if !exists(TableGroups, "id", o.GroupID) {
+			return fmt.Errorf("membership in missing group %s", o.GroupID)
+		}
+	case *Directory:
+		if o.Name == "" {
+			return errors.New("directory without name")
+		}
+	case *Binding:
+		if !exists(TableDirectories, "id", o.Directory) {
+			return fmt.Errorf("binding to missing directory %q", o.Directory)
+		}
+		if o.Kind == BindUser && !exists(TableUsers, "id", o.SubjectID) ||
+			o.Kind == BindGroup && !exists(TableGroups, "id", o.SubjectID) {
+			return fmt.Errorf("binding of missing %s %s", o.Kind, o.SubjectID)
+		}
+	case *SyncState:
+		if o.Directory == "" || o.SubjectID == "" {
+			return errors.New("sync state without directory or subject")
+		}
+		if !exists(TableDirectories, "id", o.Directory) {
+			return fmt.Errorf("sync state for missing directory %q", o.Directory)
+		}
+	case *Event:
+		if o.Seq == 0 {
+			return errors.New("event without sequence number")
+		}
+	}
+	return nil
+}
+
+// journalHeaderCheck reads bbolt's first meta page by hand so that a file
+// cut short before its second meta page is reported before bbolt maps it.
+func journalHeaderCheck(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hdr [boltPageHeader + 12]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return damaged(path, "the file is only %d bytes long: it was truncated", size)
+	}
+	if binary.NativeEndian.Uint32(hdr[boltPageHeader:]) != boltMagic {
+		return nil // not readable as a first meta page; bbolt tries the second
+	}
+	ps := int64(binary.NativeEndian.Uint32(hdr[boltPageHeader+8:]))
+	if ps > 0 && size < 2*ps {
+		return damaged(path, "the file is only %d bytes long, less than its two %d-byte header pages: it was truncated", size, ps)
+	}
+	return nil
+}
+
+// classifyOpenError turns a bbolt.Open error into an actionable one.
+func classifyOpenError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("state journal %s is locked: is another gatewayd running on this data dir? (waited %s)", path, openTimeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum):
+		return damaged(path, "its header pages are unreadable: %v", err)
+	case errors.Is(err, berrors.ErrVersionMismatch):
+		return damaged(path, "its header has an unknown bbolt format version: %v", err)
+	}
+	return fmt.Errorf("cannot open state journal %s: %w", path, err)
+}
+
+// inspection is what inspectJournal learned from a read-only pass.
+type inspection struct {
+	version int
+	data    *loaded // nil unless version == schemaVersion
+}
+
+// inspectJournal opens an existing journal read-only and checks it before
+// anything may write to it: header, size against the high-water mark, a
+// walk of every page in use (memory faults from a damaged file become
+// errors), bbolt's consistency check and, when the schema is current, a
+// full decode into memory. It never writes to the file.
+func inspectJournal(path string, log *slog.Logger) (res *inspection, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open state journal %s: %w", path, err)
+	}
+	if err := journalHeaderCheck(path, fi.Size()); err != nil {
+		return nil, err
+	}
+
+	// A damaged file may point bbolt outside its mapping: turn the fault
+	// into a panic and the panic into an error.
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, damaged(path, "reading it failed: %v", r)
+		}
+	}()
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
+	if err != nil {
+		return nil, classifyOpenError(path, err)
+	}
+	defer db.Close()
+	tx, err := db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read state journal %s: %w", path, err)
+	}
+	defer tx.Rollback()
+
+	if tx.Size() > fi.Size() {
+		return nil, damaged(path, "the file is %d bytes long but its header says %d: it was truncated", fi.Size(), tx.Size())
+	}
+
+	// Touch every page in use. Nested buckets are not part of the format.
+	err = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return damaged(path, "bucket %s, key %q: unexpected nested bucket", name, k)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if checkJournalOnOpen {
+		var problems []string
+		for cerr := range tx.Check() { // drain fully: the checker goroutine sends until done
+			if len(problems) < 3 {
+				msg := cerr.Error()
+				if len(msg) > 300 {
+					msg = msg[:300] + "..."
+				}
+				problems = append(problems, msg)
+			}
+		}
+		if len(problems) > 0 {
+			return nil, damaged(path, "bbolt consistency check: %s", strings.Join(problems, "; "))
+		}
+	}
+
+	res = &inspection{}
+	if res.version, err = readSchemaVersion(path, tx); err != nil {
+		return nil, err
+	}
+	if res.version > schemaVersion {
+		return nil, newerSchemaError(path, res.version)
+	}
+	if res.version == schemaVersion {
+		if err := checkMeta(path, tx); err != nil {
+			return nil, err
+		}
+		if res.data, err = loadJournal(path, tx, log); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// checkMeta makes sure a current-version journal has its counters.
+func checkMeta(path string, tx *bolt.Tx) error {
+	for _, k := range []string{metaNextUID, metaNextGID} {
+		if _, ok, err := readMetaInt(path, tx, k); err != nil {
+			return err
+		} else if !ok {
+			return damaged(path, "bucket meta: counter %s is missing", k)
+		}
+	}
+	return nil
+}

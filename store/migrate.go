@@ -1,0 +1,95 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// schemaVersion is the journal layout this binary writes. Bump it and add
+// a migration whenever the layout or the meaning of a stored field changes.
+const schemaVersion = 1
+
+// migrations[v] upgrades a journal from version v to v+1. Open runs every
+// step from the stored version up to schemaVersion, in order, inside one
+// bbolt transaction, then records the new version: either all of them
+// apply or none does. A step returning an error aborts the upgrade and
+// leaves the file as it was.
+var migrations = map[int]func(tx *bolt.Tx) error{
+	0: migrateV0toV1,
+}
+
+// migrateV0toV1: version 0 is a journal without a schema version — a
+// brand-new file, or one written before versioning. Create every bucket
+// and start the uid/gid counters past any number already in use.
+func migrateV0toV1(tx *bolt.Tx) error {
+	for _, t := range tables {
+		if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
+			return err
+		}
+	}
+	nextUID, nextGID := uint64(firstIDNumber), uint64(firstIDNumber)
+	err := tx.Bucket([]byte(TableUsers)).ForEach(func(k, v []byte) error {
+		var u struct {
+			UIDNumber int `json:"uid_number"`
+		}
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("bucket users, key %q: %w", k, err)
+		}
+		if u.UIDNumber >= 0 && uint64(u.UIDNumber) >= nextUID {
+			nextUID = uint64(u.UIDNumber) + 1
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket([]byte(TableGroups)).ForEach(func(k, v []byte) error {
+		var g struct {
+			GIDNumber int `json:"gid_number"`
+		}
+		if err := json.Unmarshal(v, &g); err != nil {
+			return fmt.Errorf("bucket groups, key %q: %w", k, err)
+		}
+		if g.GIDNumber >= 0 && uint64(g.GIDNumber) >= nextGID {
+			nextGID = uint64(g.GIDNumber) + 1
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if _, ok, _ := readMetaInt("", tx, metaNextUID); !ok {
+		if err := putMetaInt(tx, metaNextUID, nextUID); err != nil {
+			return err
+		}
+	}
+	if _, ok, _ := readMetaInt("", tx, metaNextGID); !ok {
+		if err := putMetaInt(tx, metaNextGID, nextGID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrate brings the journal from version `from` to schemaVersion in one
+// transaction.
+func migrate(path string, db *bolt.DB, from int) error {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for v := from; v < schemaVersion; v++ {
+			step, ok := migrations[v]
+			if !ok {
+				return fmt.Errorf("no migration from schema version %d", v)
+			}
+			if err := step(tx); err != nil {
+				return fmt.Errorf("migrating from schema version %d to %d: %w", v, v+1, err)
+			}
+		}
+		return putMetaInt(tx, metaSchemaVersion, schemaVersion)
+	})
+	if err != nil {
+		return fmt.Errorf("state journal %s could not be upgraded (it was left unchanged): %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package store
+
+import memdb "github.com/hashicorp/go-memdb"
+
+// Table names. They are also the journal's bucket names and the
+// Change.Table values given to subscribers.
+const (
+	TableUsers       = "users"
+	TableGroups      = "groups"
+	TableMemberships = "memberships"
+	TableEvents      = "events"
+	TableDirectories = "directories"
+	TableBindings    = "bindings"
+	TableSyncState   = "sync_state"
+)
+
+// tables lists every table; each has a journal bucket of the same name.
+var tables = []string{
+	TableUsers, TableGroups, TableMemberships, TableEvents,
+	TableDirectories, TableBindings, TableSyncState,
+}
+
+// schema declares every memdb table and index. Unique string indexes on
+// names are lowercased so uniqueness and lookups are case-insensitive;
+// the objects keep the original case. memdb does not enforce Unique (an
+// insert overwrites), so the write paths check uniqueness first.
+func schema() *memdb.DBSchema {
+	str := func(field string) *memdb.StringFieldIndex { return &memdb.StringFieldIndex{Field: field} }
+	lower := func(field string) *memdb.StringFieldIndex {
+		return &memdb.StringFieldIndex{Field: field, Lowercase: true}
+	}
+	seq := &memdb.UintFieldIndex{Field: "Seq"} // big-endian: ordered
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TableUsers: {
+			Name: TableUsers,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":       {Name: "id", Unique: true, Indexer: str("ID")},
+				"username": {Name: "username", Unique: true, Indexer: lower("Username")},
+				"email":    {Name: "email", Unique: true, Indexer: lower("Email")},
+			},
+		},
+		TableGroups: {
+			Name: TableGroups,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":   {Name: "id", Unique: true, Indexer: str("ID")},
+				"name": {Name: "name", Unique: true, Indexer: lower("Name")},
+			},
+		},
+		TableMemberships: {
+			Name: TableMemberships,
+			Indexes: map[string]*memdb.IndexSchema{
+				// journal key: groupID + "/" + userID
+				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{
+					Indexes: []memdb.Indexer{str("GroupID"), str("UserID")}}},
+				"group_id": {Name: "group_id", Indexer: str("GroupID")},
+				"user_id":  {Name: "user_id", Indexer: str("UserID")},
+			},
+		},
+		TableEvents: {
+			Name: TableEvents,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: seq},
+				// (user_id, seq) and (type, seq) so a filtered page starts
+				// at its cursor with LowerBound.
+				"user_id": {Name: "user_id", AllowMissing: true, Indexer: &memdb.CompoundIndex{
+					Indexes: []memdb.Indexer{str("UserID"), seq}}},
+				"type": {Name: "type", AllowMissing: true, Indexer: &memdb.CompoundIndex{
+					Indexes: []memdb.Indexer{str("Type"), seq}}},
+			},
+		},
+		TableDirectories: {
+			Name: TableDirectories,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: str("Name")},
+			},
+		},
+		TableBindings: {
+			Name: TableBindings,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":         {Name: "id", Unique: true, Indexer: str("ID")},
+				"directory":  {Name: "directory", Indexer: str("Directory")},
+				"subject_id": {Name: "subject_id", Indexer: str("SubjectID")},
+			},
+		},
+		TableSyncState: {
+			Name: TableSyncState,
+			Indexes: map[string]*memdb.IndexSchema{
+				// journal key: directory + "/" + subjectID
+				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{
+					Indexes: []memdb.Indexer{str("Directory"), str("SubjectID")}}},
+				"directory":  {Name: "directory", Indexer: str("Directory")},
+				"subject_id": {Name: "subject_id", Indexer: str("SubjectID")},
+			},
+		},
+	}}
+}
