@@ -113,7 +113,8 @@ type RADIUSClient struct {
 type ReplyGroup struct {
 	Group      string            `toml:"group"`
 	Priority   int               `toml:"priority"`
-	Attributes map[string]string `toml:"attributes"`
+	// Attributes are FreeRADIUS-style "Name = Value" strings.
+	Attributes []string `toml:"attributes"`
 }
 
 // Duration is a time.Duration written as "15m", "2s".

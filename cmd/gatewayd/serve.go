@@ -22,6 +22,7 @@ import (
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/config"
+	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
 )
 
@@ -75,6 +76,9 @@ func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
+	if _, err := buildDoors(cfg, nil); err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
 	if !*noBind {
 		if ps := cfg.CheckPorts(); len(ps) > 0 {
 			return &exitError{code: 1, msg: ps.Error()}
@@ -96,6 +100,22 @@ type daemon struct {
 	adminL   net.Listener
 	adminSrv *http.Server
 	doors    []door
+	radius   *radiusserver.Server
+}
+
+// logger and registerer let buildDoors run without a daemon (check-config).
+func (d *daemon) logger() *slog.Logger {
+	if d == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return d.log
+}
+
+func (d *daemon) registerer() prometheus.Registerer {
+	if d == nil {
+		return nil
+	}
+	return d.reg
 }
 
 // door is a front door (LDAP, RADIUS) with its own serve loop.

@@ -1,0 +1,97 @@
+package radiusserver
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of answered requests (label "outcome").
+const (
+	outcomeAccept    = "accept"
+	outcomeReject    = "reject"
+	outcomeStatus    = "status"    // Status-Server answered
+	outcomeDuplicate = "duplicate" // retransmission answered from the cache
+)
+
+// Reasons a packet got no answer (label "reason").
+const (
+	dropUnknownClient    = "unknown_client"
+	dropMalformed        = "malformed"
+	dropOversize         = "oversize"
+	dropBadMA            = "bad_message_authenticator"
+	dropMissingMA        = "missing_message_authenticator"
+	dropUnsupportedCode  = "unsupported_code"
+	dropDuplicateRunning = "duplicate_in_flight"
+	dropOverload         = "overload"
+	dropPanic            = "panic"
+	dropInternal         = "internal_error"
+)
+
+var allDropReasons = []string{
+	dropUnknownClient, dropMalformed, dropOversize, dropBadMA, dropMissingMA,
+	dropUnsupportedCode, dropDuplicateRunning, dropOverload, dropPanic, dropInternal,
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	dropped  *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_radius_requests_total",
+			Help: "RADIUS requests answered, by client and outcome (accept, reject, status, duplicate).",
+		}, []string{"client", "outcome"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_radius_dropped_total",
+			Help: "RADIUS packets dropped without an answer, by reason.",
+		}, []string{"reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatewayd_radius_request_duration_seconds",
+			Help:    "Time from receiving a RADIUS request to having its answer, queueing included, by outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		var err error
+		if m.requests, err = register(reg, m.requests); err != nil {
+			return nil, err
+		}
+		if m.dropped, err = register(reg, m.dropped); err != nil {
+			return nil, err
+		}
+		if m.duration, err = register(reg, m.duration); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range allDropReasons {
+		m.dropped.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+// register adopts an identical collector already registered (a second
+// Server on the same registry, e.g. after a full reload).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+func (m *metrics) answered(client, outcome string, since time.Time) {
+	m.requests.WithLabelValues(client, outcome).Inc()
+	m.duration.WithLabelValues(outcome).Observe(time.Since(since).Seconds())
+}

@@ -1,0 +1,551 @@
+// Package radiusserver is gatewayd's RADIUS front door (SPEC 3.1, 3.2, 8):
+// PAP Access-Requests from known clients become authn logins; responses
+// carry a Message-Authenticator first (BlastRADIUS, CVE-2024-3596) and the
+// reply attributes of the user's groups.
+//
+// layeh.com/radius is used as the packet codec and for its dictionaries
+// only. The server loop is ours: bounded workers and queue, a 4096-byte
+// packet limit, Message-Authenticator checks before any other work, a
+// retransmission cache (RFC 5080), panic recovery and metrics.
+package radiusserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/vendors/microsoft"
+
+	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/secret"
+)
+
+// Authenticator is the login service (authn). Both methods record the
+// login event themselves.
+type Authenticator interface {
+	// Login validates req.Password for req.Identifier.
+	Login(ctx context.Context, req authn.Request) authn.Result
+	// Reject records a failed login without any password work (used for
+	// unsupported methods: CHAP, MS-CHAP, EAP).
+	Reject(ctx context.Context, req authn.Request, reason authn.Reason)
+}
+
+// GroupResolver names a user's groups, for reply attributes.
+type GroupResolver interface {
+	GroupNamesOf(userID string) []string
+}
+
+const (
+	// requestTimeout bounds one login; a NAS has long given up by then.
+	requestTimeout = 10 * time.Second
+	// queuePerWorker: packets that may wait for a worker, per worker.
+	queuePerWorker = 4
+	// socketBuffer is the kernel receive buffer asked for each socket.
+	socketBuffer = 4 << 20
+	// logEvery: a repeated warning about one source or client is logged
+	// at most this often.
+	logEvery = time.Minute
+)
+
+// Server is the RADIUS authentication server. Create it with New, run it
+// with Serve.
+type Server struct {
+	listen  []string
+	workers int
+	auth    Authenticator
+	groups  GroupResolver
+	log     *slog.Logger
+	m       *metrics
+
+	clients  atomic.Pointer[clientTable]
+	replies  *replyPlan
+	replyMsg []*radius.AVP
+	dedup    *dedupCache
+	warn     *logLimiter
+
+	bufPool sync.Pool
+
+	started  atomic.Bool
+	ready    chan struct{}
+	mu       sync.Mutex
+	conns    []*net.UDPConn
+	stopping atomic.Bool
+}
+
+// New validates cfg (clients, reply groups against the dictionaries) and
+// returns a Server that is not yet listening. groups may be nil when no
+// reply groups are configured; reg may be nil (no metrics exported).
+func New(cfg Config, auth Authenticator, groups GroupResolver, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if auth == nil {
+		return nil, errors.New("radiusserver: no Authenticator")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "radius")
+	var errs []error
+	table, err := compileClients(cfg.Clients)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	plan, err := compileReplyGroups(cfg.ReplyGroups)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(cfg.ReplyGroups) > 0 && groups == nil {
+		errs = append(errs, errors.New("radiusserver: reply groups are configured but there is no GroupResolver"))
+	}
+	if len(cfg.ReplyMessage) > 1024 {
+		errs = append(errs, fmt.Errorf("radius reply_message is %d bytes; at most 1024", len(cfg.ReplyMessage)))
+	}
+	if cfg.Workers < 0 {
+		errs = append(errs, fmt.Errorf("radius workers = %d: must not be negative", cfg.Workers))
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{":1812"}
+	}
+	for _, l := range listen {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			errs = append(errs, fmt.Errorf("radius listen %q: %v", l, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("radiusserver: metrics: %w", err)
+	}
+	s := &Server{
+		listen:   listen,
+		workers:  cfg.Workers,
+		auth:     auth,
+		groups:   groups,
+		log:      logger,
+		m:        m,
+		replies:  plan,
+		replyMsg: replyMessageAttrs(cfg.ReplyMessage),
+		dedup:    newDedupCache(dedupTTL, dedupMaxEntries),
+		warn:     newLogLimiter(logEvery),
+		ready:    make(chan struct{}),
+	}
+	if s.workers == 0 {
+		s.workers = DefaultWorkers()
+	}
+	s.bufPool.New = func() any { b := make([]byte, maxPacketSize+1); return &b }
+	s.clients.Store(table)
+	s.warnClients(table)
+	return s, nil
+}
+
+func (s *Server) warnClients(t *clientTable) {
+	if len(t.clients) == 0 {
+		s.log.Warn("no radius clients configured: every packet will be dropped")
+	}
+	for _, c := range t.clients {
+		if !c.requireMA {
+			s.log.Warn("radius client accepts Access-Requests without Message-Authenticator (BlastRADIUS exposure, CVE-2024-3596)", "client", c.name)
+		}
+		if len(c.secret) < 16 {
+			s.log.Warn("radius client secret is shorter than 16 bytes", "client", c.name)
+		}
+	}
+}
+
+// ReloadClients validates clients and swaps them in atomically; requests
+// already being handled finish with the client they started with. On
+// error the old clients stay.
+func (s *Server) ReloadClients(clients []Client) error {
+	t, err := compileClients(clients)
+	if err != nil {
+		return err
+	}
+	s.clients.Store(t)
+	s.warnClients(t)
+	s.log.Info("radius clients reloaded", "clients", len(t.clients))
+	return nil
+}
+
+// Ready is closed once Serve has bound its sockets (or failed to).
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound addresses (nil before Serve has bound).
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, 0, len(s.conns))
+	for _, c := range s.conns {
+		out = append(out, c.LocalAddr())
+	}
+	return out
+}
+
+// Serve binds every Listen address and answers requests until ctx is
+// done; it then stops reading, finishes the requests already received
+// (their answers are still sent) and returns nil. A bind failure is
+// returned at once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("radiusserver: Serve called twice")
+	}
+	conns, err := s.bind()
+	if err != nil {
+		close(s.ready)
+		return err
+	}
+	s.mu.Lock()
+	s.conns = conns
+	s.mu.Unlock()
+	close(s.ready)
+	for _, c := range conns {
+		s.log.Info("radius listening", "addr", c.LocalAddr().String())
+	}
+
+	reqCtx := context.WithoutCancel(ctx)
+	jobs := make(chan job, s.workers*queuePerWorker)
+	var workers, readers sync.WaitGroup
+	for range s.workers {
+		workers.Go(func() {
+			for j := range jobs {
+				s.serveJob(reqCtx, j)
+			}
+		})
+	}
+	for _, c := range conns {
+		readers.Go(func() { s.readLoop(c, jobs) })
+	}
+
+	<-ctx.Done()
+	s.stopping.Store(true)
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	readers.Wait()
+	close(jobs)
+	workers.Wait()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	s.log.Info("radius stopped")
+	return nil
+}
+
+func (s *Server) bind() ([]*net.UDPConn, error) {
+	var conns []*net.UDPConn
+	for _, l := range s.listen {
+		a, err := net.ResolveUDPAddr("udp", l)
+		if err != nil {
+			closeAll(conns)
+			return nil, fmt.Errorf("radius listen %q: %w", l, err)
+		}
+		c, err := net.ListenUDP("udp", a)
+		if err != nil {
+			closeAll(conns)
+			return nil, fmt.Errorf("radius listen %q: %w", l, err)
+		}
+		_ = c.SetReadBuffer(socketBuffer)
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*net.UDPConn) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+type job struct {
+	conn     *net.UDPConn
+	src      netip.AddrPort
+	buf      *[]byte
+	n        int
+	received time.Time
+}
+
+func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
+	for {
+		bp := s.bufPool.Get().(*[]byte)
+		n, src, err := c.ReadFromUDPAddrPort(*bp)
+		if err != nil {
+			s.bufPool.Put(bp)
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if s.warn.allow("read:"+c.LocalAddr().String(), time.Now()) {
+				s.log.Warn("radius read error", "addr", c.LocalAddr().String(), "err", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		select {
+		case jobs <- job{conn: c, src: src, buf: bp, n: n, received: time.Now()}:
+		default:
+			s.bufPool.Put(bp)
+			s.m.drop(dropOverload)
+			if s.warn.allow("overload", time.Now()) {
+				s.log.Warn("radius queue full: dropping requests", "workers", s.workers)
+			}
+		}
+	}
+}
+
+func (s *Server) serveJob(ctx context.Context, j job) {
+	resp := s.handlePacket(ctx, j.src, (*j.buf)[:j.n], j.received)
+	s.bufPool.Put(j.buf)
+	if resp == nil {
+		return
+	}
+	if _, err := j.conn.WriteToUDPAddrPort(resp, j.src); err != nil {
+		if s.warn.allow("write:"+j.src.Addr().String(), time.Now()) {
+			s.log.Warn("radius write failed", "to", j.src.String(), "err", err)
+		}
+	}
+}
+
+// handlePacket is the whole packet path: it returns the bytes to send
+// back to src, or nil to stay silent. b is not retained.
+func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte, received time.Time) (resp []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp = nil
+			s.m.drop(dropPanic)
+			s.log.Error("radius request handler panicked", "from", src.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	if len(b) > maxPacketSize {
+		s.m.drop(dropOversize)
+		return nil
+	}
+	// 1. Who is it? Unknown sources get nothing, not even a parse.
+	c := s.clients.Load().lookup(src.Addr())
+	if c == nil {
+		s.m.drop(dropUnknownClient)
+		if s.warn.allow("unknown:"+src.Addr().String(), received) {
+			s.log.Warn("radius packet from unknown client dropped", "from", src.Addr().String())
+		}
+		return nil
+	}
+	// 2. Header and Message-Authenticator, before any other work.
+	f, err := preparse(b)
+	if err != nil {
+		s.m.drop(dropMalformed)
+		s.log.Debug("radius malformed packet dropped", "client", c.name, "from", src, "err", err)
+		return nil
+	}
+	code := radius.Code(f.b[0])
+	if code != radius.CodeAccessRequest && code != radius.CodeStatusServer {
+		s.m.drop(dropUnsupportedCode)
+		s.log.Debug("radius packet code not served here dropped", "client", c.name, "code", code)
+		return nil
+	}
+	if f.maOff != 0 {
+		if !verifyMA(f, c.secret) {
+			s.m.drop(dropBadMA)
+			if s.warn.allow("badma:"+c.name, received) {
+				s.log.Warn("radius packet with a wrong Message-Authenticator dropped (is the shared secret right?)",
+					"client", c.name, "from", src.Addr().String())
+			}
+			return nil
+		}
+	} else if c.requireMA || code == radius.CodeStatusServer {
+		s.m.drop(dropMissingMA)
+		if s.warn.allow("noma:"+c.name, received) {
+			s.log.Warn("radius packet without Message-Authenticator dropped", "client", c.name, "from", src.Addr().String(), "code", code.String())
+		}
+		return nil
+	}
+	// 3. A retransmission (RFC 5080 §2.2.2) gets the first answer.
+	if code == radius.CodeAccessRequest {
+		key := dedupKey{client: c.name, src: src, id: f.b[1]}
+		copy(key.auth[:], f.b[4:headerLen])
+		entry, state, cached := s.dedup.begin(key, received)
+		switch state {
+		case dedupInFlight:
+			s.m.drop(dropDuplicateRunning)
+			return nil
+		case dedupCached:
+			s.m.answered(c.name, outcomeDuplicate, received)
+			return cached
+		}
+		// A nil answer (drop, panic) forgets the entry.
+		defer func() { s.dedup.finish(entry, resp) }()
+	}
+	p, err := radius.Parse(f.b, c.secret)
+	if err != nil {
+		s.m.drop(dropMalformed)
+		return nil
+	}
+	if f.maOff == 0 {
+		// Not required for this client, but a Proxy-State without a
+		// Message-Authenticator is the BlastRADIUS shape: drop it
+		// (FreeRADIUS limit_proxy_state).
+		if _, ok := p.Lookup(rfc2865.ProxyState_Type); ok {
+			s.m.drop(dropMissingMA)
+			return nil
+		}
+	}
+	if code == radius.CodeStatusServer {
+		// RFC 5997: answered with Access-Accept; not cached.
+		out, err := s.respond(radius.CodeAccessAccept, p, c, nil, false)
+		if err != nil {
+			s.m.drop(dropInternal)
+			s.log.Error("radius response encoding failed", "client", c.name, "err", err)
+			return nil
+		}
+		s.m.answered(c.name, outcomeStatus, received)
+		return out
+	}
+
+	// 4. Authenticate.
+	code, attrs := s.access(ctx, src, c, p)
+	out, err := s.respond(code, p, c, attrs, true)
+	if err != nil {
+		s.m.drop(dropInternal)
+		s.log.Error("radius response encoding failed", "client", c.name, "err", err)
+		return nil
+	}
+	outcome := outcomeReject
+	if code == radius.CodeAccessAccept {
+		outcome = outcomeAccept
+	}
+	s.m.answered(c.name, outcome, received)
+	return out
+}
+
+// access decides an Access-Request: the response code and the reply
+// attributes for an Accept.
+func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet) (radius.Code, []*radius.AVP) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req := authn.Request{
+		Protocol: authn.ProtocolRADIUS,
+		Source:   src.Addr().Unmap(),
+		Client:   c.name,
+	}
+	userName, _ := rfc2865.UserName_LookupString(p)
+	req.Identifier = userName
+	if method := otherMethod(p); method != "" {
+		s.auth.Reject(ctx, req, authn.ReasonUnsupportedMethod)
+		s.log.Debug("radius unsupported authentication method", "client", c.name, "method", method)
+		return radius.CodeAccessReject, nil
+	}
+	enc, hasPAP := p.Lookup(rfc2865.UserPassword_Type)
+	if !hasPAP {
+		// No credential at all (e.g. Call-Check): nothing we serve.
+		s.auth.Reject(ctx, req, authn.ReasonUnsupportedMethod)
+		return radius.CodeAccessReject, nil
+	}
+	if userName == "" {
+		s.auth.Reject(ctx, req, authn.ReasonNoSuchUser)
+		return radius.CodeAccessReject, nil
+	}
+	pw, err := radius.UserPassword(enc, c.secret, p.Authenticator[:])
+	if err != nil {
+		// A User-Password of an impossible length: the NAS is broken.
+		s.auth.Reject(ctx, req, authn.ReasonBadPassword)
+		return radius.CodeAccessReject, nil
+	}
+	req.Password = secret.New(pw)
+	res := s.auth.Login(ctx, req)
+	// Wipe the whole decode buffer, padding included.
+	clear(pw[:cap(pw)])
+	req.Password.Wipe()
+	if !res.OK {
+		s.log.Debug("radius login failed", "client", c.name, "user", userName, "reason", string(res.Reason))
+		return radius.CodeAccessReject, nil
+	}
+	var attrs []*radius.AVP
+	if res.User != nil && s.groups != nil && s.replies != nil && len(s.replies.ordered) > 0 {
+		attrs = s.replies.attributesFor(s.groups.GroupNamesOf(res.User.ID))
+	}
+	return radius.CodeAccessAccept, attrs
+}
+
+// otherMethod names a non-PAP authentication method present in p.
+func otherMethod(p *radius.Packet) string {
+	if _, ok := p.Lookup(rfc2865.CHAPPassword_Type); ok {
+		return "chap"
+	}
+	if _, ok := p.Lookup(rfc2869.EAPMessage_Type); ok {
+		return "eap"
+	}
+	if _, ok := p.Lookup(rfc2869.ARAPPassword_Type); ok {
+		return "arap"
+	}
+	if _, err := microsoft.MSCHAPChallenge_Lookup(p); err == nil {
+		return "mschap"
+	}
+	if _, err := microsoft.MSCHAPResponse_Lookup(p); err == nil {
+		return "mschap"
+	}
+	if _, err := microsoft.MSCHAP2Response_Lookup(p); err == nil {
+		return "mschapv2"
+	}
+	return ""
+}
+
+// respond encodes the answer: Message-Authenticator first, then the
+// reply attributes, Reply-Message (if configured) and the Proxy-State
+// attributes of the request in their order.
+func (s *Server) respond(code radius.Code, req *radius.Packet, c *client, attrs []*radius.AVP, withReplyMsg bool) ([]byte, error) {
+	out := attrs
+	if withReplyMsg && len(s.replyMsg) > 0 {
+		out = append(out[:len(out):len(out)], s.replyMsg...)
+	}
+	for _, a := range req.Attributes {
+		if a.Type == rfc2865.ProxyState_Type {
+			out = append(out[:len(out):len(out)], a)
+		}
+	}
+	return encodeResponse(code, req.Identifier, req.Authenticator, c.secret, out)
+}
+
+// logLimiter lets a warning about one key through once per interval, and
+// at most a few per second overall (spoofed sources cannot flood the log).
+type logLimiter struct {
+	mu     sync.Mutex
+	every  time.Duration
+	last   map[string]time.Time
+	global *rate.Limiter
+}
+
+func newLogLimiter(every time.Duration) *logLimiter {
+	return &logLimiter{every: every, last: make(map[string]time.Time), global: rate.NewLimiter(5, 20)}
+}
+
+func (l *logLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		return false
+	}
+	if !l.global.AllowN(now, 1) {
+		return false
+	}
+	if len(l.last) >= 4096 {
+		for k, t := range l.last {
+			if now.Sub(t) >= l.every {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= 4096 {
+			clear(l.last)
+		}
+	}
+	l.last[key] = now
+	return true
+}
