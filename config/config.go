@@ -111,8 +111,8 @@ type RADIUSClient struct {
 
 // ReplyGroup maps a gateway group to RADIUS reply attributes.
 type ReplyGroup struct {
-	Group      string            `toml:"group"`
-	Priority   int               `toml:"priority"`
+	Group    string `toml:"group"`
+	Priority int    `toml:"priority"`
 	// Attributes are FreeRADIUS-style "Name = Value" strings.
 	Attributes []string `toml:"attributes"`
 }
