@@ -23,6 +23,24 @@ type SyncState struct {
 	Attempts      int       `json:"attempts,omitempty"`
 	LastError     string    `json:"last_error,omitempty"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Enabled is the sign-in state the engine last set on the account.
+	Enabled bool `json:"enabled,omitempty"`
+	// AppliedHash identifies the attribute set last pushed, so a
+	// reconcile with nothing new makes no remote call.
+	AppliedHash string `json:"applied_hash,omitempty"`
+	// ProvisionedAt starts the replication grace period (a 404 right
+	// after a create is not an error).
+	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
+	// RemotePasswordChangedAt is the directory's password-change time as
+	// of our last push; a later one means the password changed remotely
+	// (SPEC 3.3).
+	RemotePasswordChangedAt time.Time `json:"remote_password_changed_at,omitzero"`
+	// LastCheckAt bounds how often a login makes the engine read the
+	// remote password-change time.
+	LastCheckAt time.Time `json:"last_check_at,omitzero"`
+	// Failed: the last job exhausted its attempts or failed permanently;
+	// the next change or login tries again.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Copy returns a copy.

@@ -1,0 +1,655 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/secret"
+	"github.com/gatewayd/gatewayd/store"
+)
+
+// Store is the slice of the store the engine needs.
+type Store interface {
+	UserByID(id string) (*store.User, error)
+	GroupsOfUser(userID string) ([]*store.Group, error)
+	MembersOf(groupID string) ([]*store.User, error)
+	BindingsOfSubject(subjectID string) ([]*store.Binding, error)
+	ListBindings(directory string) ([]*store.Binding, error)
+	SyncStateOf(directory, subjectID string) (*store.SyncState, error)
+	ListSyncStates(directory string) ([]*store.SyncState, error)
+	UpdateSyncState(directory, subjectID string, fn func(*store.SyncState) error) (*store.SyncState, error)
+	Emit(ev store.Event)
+}
+
+// Directory is one configured target with its connector.
+type Directory struct {
+	Name                    string
+	Connector               Connector
+	Domains                 []string
+	DefaultDomain           string
+	Policy                  PasswordPolicy
+	SuspendOnPasswordExpiry bool
+	SuspendOnLockout        bool
+}
+
+// Config tunes retries. The zero value is usable.
+type Config struct {
+	Workers     int           // default 4
+	MaxAttempts int           // default 10; then the job is failed until the next change
+	BackoffBase time.Duration // default 1s
+	BackoffMax  time.Duration // default 5m
+	// RemoteCheckInterval bounds how often a login reads the remote
+	// password-change time (SPEC 3.3's third trigger); 0 checks on every login.
+	RemoteCheckInterval time.Duration
+	// ReplicationGrace: a 404 this soon after provisioning is retried.
+	ReplicationGrace time.Duration // default 2m
+	CallTimeout      time.Duration // default 30s
+	Now              func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.ReplicationGrace <= 0 {
+		c.ReplicationGrace = 2 * time.Minute
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// trigger says why a pair is being reconciled.
+type trigger int
+
+const (
+	trigChange   trigger = iota // a store change or the start-up scan
+	trigRetry                   // a scheduled retry
+	trigLogin                   // a verified login carrying the plaintext
+	trigPassword                // a password set or changed (SPEC 3.4)
+)
+
+type pairKey struct{ dir, user string }
+
+// pending is what is queued for one pair; later work merges into it.
+type pending struct {
+	trig  trigger
+	pw    secret.String
+	retry bool
+}
+
+// Engine reconciles (directory, user) pairs. Work for one pair is
+// serialized on one worker; all remote calls happen off the login path.
+type Engine struct {
+	cfg   Config
+	st    Store
+	dirs  map[string]*Directory
+	log   *slog.Logger
+	m     *engineMetrics
+	shard []*queue
+	wg    gosync.WaitGroup
+}
+
+// New builds an engine; call Run to start it.
+func New(cfg Config, st Store, dirs []*Directory, logger *slog.Logger, reg prometheus.Registerer) *Engine {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, st: st, dirs: map[string]*Directory{}, log: logger, m: newEngineMetrics(reg)}
+	for _, d := range dirs {
+		e.dirs[d.Name] = d
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		e.shard = append(e.shard, newQueue())
+	}
+	return e
+}
+
+// Run works until ctx is done. It first enqueues every pair that is bound
+// or was ever provisioned, so work interrupted by a crash is finished.
+func (e *Engine) Run(ctx context.Context) {
+	for _, q := range e.shard {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.work(ctx, q)
+		}()
+	}
+	e.scan()
+	<-ctx.Done()
+	for _, q := range e.shard {
+		q.close()
+	}
+	e.wg.Wait()
+}
+
+func (e *Engine) scan() {
+	for name := range e.dirs {
+		states, err := e.st.ListSyncStates(name)
+		if err != nil {
+			e.log.Error("sync: listing sync state", "directory", name, "err", err)
+		}
+		for _, s := range states {
+			if s.Kind == "" || s.Kind == store.BindUser {
+				e.enqueue(pairKey{name, s.SubjectID}, pending{trig: trigChange})
+			}
+		}
+		bindings, err := e.st.ListBindings(name)
+		if err != nil {
+			e.log.Error("sync: listing bindings", "directory", name, "err", err)
+		}
+		for _, b := range bindings {
+			e.enqueueSubject(name, b.Kind, b.SubjectID)
+		}
+	}
+}
+
+func (e *Engine) enqueueSubject(dir, kind, subjectID string) {
+	if kind == store.BindUser {
+		e.enqueue(pairKey{dir, subjectID}, pending{trig: trigChange})
+		return
+	}
+	members, err := e.st.MembersOf(subjectID)
+	if err != nil {
+		return
+	}
+	for _, u := range members {
+		e.enqueue(pairKey{dir, u.ID}, pending{trig: trigChange})
+	}
+}
+
+func (e *Engine) enqueue(k pairKey, p pending) {
+	if _, ok := e.dirs[k.dir]; !ok {
+		p.pw.Wipe()
+		return
+	}
+	h := fnv.New32a()
+	h.Write([]byte(k.dir + "\x00" + k.user))
+	e.shard[int(h.Sum32())%len(e.shard)].push(k, p)
+}
+
+// HandleChange is a store subscriber: it only enqueues (no store writes).
+func (e *Engine) HandleChange(c store.Change) {
+	switch c.Table {
+	case store.TableUsers:
+		u, _ := c.After.(*store.User)
+		if u == nil {
+			u, _ = c.Before.(*store.User)
+		}
+		if u != nil {
+			for name := range e.dirs {
+				e.enqueue(pairKey{name, u.ID}, pending{trig: trigChange})
+			}
+		}
+	case store.TableMemberships:
+		m, _ := c.After.(*store.Membership)
+		if m == nil {
+			m, _ = c.Before.(*store.Membership)
+		}
+		if m != nil {
+			for name := range e.dirs {
+				e.enqueue(pairKey{name, m.UserID}, pending{trig: trigChange})
+			}
+		}
+	case store.TableBindings:
+		b, _ := c.After.(*store.Binding)
+		if b == nil {
+			b, _ = c.Before.(*store.Binding)
+		}
+		if b != nil {
+			e.enqueueSubject(b.Directory, b.Kind, b.SubjectID)
+		}
+	}
+}
+
+// PasswordVerified is authn's observer hook: a login succeeded. It never
+// blocks the login: the pair's queue takes the plaintext and returns.
+func (e *Engine) PasswordVerified(u *store.User, pw secret.String) { e.password(u, pw, trigLogin) }
+
+// PasswordChanged: an admin or the user set a new password (SPEC 3.4).
+func (e *Engine) PasswordChanged(u *store.User, pw secret.String) { e.password(u, pw, trigPassword) }
+
+func (e *Engine) password(u *store.User, pw secret.String, t trigger) {
+	defer pw.Wipe()
+	for name := range e.dirs {
+		if !e.relevant(name, u.ID) {
+			continue
+		}
+		e.enqueue(pairKey{name, u.ID}, pending{trig: t, pw: pw.Clone()})
+	}
+}
+
+// relevant: the user is bound to dir or has an account there.
+func (e *Engine) relevant(dir, userID string) bool {
+	if st, err := e.st.SyncStateOf(dir, userID); err == nil && st.Provisioned {
+		return true
+	}
+	bound, _ := e.bound(dir, userID)
+	return bound
+}
+
+// bound computes the effective binding (SPEC 2.7): direct or via a group.
+func (e *Engine) bound(dir, userID string) (bool, error) {
+	bs, err := e.st.BindingsOfSubject(userID)
+	if err != nil {
+		return false, err
+	}
+	for _, b := range bs {
+		if b.Directory == dir {
+			return true, nil
+		}
+	}
+	groups, err := e.st.GroupsOfUser(userID)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range groups {
+		bs, err := e.st.BindingsOfSubject(g.ID)
+		if err != nil {
+			return false, err
+		}
+		for _, b := range bs {
+			if b.Directory == dir {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (e *Engine) work(ctx context.Context, q *queue) {
+	for {
+		k, p, ok := q.pop()
+		if !ok {
+			return
+		}
+		e.reconcile(ctx, k, p)
+		p.pw.Wipe()
+	}
+}
+
+// jobError wraps a failure with the event to record for it.
+type jobError struct {
+	event string
+	err   error
+}
+
+func (j *jobError) Error() string { return j.err.Error() }
+func (j *jobError) Unwrap() error { return j.err }
+
+func fail(event string, err error) error { return &jobError{event: event, err: err} }
+
+func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
+	d := e.dirs[k.dir]
+	start := e.cfg.Now()
+	u, err := e.st.UserByID(k.user)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Error("sync: reading user", "err", err)
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		u = nil
+	}
+	st, err := e.st.SyncStateOf(k.dir, k.user)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			e.log.Error("sync: reading sync state", "err", err)
+			return
+		}
+		st = &store.SyncState{Directory: k.dir, SubjectID: k.user, Kind: store.BindUser}
+	}
+	bound := false
+	if u != nil {
+		if bound, err = e.bound(k.dir, k.user); err != nil {
+			e.log.Error("sync: reading bindings", "err", err)
+			return
+		}
+	}
+	if !bound && !st.Provisioned {
+		return // nothing there, nothing wanted
+	}
+	if st.Failed && p.trig == trigRetry {
+		return
+	}
+	orig := *st
+	if !p.retry {
+		st.Attempts = 0
+	}
+	st.Failed = false
+	st.LastError = "" // apply may set a note (a skip, a policy refusal)
+	rerr := e.apply(ctx, d, u, bound, st, p)
+	if rerr == nil {
+		st.Attempts = 0
+	} else {
+		e.handleFailure(d, u, st, p, rerr)
+	}
+	if *st != orig {
+		if _, err := e.st.UpdateSyncState(k.dir, k.user, func(x *store.SyncState) error {
+			*x = *st
+			return nil
+		}); err != nil {
+			e.log.Error("sync: recording sync state", "directory", k.dir, "user", k.user, "err", err)
+		}
+	}
+	e.m.duration.Observe(e.cfg.Now().Sub(start).Seconds())
+}
+
+func (e *Engine) handleFailure(d *Directory, u *store.User, st *store.SyncState, p pending, err error) {
+	st.LastError = err.Error()
+	var je *jobError
+	event := "user_update_provision_failed"
+	if errors.As(err, &je) {
+		event = je.event + "_failed"
+	}
+	k := pairKey{d.Name, st.SubjectID}
+	if IsPermanent(err) {
+		st.Failed = true
+		e.emit(d, u, st, event, store.OutcomeFailure, err.Error())
+		e.m.jobs.WithLabelValues(d.Name, "failed").Inc()
+		return
+	}
+	st.Attempts++
+	if st.Attempts >= e.cfg.MaxAttempts {
+		st.Failed = true
+		e.emit(d, u, st, event, store.OutcomeFailure, fmt.Sprintf("gave up after %d attempts: %v", st.Attempts, err))
+		e.m.jobs.WithLabelValues(d.Name, "failed").Inc()
+		return
+	}
+	delay := e.backoff(st.Attempts)
+	if ra, ok := RetryAfter(err); ok && ra > delay {
+		delay = ra
+	}
+	e.m.jobs.WithLabelValues(d.Name, "retry").Inc()
+	e.log.Info("sync: will retry", "directory", d.Name, "user", st.SubjectID, "attempt", st.Attempts, "in", delay, "err", err)
+	next := pending{trig: trigRetry, retry: true}
+	if p.trig == trigLogin || p.trig == trigPassword {
+		// Keep the plaintext in memory for the retry (never on disk).
+		next.trig, next.pw = p.trig, p.pw.Clone()
+	}
+	time.AfterFunc(delay, func() { e.enqueue(k, next) })
+}
+
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.cfg.BackoffBase << min(attempt-1, 20)
+	if d > e.cfg.BackoffMax || d <= 0 {
+		d = e.cfg.BackoffMax
+	}
+	// Full jitter over the upper half keeps retries of many pairs apart.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// wantEnabled is the sign-in state SPEC 2.2, 3.8 and 4.3 ask for.
+func wantEnabled(d *Directory, u *store.User, bound bool, now time.Time) bool {
+	if u == nil || !bound || u.State != store.StateActive {
+		return false
+	}
+	if d.SuspendOnLockout && u.Locked(now) {
+		return false
+	}
+	if d.SuspendOnPasswordExpiry && u.PasswordStatus == store.PasswordExpired {
+		return false
+	}
+	return true
+}
+
+func accountOf(u *store.User, upn string, enabled bool) Account {
+	display := u.DisplayName
+	if display == "" {
+		display = strings.TrimSpace(u.FirstName + " " + u.LastName)
+	}
+	if display == "" {
+		display = u.Username
+	}
+	return Account{UPN: upn, MailNickname: u.Username, DisplayName: display, GivenName: u.FirstName,
+		Surname: u.LastName, Enabled: enabled, Attributes: u.Attributes}
+}
+
+func attrHash(a Account) string {
+	a.Enabled = false
+	b, _ := json.Marshal(a)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}
+
+func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.cfg.CallTimeout)
+}
+
+// apply moves the remote account toward what the gateway says; st is
+// updated in place as each step succeeds.
+func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound bool, st *store.SyncState, p pending) error {
+	now := e.cfg.Now()
+	want := wantEnabled(d, u, bound, now)
+
+	if !bound || u == nil {
+		// Deprovision (SPEC 4.3): disable, never delete.
+		if st.Provisioned && st.Enabled {
+			if err := e.setEnabled(ctx, d, st, false); err != nil {
+				return fail("user_deprovision", err)
+			}
+			e.emit(d, u, st, "user_deprovision", store.OutcomeSuccess, "sign-in blocked")
+		}
+		return nil
+	}
+
+	upn, err := PrincipalName(u.Email, d.Domains, d.DefaultDomain)
+	if err != nil {
+		e.log.Debug("sync: user skipped", "directory", d.Name, "user", u.Username, "reason", err)
+		st.LastError = "skipped: " + err.Error()
+		return nil
+	}
+	acct := accountOf(u, upn, want)
+	hash := attrHash(acct)
+
+	// A usable plaintext for this run, if any (SPEC 3.6: never send one
+	// the directory would reject).
+	var pw secret.String
+	var policyErr error
+	if !p.pw.IsEmpty() {
+		if policyErr = d.Policy.Check(p.pw); policyErr == nil {
+			pw = p.pw
+		}
+	}
+
+	if !st.Provisioned {
+		if err := e.provision(ctx, d, u, st, acct, pw); err != nil {
+			return err
+		}
+		st.AppliedHash = hash
+	} else {
+		if hash != st.AppliedHash {
+			ctx2, cancel := e.call(ctx)
+			err := d.Connector.UpdateUser(ctx2, st.RemoteID, acct)
+			cancel()
+			if err != nil {
+				return fail("user_update_provision", e.notFoundGrace(st, err))
+			}
+			st.AppliedHash = hash
+			e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "attributes updated")
+		}
+		if want != st.Enabled {
+			if err := e.setEnabled(ctx, d, st, want); err != nil {
+				if want {
+					return fail("user_update_provision", err)
+				}
+				return fail("user_deprovision", err)
+			}
+			if want {
+				// Re-enabled: a takeover trigger (SPEC 3.3).
+				st.PushPending = true
+				e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "sign-in re-enabled")
+			} else {
+				e.emit(d, u, st, "user_deprovision", store.OutcomeSuccess, "sign-in blocked")
+			}
+		}
+	}
+
+	// Password takeover (SPEC 3.3, 3.4, 3.7).
+	due := st.PushPending || st.PushedVersion != u.PasswordVersion || st.LastPushAt.IsZero()
+	if p.pw.IsEmpty() {
+		if due && u.PasswordHash != "" && !st.PushPending {
+			st.PushPending = true // the next login completes it
+		}
+		return nil
+	}
+	if policyErr != nil {
+		e.emit(d, u, st, "user_password_update_provision_failed", store.OutcomeFailure, "not sent: "+policyErr.Error())
+		st.LastError = "password not sent: " + policyErr.Error()
+		return nil
+	}
+	if !due && p.trig == trigLogin && now.Sub(st.LastCheckAt) >= e.cfg.RemoteCheckInterval {
+		ctx2, cancel := e.call(ctx)
+		ru, err := d.Connector.GetUser(ctx2, st.RemoteID)
+		cancel()
+		if err != nil {
+			return fail("user_password_update_provision", e.notFoundGrace(st, err))
+		}
+		st.LastCheckAt = now
+		if !ru.LastPasswordChange.IsZero() && ru.LastPasswordChange.After(st.RemotePasswordChangedAt.Add(time.Second)) {
+			e.log.Info("sync: password changed in the directory since our push; the gateway's wins", "directory", d.Name, "user", u.Username)
+			due = true
+		}
+	}
+	if !due {
+		return nil
+	}
+	if !st.PushPending {
+		// Durable marker before the call: if we die now, the next login
+		// finishes the push (SPEC 3.7).
+		st.PushPending = true
+		if _, err := e.st.UpdateSyncState(d.Name, st.SubjectID, func(x *store.SyncState) error { *x = *st; return nil }); err != nil {
+			return fail("user_password_update_provision", err)
+		}
+	}
+	ctx2, cancel := e.call(ctx)
+	changed, err := d.Connector.SetPassword(ctx2, st.RemoteID, pw)
+	cancel()
+	if err != nil {
+		return fail("user_password_update_provision", e.notFoundGrace(st, err))
+	}
+	if changed.IsZero() {
+		changed = e.cfg.Now()
+	}
+	st.PushPending = false
+	st.PushedVersion = u.PasswordVersion
+	st.LastPushAt = e.cfg.Now()
+	st.RemotePasswordChangedAt = changed
+	st.LastCheckAt = st.LastPushAt
+	e.m.pushes.WithLabelValues(d.Name).Inc()
+	e.emit(d, u, st, "user_password_update_provision", store.OutcomeSuccess, fmt.Sprintf("password version %d", u.PasswordVersion))
+	return nil
+}
+
+// provision looks the account up by principal name and takes it over, or
+// creates it (SPEC 4.1). Looking up first makes a retry after a crash
+// find the account instead of creating a second one (SPEC 4.8).
+func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st *store.SyncState, acct Account, pw secret.String) error {
+	ctx2, cancel := e.call(ctx)
+	ru, err := d.Connector.LookupUser(ctx2, acct.UPN)
+	cancel()
+	switch {
+	case err == nil:
+		ctx2, cancel := e.call(ctx)
+		err = d.Connector.UpdateUser(ctx2, ru.ID, acct)
+		cancel()
+		if err == nil && ru.Enabled != acct.Enabled {
+			ctx2, cancel := e.call(ctx)
+			err = d.Connector.SetEnabled(ctx2, ru.ID, acct.Enabled)
+			cancel()
+		}
+		if err != nil {
+			return fail("user_update_provision", err)
+		}
+		st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, e.cfg.Now()
+		st.RemotePasswordChangedAt = ru.LastPasswordChange
+		st.PushPending = true // just taken over: our password must win
+		e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "existing account taken over: "+acct.UPN)
+		return nil
+	case errors.Is(err, ErrNotFound):
+	default:
+		return fail("user_create_provision", err)
+	}
+	ctx2, cancel = e.call(ctx)
+	ru, err = d.Connector.CreateUser(ctx2, acct, pw)
+	cancel()
+	if err != nil {
+		var re *Error
+		if errors.As(err, &re) && strings.Contains(strings.ToLower(re.Message), "already exists") {
+			// Created by an attempt that died before recording it, and
+			// not yet visible to the lookup (replication): look again later.
+			return fail("user_create_provision", &Error{Status: re.Status, Code: re.Code, Message: "account exists but is not visible yet; looking it up again (" + re.Message + ")"})
+		}
+		return fail("user_create_provision", err)
+	}
+	now := e.cfg.Now()
+	st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, now
+	if pw.IsEmpty() {
+		st.PushPending = u.PasswordHash != "" // created with a random password
+	} else {
+		st.PushedVersion, st.LastPushAt, st.LastCheckAt = u.PasswordVersion, now, now
+		st.RemotePasswordChangedAt = ru.LastPasswordChange
+		if st.RemotePasswordChangedAt.IsZero() {
+			st.RemotePasswordChangedAt = now
+		}
+		st.PushPending = false
+	}
+	e.m.creates.WithLabelValues(d.Name).Inc()
+	e.emit(d, u, st, "user_create_provision", store.OutcomeSuccess, "created "+acct.UPN)
+	return nil
+}
+
+func (e *Engine) setEnabled(ctx context.Context, d *Directory, st *store.SyncState, enabled bool) error {
+	ctx2, cancel := e.call(ctx)
+	defer cancel()
+	if err := d.Connector.SetEnabled(ctx2, st.RemoteID, enabled); err != nil {
+		return e.notFoundGrace(st, err)
+	}
+	st.Enabled = enabled
+	return nil
+}
+
+// notFoundGrace turns a 404 shortly after provisioning into a transient
+// error (replication delay) and a later one into a permanent, explained one.
+func (e *Engine) notFoundGrace(st *store.SyncState, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if e.cfg.Now().Sub(st.ProvisionedAt) < e.cfg.ReplicationGrace {
+		return &Error{Status: 404, Message: "account not visible yet (replication delay)"}
+	}
+	return &Error{Permanent: true, Status: 404, Message: fmt.Sprintf("remote account %s no longer exists; unbind and bind the user again to re-create it", st.RemoteID)}
+}
+
+func (e *Engine) emit(d *Directory, u *store.User, st *store.SyncState, typ, outcome, detail string) {
+	ev := store.Event{Type: typ, Outcome: outcome, Directory: d.Name, UserID: st.SubjectID, Source: "sync", Detail: detail}
+	if u != nil {
+		ev.Username = u.Username
+	}
+	e.st.Emit(ev)
+	e.m.events.WithLabelValues(d.Name, typ).Inc()
+}

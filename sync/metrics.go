@@ -1,0 +1,30 @@
+package sync
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type engineMetrics struct {
+	jobs     *prometheus.CounterVec
+	pushes   *prometheus.CounterVec
+	creates  *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
+	m := &engineMetrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayd_sync_jobs_total",
+			Help: "Reconcile outcomes that were not plain successes (retry, failed)."}, []string{"directory", "result"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayd_sync_password_pushes_total",
+			Help: "Passwords pushed to a directory."}, []string{"directory"}),
+		creates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayd_sync_accounts_created_total",
+			Help: "Accounts created in a directory."}, []string{"directory"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gatewayd_sync_events_total",
+			Help: "Provisioning events by type."}, []string{"directory", "type"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gatewayd_sync_reconcile_duration_seconds",
+			Help: "Time to reconcile one (directory, user) pair.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.jobs, m.pushes, m.creates, m.events, m.duration)
+	}
+	return m
+}

@@ -1,0 +1,42 @@
+package sync
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gatewayd/gatewayd/secret"
+)
+
+func TestPrincipalName(t *testing.T) {
+	tests := []struct {
+		email   string
+		domains []string
+		def     string
+		want    string
+		err     string
+	}{
+		{"ann@corp.test", nil, "", "ann@corp.test", ""},
+		{"ann@corp.test", nil, "ignored.test", "ann@corp.test", ""},
+		{"ann@corp.test", []string{"corp.test"}, "", "ann@corp.test", ""},
+		{"ann@CORP.test", []string{"corp.test"}, "", "ann@CORP.test", ""},
+		{"ann@other.test", []string{"corp.test"}, "", "", "not one of this directory's domains"},
+		{"ann@other.test", []string{"corp.test", "corp2.test"}, "corp.test", "ann@corp.test", ""},
+		{"ann@corp2.test", []string{"corp.test", "corp2.test"}, "corp.test", "ann@corp2.test", ""},
+		{"broken", nil, "", "", "no domain"},
+	}
+	for _, tc := range tests {
+		got, err := PrincipalName(tc.email, tc.domains, tc.def)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s %v %q: got %q, %v; want %q, %q", tc.email, tc.domains, tc.def, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestPasswordPolicy(t *testing.T) {
+	p := PasswordPolicy{MinLength: 8, MaxLength: 10}
+	for pw, ok := range map[string]bool{"1234567": false, "12345678": true, "123456789é": true, "12345678901": false} {
+		if err := p.Check(secret.FromString(pw)); (err == nil) != ok {
+			t.Errorf("%q: %v", pw, err)
+		}
+	}
+}
