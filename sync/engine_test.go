@@ -233,7 +233,9 @@ func TestDeprovisionTriggers(t *testing.T) {
 		do   func()
 		want bool
 	}{
-		{"suspend", func() { r.st.UpdateUser(u.ID, func(x *store.User) error { x.State = store.StateSuspended; return nil }) }, false},
+		{"suspend", func() {
+			r.st.UpdateUser(u.ID, func(x *store.User) error { x.State = store.StateSuspended; return nil })
+		}, false},
 		{"unsuspend", func() { r.st.UpdateUser(u.ID, func(x *store.User) error { x.State = store.StateActive; return nil }) }, true},
 		{"unbind", func() { r.unbind(store.BindUser, u.ID) }, false},
 		{"rebind", func() { r.bind(store.BindUser, u.ID) }, true},
