@@ -42,6 +42,12 @@ type Store interface {
 	GroupsOfUser(userID string) ([]*store.Group, error)
 	ListEvents(f store.EventFilter) ([]store.Event, uint64, error)
 	Emit(ev store.Event)
+	ListDirectories() ([]*store.Directory, error)
+	DirectoryByName(name string) (*store.Directory, error)
+	PutBinding(b *store.Binding) (*store.Binding, error)
+	DeleteBinding(id string) error
+	BindingsOfSubject(subjectID string) ([]*store.Binding, error)
+	SyncStatesOfSubject(subjectID string) ([]*store.SyncState, error)
 }
 
 // Passwords sets passwords (authn owns hashing and policy).
@@ -117,6 +123,12 @@ func (s *Server) routes() {
 	s.handle("PUT /v1/groups/{group}/members/{user}", s.addMember)
 	s.handle("DELETE /v1/groups/{group}/members/{user}", s.removeMember)
 	s.handle("GET /v1/events", s.listEvents)
+	s.handle("GET /v1/directories", s.listDirectories)
+	s.handle("PUT /v1/directories/{dir}/users/{user}", s.bindUser(true))
+	s.handle("DELETE /v1/directories/{dir}/users/{user}", s.bindUser(false))
+	s.handle("PUT /v1/directories/{dir}/groups/{group}", s.bindGroup(true))
+	s.handle("DELETE /v1/directories/{dir}/groups/{group}", s.bindGroup(false))
+	s.handle("GET /v1/users/{user}/sync", s.userSync)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API lives under /v1/)", r.Method, r.URL.Path))
 	})

@@ -27,6 +27,9 @@ type Config struct {
 	Events  Events `toml:"events"`
 	LDAP    LDAP   `toml:"ldap"`
 	RADIUS  RADIUS `toml:"radius"`
+	Sync    Sync   `toml:"sync"`
+	// Directories are the cloud directories users are provisioned into.
+	Directories []Directory `toml:"directory"`
 
 	// Path is the file this came from ("(embedded example)" for the default).
 	Path string `toml:"-"`
@@ -115,6 +118,37 @@ type ReplyGroup struct {
 	Priority int    `toml:"priority"`
 	// Attributes are FreeRADIUS-style "Name = Value" strings.
 	Attributes []string `toml:"attributes"`
+}
+
+// Sync tunes the provisioning engine.
+type Sync struct {
+	Workers             int      `toml:"workers"`
+	MaxAttempts         int      `toml:"max_attempts"`
+	BackoffBase         Duration `toml:"backoff_base"`
+	BackoffMax          Duration `toml:"backoff_max"`
+	RemoteCheckInterval Duration `toml:"remote_check_interval"`
+}
+
+// Directory is one [[directory]] block.
+type Directory struct {
+	Type                    string         `toml:"type"`
+	Name                    string         `toml:"name"`
+	TenantID                string         `toml:"tenant_id"`
+	ClientID                string         `toml:"client_id"`
+	ClientSecret            SecretRef      `toml:"client_secret"`
+	Domains                 []string       `toml:"domains"`
+	DefaultDomain           string         `toml:"default_domain"`
+	PasswordPolicy          PasswordPolicy `toml:"password_policy"`
+	SuspendOnPasswordExpiry bool           `toml:"suspend_on_password_expiry"`
+	SuspendOnLockout        bool           `toml:"suspend_on_lockout"`
+	AuthorityURL            string         `toml:"authority_url"`
+	GraphURL                string         `toml:"graph_url"`
+}
+
+// PasswordPolicy is a directory's password length rule (SPEC 3.6).
+type PasswordPolicy struct {
+	MinLength int `toml:"min_length"`
+	MaxLength int `toml:"max_length"`
 }
 
 // Duration is a time.Duration written as "15m", "2s".
@@ -263,6 +297,8 @@ func Defaults() *Config {
 			RateLimit:           RateLimit{FailuresPerSecond: 5, Burst: 20},
 		},
 		Events: Events{Retention: 100000},
+		Sync: Sync{Workers: 4, MaxAttempts: 10, BackoffBase: Duration{time.Second}, BackoffMax: Duration{5 * time.Minute},
+			RemoteCheckInterval: Duration{time.Minute}},
 		LDAP: LDAP{
 			ExemptLoopback:     &t,
 			BindNames:          []string{"username", "email", "upn"},

@@ -110,3 +110,44 @@ func TestLocate(t *testing.T) {
 		}
 	}
 }
+
+func TestDirectoriesRefuseDuplicates(t *testing.T) {
+	t.Setenv("GW_M365", "s3cret")
+	block := func(name, tenant, domain string) string {
+		return "[[directory]]\ntype = \"entra\"\nname = \"" + name + "\"\ntenant_id = \"" + tenant + "\"\nclient_id = \"c\"\nclient_secret = \"env:GW_M365\"\ndomains = [\"" + domain + "\"]\n"
+	}
+	tests := []struct {
+		name, text string
+		line       int
+		want       []string
+	}{
+		{"same tenant", block("a", "T1", "a.test") + block("b", "t1", "b.test"), 11, []string{`directory #2 ("b")`, `directory #1 ("a")`, "tenant"}},
+		{"same domain", block("a", "T1", "x.test") + block("b", "T2", "X.test"), 14, []string{`directory #2 ("b")`, `directory #1 ("a")`, "domain"}},
+		{"same name", block("a", "T1", "x.test") + block("a", "T2", "y.test"), 10, []string{"also used by directory #1"}},
+		{"bad type", "[[directory]]\ntype = \"okta\"\nname = \"o\"\n", 2, []string{`type "okta" is not supported`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("d.toml", []byte(tc.text))
+			ps, ok := err.(Problems)
+			if !ok || len(ps) != 1 {
+				t.Fatalf("want one problem, got %v", err)
+			}
+			if ps[0].Line != tc.line {
+				t.Errorf("line %d, want %d: %s", ps[0].Line, tc.line, ps[0])
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(ps[0].Msg, w) {
+					t.Errorf("%q lacks %q", ps[0].Msg, w)
+				}
+			}
+		})
+	}
+	c, err := Parse("ok.toml", []byte(block("a", "T1", "a.test")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Directories[0].PasswordPolicy; p.MinLength != 8 || p.MaxLength != 256 {
+		t.Fatalf("entra default policy: %+v", p)
+	}
+}

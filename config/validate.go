@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"strings"
 
 	ldap "github.com/go-ldap/ldap/v3"
@@ -67,6 +69,75 @@ func (c *Config) validate() Problems {
 
 	ps = append(ps, c.validateLDAP()...)
 	ps = append(ps, c.validateRADIUS()...)
+	ps = append(ps, c.validateDirectories()...)
+	return ps
+}
+
+var directoryName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+func (c *Config) validateDirectories() Problems {
+	var ps Problems
+	bad := func(path, format string, args ...any) { ps = append(ps, c.Errorf(path, format, args...)) }
+	if c.Sync.Workers < 1 || c.Sync.MaxAttempts < 1 {
+		bad("sync", "sync.workers and sync.max_attempts must be at least 1")
+	}
+	names := map[string]int{}
+	tenants := map[string]int{}
+	domains := map[string]int{}
+	for i := range c.Directories {
+		d := &c.Directories[i]
+		at := func(k string) string { return fmt.Sprintf("directory[%d].%s", i, k) }
+		label := fmt.Sprintf("directory #%d (%q)", i+1, d.Name)
+		if !directoryName.MatchString(d.Name) {
+			bad(at("name"), "%s: name must be 1-64 lowercase letters, digits, '.', '_' or '-'", label)
+		} else if j, dup := names[d.Name]; dup {
+			bad(at("name"), "%s: the name is also used by directory #%d", label, j+1)
+		} else {
+			names[d.Name] = i
+		}
+		switch d.Type {
+		case "entra":
+			if d.TenantID == "" || d.ClientID == "" {
+				bad(at("tenant_id"), "%s: tenant_id and client_id are required for type entra", label)
+			}
+			if j, dup := tenants[strings.ToLower(d.TenantID)]; dup && d.TenantID != "" {
+				bad(at("tenant_id"), "%s: tenant %s is already configured in directory #%d (%q); one tenant must not be synced twice", label, d.TenantID, j+1, c.Directories[j].Name)
+			} else {
+				tenants[strings.ToLower(d.TenantID)] = i
+			}
+			if err := d.ClientSecret.resolve(); err != nil {
+				bad(at("client_secret"), "%s client_secret: %v", label, err)
+			}
+			for _, u := range []struct{ key, v string }{{"authority_url", d.AuthorityURL}, {"graph_url", d.GraphURL}} {
+				if u.v != "" {
+					if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+						bad(at(u.key), "%s: %s %q is not an http(s) URL", label, u.key, u.v)
+					}
+				}
+			}
+			if d.PasswordPolicy == (PasswordPolicy{}) {
+				d.PasswordPolicy = PasswordPolicy{MinLength: 8, MaxLength: 256}
+			}
+		case "":
+			bad(at("type"), "%s needs a type (entra)", label)
+		default:
+			bad(at("type"), "%s: type %q is not supported (supported: entra)", label, d.Type)
+		}
+		if d.PasswordPolicy.MinLength < 0 || (d.PasswordPolicy.MaxLength > 0 && d.PasswordPolicy.MaxLength < d.PasswordPolicy.MinLength) {
+			bad(at("password_policy"), "%s: password_policy needs 0 <= min_length <= max_length", label)
+		}
+		for _, dom := range d.Domains {
+			key := strings.ToLower(dom)
+			if j, dup := domains[key]; dup && j != i {
+				bad(at("domains"), "%s: domain %s is also listed in directory #%d (%q); one verified domain belongs to one directory", label, dom, j+1, c.Directories[j].Name)
+			} else {
+				domains[key] = i
+			}
+		}
+		if d.DefaultDomain != "" && len(d.Domains) == 0 {
+			bad(at("default_domain"), "%s: default_domain needs domains", label)
+		}
+	}
 	return ps
 }
 

@@ -117,7 +117,7 @@ type cli struct {
 
 func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sub := ""
-	if cmd != "events" {
+	if cmd != "events" && cmd != "bind" && cmd != "unbind" {
 		if len(args) == 0 {
 			return &exitError{code: 2, msg: fmt.Sprintf("gatewayd %s: which subcommand?\n\n%s", cmd, usage)}
 		}
@@ -150,6 +150,12 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.groupMember(sub)
 	case "events ":
 		run = c.events(fs)
+	case "bind ", "unbind ":
+		run = c.bind(fs, cmd == "bind")
+	case "directory list":
+		run = c.directoryList
+	case "user sync":
+		run = c.userSync
 	default:
 		return &exitError{code: 2, msg: fmt.Sprintf("gatewayd: unknown command %q\n\n%s", strings.TrimSpace(cmd+" "+sub), usage)}
 	}
@@ -597,4 +603,107 @@ func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 			return nil
 		})
 	}
+}
+
+func (c *cli) directoryList(pos []string) error {
+	if err := needArgs(pos, 0, "no positional arguments"); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.client.do("GET", "/v1/directories", nil, &raw); err != nil {
+		return err
+	}
+	return c.emit(raw, func() error {
+		var page struct {
+			Directories []struct{ Name, Type string } `json:"directories"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tTYPE")
+		for _, d := range page.Directories {
+			fmt.Fprintf(tw, "%s\t%s\n", d.Name, d.Type)
+		}
+		return tw.Flush()
+	})
+}
+
+// bind: gatewayd bind DIRECTORY -user U | -group G (unbind likewise).
+func (c *cli) bind(fs *flag.FlagSet, bind bool) func([]string) error {
+	user := fs.String("user", "", "bind this user (username or id)")
+	group := fs.String("group", "", "bind this group (name or id): every member is provisioned")
+	return func(pos []string) error {
+		if err := needArgs(pos, 1, "DIRECTORY and one of -user or -group"); err != nil {
+			return err
+		}
+		if (*user == "") == (*group == "") {
+			return &exitError{code: 2, msg: "gatewayd: give exactly one of -user or -group"}
+		}
+		kind, ref := "users", *user
+		if *group != "" {
+			kind, ref = "groups", *group
+		}
+		method, verb := "PUT", "bound"
+		if !bind {
+			method, verb = "DELETE", "unbound"
+		}
+		if err := c.client.do(method, "/v1/directories/"+url.PathEscape(pos[0])+"/"+kind+"/"+url.PathEscape(ref), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s %s %s %s directory %s\n", verb, strings.TrimSuffix(kind, "s"), ref, map[bool]string{true: "to", false: "from"}[bind], pos[0])
+		return nil
+	}
+}
+
+func (c *cli) userSync(pos []string) error {
+	if err := needArgs(pos, 1, "one USER (username or id)"); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.client.do("GET", "/v1/users/"+url.PathEscape(pos[0])+"/sync", nil, &raw); err != nil {
+		return err
+	}
+	return c.emit(raw, func() error {
+		var v struct {
+			PasswordVersion uint64 `json:"password_version"`
+			Directories     []struct {
+				Directory     string   `json:"directory"`
+				BoundDirectly bool     `json:"bound_directly"`
+				BoundVia      []string `json:"bound_via_groups"`
+				RemoteID      string   `json:"remote_id"`
+				Provisioned   bool     `json:"provisioned"`
+				Enabled       bool     `json:"enabled"`
+				PushedVersion uint64   `json:"pushed_password_version"`
+				PushPending   bool     `json:"password_push_pending"`
+				Attempts      int      `json:"attempts"`
+				Failed        bool     `json:"failed"`
+				LastError     string   `json:"last_error"`
+			} `json:"directories"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DIRECTORY\tBOUND\tREMOTE ID\tPROVISIONED\tENABLED\tPASSWORD\tATTEMPTS\tLAST ERROR")
+		for _, d := range v.Directories {
+			bound := "no"
+			switch {
+			case d.BoundDirectly:
+				bound = "directly"
+			case len(d.BoundVia) > 0:
+				bound = "via " + strings.Join(d.BoundVia, ",")
+			}
+			pw := fmt.Sprintf("v%d of v%d", d.PushedVersion, v.PasswordVersion)
+			if d.PushPending {
+				pw += " (push pending)"
+			}
+			errText := d.LastError
+			if d.Failed {
+				errText = "FAILED: " + errText
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%d\t%s\n", d.Directory, bound, dash(d.RemoteID), d.Provisioned, d.Enabled, pw, d.Attempts, dash(errText))
+		}
+		return tw.Flush()
+	})
 }

@@ -42,7 +42,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args, stderr)
 	case "check-config":
 		err = checkConfigCommand(args, stdout, stderr)
-	case "user", "group", "events":
+	case "user", "group", "events", "bind", "unbind", "directory":
 		err = cliCommand(cmd, args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatewayd", version)
@@ -76,6 +76,10 @@ const usage = `usage:
   gatewayd user passwd USER                 reads the new password from stdin (never from the command line)
   gatewayd group create -name N [-description D]
   gatewayd group list | get G | delete G | add-member G USER | remove-member G USER
+  gatewayd user sync USER                   per-directory binding and sync state
+  gatewayd directory list
+  gatewayd bind DIRECTORY -user U | -group G      provision into a directory (SPEC 4.1)
+  gatewayd unbind DIRECTORY -user U | -group G    the account is disabled, never deleted
   gatewayd events [-user U] [-type T] [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.
 `

@@ -24,6 +24,7 @@ import (
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
+	gwsync "github.com/gatewayd/gatewayd/sync"
 )
 
 const embeddedName = "(embedded gatewayd.toml.example)"
@@ -101,6 +102,7 @@ type daemon struct {
 	adminSrv *http.Server
 	doors    []door
 	radius   *radiusserver.Server
+	engine   *gwsync.Engine
 }
 
 // logger and registerer let buildDoors run without a daemon (check-config).
@@ -164,7 +166,14 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 	if err != nil {
 		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path, cfg.DataDir, err)
 	}
-	d.auth, err = authn.New(authnConfig(cfg), d.store, d.store, d.log.With("component", "authn"), authn.WithRegisterer(d.reg))
+	if d.engine, err = d.newEngine(); err != nil {
+		return nil, err
+	}
+	authnOpts := []authn.Option{authn.WithRegisterer(d.reg)}
+	if d.engine != nil {
+		authnOpts = append(authnOpts, authn.WithObserver(d.engine))
+	}
+	d.auth, err = authn.New(authnConfig(cfg), d.store, d.store, d.log.With("component", "authn"), authnOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +224,12 @@ func (d *daemon) run(ctx context.Context, hup <-chan os.Signal) error {
 	defer stopDoors()
 	errc := make(chan error, len(d.doors)+1)
 	var wg sync.WaitGroup
+	engineDone := make(chan struct{})
+	if d.engine != nil {
+		go func() { d.engine.Run(doorCtx); close(engineDone) }()
+	} else {
+		close(engineDone)
+	}
 	go func() {
 		if err := d.adminSrv.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("admin API: %w", err)
@@ -259,6 +274,11 @@ loop:
 	case <-deadline.Done():
 		d.log.Warn("front doors did not drain in time")
 	}
+	select {
+	case <-engineDone:
+	case <-deadline.Done():
+		d.log.Warn("sync engine did not stop in time; unfinished jobs resume at the next start")
+	}
 	if err := d.store.Close(); err != nil {
 		d.log.Error("closing the store", "err", err)
 		if runErr == nil {
@@ -294,6 +314,8 @@ func (d *daemon) reload() {
 		{"ldap.ldaps_listen", old.LDAP.LDAPSListen, nc.LDAP.LDAPSListen},
 		{"ldap.base_dn", old.LDAP.BaseDN, nc.LDAP.BaseDN},
 		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
+		{"directory", fmt.Sprint(len(old.Directories)), fmt.Sprint(len(nc.Directories))},
+		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
 	} {
 		if ch.old != ch.new {
 			d.log.Warn("SIGHUP: this change needs a restart to take effect", "key", ch.key, "running", ch.old, "configured", ch.new)
