@@ -89,6 +89,7 @@ type LDAP struct {
 	ExemptLoopback     *bool    `toml:"exempt_loopback"`
 	BindNames          []string `toml:"bind_names"`
 	UsersSeeAll        bool     `toml:"users_see_all"`
+	UserGIDNumber      int      `toml:"user_gid_number"`
 	MaxConnections     int      `toml:"max_connections"`
 	IdleTimeout        Duration `toml:"idle_timeout"`
 	MaxRequestsPerConn int      `toml:"max_requests_per_conn"`

@@ -13,10 +13,10 @@ func TestGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.ID == "" || g.GIDNumber != firstIDNumber || g.CreatedAt.IsZero() {
+	if g.ID == "" || g.GIDNumber != firstGIDNumber || g.CreatedAt.IsZero() {
 		t.Errorf("assigned fields: %+v", g)
 	}
-	if g2 := mustGroup(t, s, "ops"); g2.GIDNumber != firstIDNumber+1 {
+	if g2 := mustGroup(t, s, "ops"); g2.GIDNumber != firstGIDNumber+1 {
 		t.Errorf("gid %d", g2.GIDNumber)
 	}
 	if got, err := s.GroupByName("site admins"); err != nil || got.ID != g.ID {

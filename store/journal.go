@@ -30,7 +30,11 @@ const (
 	metaNextUID       = "next_uid"
 	metaNextGID       = "next_gid"
 
-	firstIDNumber = 10000
+	// Users and groups get numbers from separate ranges, so a user's
+	// private-group gidNumber (= uidNumber) never names a real group on
+	// a Linux host reading the LDAP tree.
+	firstIDNumber  = 10000
+	firstGIDNumber = 1000000
 
 	// boltMagic is bbolt's meta page marker; see journalHeaderCheck.
 	boltMagic      = 0xED0CDAED

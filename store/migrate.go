@@ -29,7 +29,7 @@ func migrateV0toV1(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	nextUID, nextGID := uint64(firstIDNumber), uint64(firstIDNumber)
+	nextUID, nextGID := uint64(firstIDNumber), uint64(firstGIDNumber)
 	err := tx.Bucket([]byte(TableUsers)).ForEach(func(k, v []byte) error {
 		var u struct {
 			UIDNumber int `json:"uid_number"`

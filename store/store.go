@@ -416,6 +416,9 @@ func (w *wtxn) nextCounter(key string) (int, error) {
 	}
 	if !ok {
 		n = firstIDNumber
+		if key == metaNextGID {
+			n = firstGIDNumber
+		}
 	}
 	if err := putMetaInt(w.tx, key, n+1); err != nil {
 		return 0, err

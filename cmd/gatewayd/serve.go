@@ -22,6 +22,7 @@ import (
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/config"
+	"github.com/gatewayd/gatewayd/ldapserver"
 	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
 	gwsync "github.com/gatewayd/gatewayd/sync"
@@ -77,7 +78,7 @@ func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
-	if _, err := buildDoors(cfg, nil); err != nil {
+	if _, _, err := buildDoors(cfg, nil); err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	if !*noBind {
@@ -102,6 +103,7 @@ type daemon struct {
 	adminSrv *http.Server
 	doors    []door
 	radius   *radiusserver.Server
+	ldap     *ldapserver.Server
 	engine   *gwsync.Engine
 }
 

@@ -1,0 +1,504 @@
+package ldapserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"github.com/gatewayd/gatewayd/store"
+)
+
+// lingerTime bounds how long a closing connection drains client input.
+const lingerTime = 200 * time.Millisecond
+
+// conn is one client connection. One goroutine (serve) reads and decodes
+// messages and runs binds and extended operations itself; searches run in
+// their own goroutines, at most MaxRequestsPerConn at a time. Writes from
+// all of them go through wmu.
+type conn struct {
+	s        *Server
+	id       uint64
+	raw      net.Conn
+	remote   netip.AddrPort
+	loopback bool
+	ldaps    bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Owned by the serve goroutine.
+	nc    net.Conn
+	br    *bufio.Reader
+	frame bytes.Buffer
+
+	wmu  sync.Mutex
+	bw   *bufio.Writer
+	wnc  net.Conn
+	werr error
+
+	mu        sync.Mutex
+	tls       bool
+	boundID   string
+	boundName string
+	ops       map[int64]context.CancelFunc
+
+	inflight  sync.WaitGroup
+	nInflight atomic.Int32
+	stopping  atomic.Bool
+}
+
+func newConn(s *Server, nc net.Conn, ldaps bool) *conn {
+	c := &conn{
+		s:     s,
+		id:    s.connSeq.Add(1),
+		raw:   nc,
+		ldaps: ldaps,
+		nc:    nc,
+		wnc:   nc,
+		ops:   make(map[int64]context.CancelFunc),
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		c.loopback = c.remote.Addr().IsLoopback()
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// stop is called by the server's shutdown: stop reading, finish up.
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	_ = c.raw.SetReadDeadline(time.Now())
+}
+
+func (c *conn) serve() {
+	defer c.s.untrack(c)
+	defer c.cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.m.panics.Inc()
+			c.s.log.Error("ldap connection panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+		_ = c.raw.Close()
+	}()
+	if c.ldaps {
+		if !c.handshake() {
+			c.s.m.refused.WithLabelValues("tls_handshake").Inc()
+			return
+		}
+	}
+	c.br = bufio.NewReaderSize(c.nc, 4096)
+	c.wmu.Lock()
+	c.bw = bufio.NewWriterSize(c.wnc, 16<<10)
+	c.wmu.Unlock()
+	c.readLoop()
+	c.finish()
+}
+
+// handshake runs the TLS server handshake on the raw connection.
+func (c *conn) handshake() bool {
+	tc := tls.Server(c.raw, c.s.tlsConf)
+	_ = c.raw.SetDeadline(time.Now().Add(min(handshakeTimeout, c.s.cfg.IdleTimeout)))
+	if c.stopping.Load() {
+		return false
+	}
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		c.s.log.Debug("ldap tls handshake failed", "conn", c.id, "remote", c.remote.String(), "err", err)
+		return false
+	}
+	_ = c.raw.SetDeadline(time.Time{})
+	c.nc = tc
+	c.wmu.Lock()
+	c.wnc = tc
+	c.wmu.Unlock()
+	c.mu.Lock()
+	c.tls = true
+	c.mu.Unlock()
+	return true
+}
+
+func (c *conn) readLoop() {
+	idle := c.s.cfg.IdleTimeout
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		if c.stopping.Load() {
+			return
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			if isTimeout(err) && !c.stopping.Load() && c.nInflight.Load() > 0 {
+				continue // not idle: operations are running
+			}
+			if isTimeout(err) && !c.stopping.Load() {
+				c.s.log.Debug("ldap idle connection closed", "conn", c.id, "remote", c.remote.String())
+			}
+			return
+		}
+		// The whole message must arrive within the idle timeout too.
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		frame, err := readFrame(c.br, c.s.cfg.MaxMessageBytes, &c.frame)
+		if err != nil {
+			switch {
+			case errors.Is(err, errTooLarge):
+				c.notice(rcProtocolError, fmt.Sprintf("message larger than %d bytes", c.s.cfg.MaxMessageBytes))
+			case errors.Is(err, errNotLDAP), errors.Is(err, errIndefiniteLen):
+				c.notice(rcProtocolError, "malformed message")
+			}
+			return
+		}
+		m, err := decodeMessage(frame)
+		if err != nil {
+			c.s.log.Debug("ldap malformed message", "conn", c.id, "remote", c.remote.String(), "err", err)
+			c.notice(rcProtocolError, "malformed message")
+			return
+		}
+		if !c.dispatch(m, frame) {
+			return
+		}
+	}
+}
+
+// finish lets operations in flight end (cancelling them after a grace
+// period on shutdown), says goodbye on shutdown and closes.
+func (c *conn) finish() {
+	if c.stopping.Load() {
+		done := make(chan struct{})
+		go func() { c.inflight.Wait(); close(done) }()
+		t := time.NewTimer(shutdownGrace)
+		select {
+		case <-done:
+			t.Stop()
+		case <-t.C:
+			c.cancel()
+			<-done
+		}
+		c.notice(rcUnavailable, "server shutting down")
+	} else {
+		// The client went away or broke the protocol: nobody is
+		// listening for the answers, stop the work.
+		c.cancel()
+		c.inflight.Wait()
+	}
+	c.wmu.Lock()
+	flushed := false
+	if c.bw != nil && c.werr == nil {
+		_ = c.wnc.SetWriteDeadline(time.Now().Add(time.Second))
+		flushed = c.bw.Flush() == nil
+	}
+	c.wmu.Unlock()
+	if flushed {
+		c.linger()
+	}
+}
+
+// linger half-closes and briefly drains what the client still sends, so
+// that closing does not reset the connection (which can destroy our last
+// answer or notice before the client reads it).
+func (c *conn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.raw.(closeWriter); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.raw.SetReadDeadline(time.Now().Add(lingerTime))
+	var buf [4096]byte
+	for total := 0; total < 64<<10; {
+		n, err := c.raw.Read(buf[:])
+		total += n
+		if err != nil {
+			return
+		}
+	}
+}
+
+// dispatch routes one message; false ends the session.
+func (c *conn) dispatch(m *message, frame []byte) bool {
+	switch m.op {
+	case appUnbindRequest:
+		return false
+	case appAbandonRequest:
+		id, err := decodeAbandon(m.body)
+		if err != nil {
+			c.notice(rcProtocolError, "malformed abandon request")
+			return false
+		}
+		c.mu.Lock()
+		cancel := c.ops[id]
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		return true
+	case appBindRequest:
+		req, err := decodeBind(m.body)
+		if err != nil {
+			c.notice(rcProtocolError, "malformed bind request")
+			return false
+		}
+		c.inflight.Wait() // a bind waits for outstanding operations (RFC 4511 4.2.1)
+		c.runSync(m, appBindResponse, func() { c.handleBind(m, req, frame) })
+		return true
+	case appExtendedRequest:
+		req, err := decodeExtended(m.body)
+		if err != nil {
+			c.notice(rcProtocolError, "malformed extended request")
+			return false
+		}
+		c.inflight.Wait()
+		if req.oid == oidStartTLS {
+			return c.handleStartTLS(m)
+		}
+		c.runSync(m, appExtendedResponse, func() { c.handleExtended(m, req, frame) })
+		return true
+	case appSearchRequest:
+		req, err := decodeSearch(m.body)
+		var fe errFilter
+		if err != nil && !errors.As(err, &fe) {
+			c.notice(rcProtocolError, "malformed search request")
+			return false
+		}
+		c.startSearch(m, req, err)
+		return true
+	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest, appCompareRequest:
+		tag, _ := responseTag(m.op)
+		c.sendResult(m.id, tag, rcUnwillingToPerform, "", "this directory is read-only", true)
+		return true
+	}
+	c.notice(rcProtocolError, "unknown operation")
+	return false
+}
+
+// runSync runs a handler in the reader goroutine with panic recovery.
+func (c *conn) runSync(m *message, respTag ber.Tag, fn func()) {
+	c.nInflight.Add(1)
+	defer c.nInflight.Add(-1)
+	c.safely(m, respTag, fn)
+}
+
+// safely runs fn; a panic is logged and answered with operationsError.
+func (c *conn) safely(m *message, respTag ber.Tag, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.m.panics.Inc()
+			switch respTag {
+			case appBindResponse:
+				c.s.m.binds.WithLabelValues(bindError).Inc()
+			case appSearchDone:
+				c.s.m.searches.WithLabelValues("error").Inc()
+			}
+			c.s.log.Error("ldap handler panic", "conn", c.id, "op", int(m.op), "msgid", m.id,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.sendResult(m.id, respTag, rcOperationsError, "", "internal error", true)
+		}
+	}()
+	fn()
+}
+
+// startSearch runs a search in its own goroutine, or answers busy when
+// the connection already has MaxRequestsPerConn operations in flight.
+func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
+	c.mu.Lock()
+	_, dup := c.ops[m.id]
+	full := len(c.ops) >= c.s.cfg.MaxRequestsPerConn
+	var opCtx context.Context
+	var cancel context.CancelFunc
+	if !dup && !full {
+		opCtx, cancel = context.WithCancel(c.ctx)
+		c.ops[m.id] = cancel
+	}
+	c.mu.Unlock()
+	switch {
+	case dup:
+		c.s.m.searches.WithLabelValues("invalid").Inc()
+		c.sendResult(m.id, appSearchDone, rcProtocolError, "", "message ID already in use", true)
+		return
+	case full:
+		c.s.m.searches.WithLabelValues("busy").Inc()
+		c.sendResult(m.id, appSearchDone, rcBusy, "", "too many operations in flight on this connection", true)
+		return
+	}
+	c.inflight.Add(1)
+	c.nInflight.Add(1)
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.ops, m.id)
+			c.mu.Unlock()
+			cancel()
+			c.nInflight.Add(-1)
+			c.inflight.Done()
+		}()
+		c.safely(m, appSearchDone, func() { c.handleSearch(opCtx, m, req, decodeErr) })
+	}()
+}
+
+// --- writing ---
+
+func (c *conn) write(b []byte, flush bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(c.wnc, 16<<10)
+	}
+	_ = c.wnc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout()))
+	_, err := c.bw.Write(b)
+	if err == nil && flush {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.werr = err
+		// A client that does not read its answers: drop it. Closing
+		// unblocks the reader, which then winds the connection down.
+		_ = c.raw.Close()
+	}
+	return err
+}
+
+func (c *conn) send(p *ber.Packet, flush bool) error { return c.write(p.Bytes(), flush) }
+
+func (c *conn) sendResult(id int64, tag ber.Tag, code int, matched, diag string, flush bool, controls ...*ber.Packet) {
+	_ = c.send(newEnvelope(id, resultOp(tag, code, matched, diag), controls...), flush)
+}
+
+func (c *conn) sendExtended(id int64, code int, diag, name string, value []byte) {
+	_ = c.send(newEnvelope(id, extendedOp(code, diag, name, value)), true)
+}
+
+// notice sends a Notice of Disconnection (the caller then closes).
+func (c *conn) notice(code int, diag string) {
+	_ = c.write(noticeOfDisconnection(code, diag), true)
+}
+
+// --- per-connection authentication state ---
+
+func (c *conn) setBound(u *store.User) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u == nil {
+		c.boundID, c.boundName = "", ""
+		return
+	}
+	c.boundID, c.boundName = u.ID, u.Username
+}
+
+func (c *conn) bound() (id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.boundID
+}
+
+var errNotBound = errors.New("not bound")
+
+// viewer re-reads the bound user, so a user suspended or deleted since the
+// bind loses access at their next request.
+func (c *conn) viewer() (*store.User, error) {
+	id := c.bound()
+	if id == "" {
+		return nil, errNotBound
+	}
+	u, err := c.s.dir.UserByID(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.clearBound(id)
+			return nil, errNotBound
+		}
+		return nil, err
+	}
+	if u.State != store.StateActive {
+		c.clearBound(id)
+		return nil, errNotBound
+	}
+	return u, nil
+}
+
+func (c *conn) clearBound(id string) {
+	c.mu.Lock()
+	if c.boundID == id {
+		c.boundID, c.boundName = "", ""
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) isTLS() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tls
+}
+
+// secureEnough says whether a cleartext password may cross this connection.
+func (c *conn) secureEnough() bool {
+	return c.isTLS() || c.s.cfg.AllowInsecureBind || (c.s.cfg.ExemptLoopback && c.loopback)
+}
+
+func (c *conn) clientName() string { return fmt.Sprintf("ldap#%d", c.id) }
+
+// --- StartTLS ---
+
+func (c *conn) handleStartTLS(m *message) bool {
+	start := time.Now()
+	defer func() { c.s.m.duration.WithLabelValues("starttls").Observe(time.Since(start).Seconds()) }()
+	switch {
+	case c.s.tlsConf == nil:
+		c.sendExtended(m.id, rcUnavailable, "StartTLS is not configured", oidStartTLS, nil)
+		return true
+	case c.isTLS():
+		c.sendExtended(m.id, rcOperationsError, "TLS already established", oidStartTLS, nil)
+		return true
+	case c.br.Buffered() > 0:
+		// The client must wait for our answer before sending more.
+		c.sendExtended(m.id, rcOperationsError, "data after StartTLS request", oidStartTLS, nil)
+		return true
+	}
+	if code, diag := c.checkControls(m, false); code != rcSuccess {
+		c.sendExtended(m.id, code, diag, oidStartTLS, nil)
+		return true
+	}
+	c.sendExtended(m.id, rcSuccess, "", oidStartTLS, nil)
+	c.wmu.Lock()
+	werr := c.werr
+	c.wmu.Unlock()
+	if werr != nil {
+		return false
+	}
+	if !c.handshake() {
+		return false
+	}
+	c.br = bufio.NewReaderSize(c.nc, 4096)
+	c.wmu.Lock()
+	c.bw = bufio.NewWriterSize(c.wnc, 16<<10)
+	c.wmu.Unlock()
+	return true
+}
+
+// checkControls answers unavailableCriticalExtension for a critical control
+// we do not implement. paged says whether Simple Paged Results applies.
+func (c *conn) checkControls(m *message, paged bool) (int, string) {
+	for _, ctl := range m.controls {
+		switch {
+		case ctl.oid == oidManageDsaIT: // we hold no referrals: a no-op
+		case ctl.oid == oidPagedResults && paged:
+		case ctl.critical:
+			return rcUnavailableCriticalExt, "critical control not supported: " + ctl.oid
+		}
+	}
+	return rcSuccess, ""
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}

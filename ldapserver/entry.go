@@ -1,0 +1,354 @@
+package ldapserver
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
+	"github.com/gatewayd/gatewayd/store"
+)
+
+type entryKind uint8
+
+const (
+	kindRootDSE entryKind = iota
+	kindBase
+	kindContainer
+	kindUser
+	kindGroup
+)
+
+// attrVals is one attribute of an entry. load fills vals on first use
+// (memberOf, member, memberUid cost a store lookup).
+type attrVals struct {
+	t      *attrType
+	vals   []string
+	load   func() ([]string, error)
+	loaded bool
+}
+
+// entry is one object of the virtual tree, built per search from the store.
+// It is used by one goroutine.
+type entry struct {
+	dn    string
+	ndn   string
+	kind  entryKind
+	attrs []*attrVals
+	err   error // a lazy load failed
+}
+
+func (e *entry) add(name string, vals ...string) {
+	t := schema[strings.ToLower(name)]
+	if t == nil {
+		panic("ldapserver: attribute not in schema: " + name)
+	}
+	var vs []string
+	for _, v := range vals {
+		if v != "" {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return
+	}
+	e.attrs = append(e.attrs, &attrVals{t: t, vals: vs, loaded: true})
+}
+
+func (e *entry) addLazy(name string, load func() ([]string, error)) {
+	e.attrs = append(e.attrs, &attrVals{t: schema[strings.ToLower(name)], load: load})
+}
+
+// get returns the values of attribute type t (nil when absent).
+func (e *entry) get(t *attrType) []string {
+	for _, a := range e.attrs {
+		if a.t == t {
+			return e.values(a)
+		}
+	}
+	return nil
+}
+
+func (e *entry) values(a *attrVals) []string {
+	if !a.loaded {
+		a.loaded = true
+		vs, err := a.load()
+		if err != nil && e.err == nil {
+			e.err = err
+		}
+		a.vals = vs
+	}
+	return a.vals
+}
+
+// tree knows the naming context and builds entries.
+type tree struct {
+	base      parsedDN
+	baseDN    string // display form
+	baseNDN   string
+	usersDN   string
+	usersNDN  string
+	groupsDN  string
+	groupsNDN string
+	userGID   int
+}
+
+func newTree(baseDN string, userGID int) (*tree, error) {
+	d, err := parseDN(strings.TrimSpace(baseDN))
+	if err != nil || len(d) == 0 {
+		return nil, errBadDN
+	}
+	t := &tree{base: d, baseDN: displayDN(d), baseNDN: d.norm(), userGID: userGID}
+	t.usersDN = "ou=users," + t.baseDN
+	t.usersNDN = "ou=users," + t.baseNDN
+	t.groupsDN = "ou=groups," + t.baseDN
+	t.groupsNDN = "ou=groups," + t.baseNDN
+	return t, nil
+}
+
+func (t *tree) userDN(username string) string {
+	return "uid=" + escapeDNValue(username) + "," + t.usersDN
+}
+
+func (t *tree) userNDN(username string) string {
+	return "uid=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.usersNDN
+}
+
+func (t *tree) groupDN(name string) string {
+	return "cn=" + escapeDNValue(name) + "," + t.groupsDN
+}
+
+func (t *tree) groupNDN(name string) string {
+	return "cn=" + escapeDNValue(prepCaseIgnore(name)) + "," + t.groupsNDN
+}
+
+// place says where a DN falls in the tree.
+type place struct {
+	kind  entryKind // kindBase, kindContainer (users or groups), kindUser, kindGroup
+	users bool      // for kindContainer: ou=users (else ou=groups)
+	name  string    // username or group name as written in the DN
+	// matched is the deepest existing ancestor, for noSuchObject.
+	matched string
+	ok      bool
+}
+
+// locate classifies a parsed DN under the base. ok is false when the DN
+// cannot name an entry of ours; matched then says how far it got.
+func (t *tree) locate(d parsedDN) place {
+	if !d.hasSuffix(t.base) {
+		return place{}
+	}
+	rel := d[:len(d)-len(t.base)]
+	switch len(rel) {
+	case 0:
+		return place{kind: kindBase, ok: true}
+	case 1:
+		switch rel[0].norm {
+		case "ou=users":
+			return place{kind: kindContainer, users: true, ok: true}
+		case "ou=groups":
+			return place{kind: kindContainer, ok: true}
+		}
+		return place{matched: t.baseDN}
+	case 2:
+		r := rel[0]
+		switch {
+		case rel[1].norm == "ou=users" && len(r.avas) == 1 && r.avas[0].typ == "uid":
+			return place{kind: kindUser, name: r.avas[0].val, matched: t.usersDN, ok: true}
+		case rel[1].norm == "ou=groups" && len(r.avas) == 1 && r.avas[0].typ == "cn":
+			return place{kind: kindGroup, name: r.avas[0].val, matched: t.groupsDN, ok: true}
+		case rel[1].norm == "ou=users":
+			return place{matched: t.usersDN}
+		case rel[1].norm == "ou=groups":
+			return place{matched: t.groupsDN}
+		}
+		return place{matched: t.baseDN}
+	default:
+		p := t.locate(d[len(d)-len(t.base)-2:])
+		if p.ok {
+			// Below a leaf: the leaf exists (if it does), but we cannot
+			// tell here; report its container.
+			switch p.kind {
+			case kindUser:
+				return place{matched: t.usersDN}
+			case kindGroup:
+				return place{matched: t.groupsDN}
+			}
+		}
+		return place{matched: p.matched}
+	}
+}
+
+func (t *tree) baseEntry() *entry {
+	e := &entry{dn: t.baseDN, ndn: t.baseNDN, kind: kindBase}
+	top := t.base[0].avas[0]
+	switch top.typ {
+	case "dc":
+		e.add("objectClass", "top", "domain")
+		e.add("dc", top.val)
+		e.add("structuralObjectClass", "domain")
+	case "o":
+		e.add("objectClass", "top", "organization")
+		e.add("o", top.val)
+		e.add("structuralObjectClass", "organization")
+	case "ou":
+		e.add("objectClass", "top", "organizationalUnit")
+		e.add("ou", top.val)
+		e.add("structuralObjectClass", "organizationalUnit")
+	default:
+		e.add("objectClass", "top", "extensibleObject")
+		if schema[top.typ] != nil {
+			e.add(top.typ, top.val)
+		}
+	}
+	e.add("entryDN", t.baseDN)
+	e.add("hasSubordinates", "TRUE")
+	return e
+}
+
+func (t *tree) containerEntry(users bool) *entry {
+	e := &entry{kind: kindContainer}
+	ou := "groups"
+	if users {
+		ou = "users"
+		e.dn, e.ndn = t.usersDN, t.usersNDN
+	} else {
+		e.dn, e.ndn = t.groupsDN, t.groupsNDN
+	}
+	e.add("objectClass", "top", "organizationalUnit")
+	e.add("ou", ou)
+	e.add("structuralObjectClass", "organizationalUnit")
+	e.add("entryDN", e.dn)
+	e.add("hasSubordinates", "TRUE")
+	return e
+}
+
+// userEntry renders a user. The password hash is never part of an entry.
+func (t *tree) userEntry(u *store.User, dir Directory) *entry {
+	e := &entry{dn: t.userDN(u.Username), ndn: t.userNDN(u.Username), kind: kindUser}
+	e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
+	e.add("uid", u.Username)
+	cn := userCN(u)
+	e.add("cn", cn)
+	sn := u.LastName
+	if sn == "" {
+		sn = u.Username
+	}
+	e.add("sn", sn)
+	e.add("givenName", u.FirstName)
+	display := u.DisplayName
+	if display == "" {
+		display = cn
+	}
+	e.add("displayName", display)
+	e.add("mail", u.Email)
+	id := u.ID
+	e.addLazy("memberOf", func() ([]string, error) {
+		gs, err := dir.GroupsOfUser(id)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(gs))
+		for _, g := range gs {
+			out = append(out, t.groupDN(g.Name))
+		}
+		return out, nil
+	})
+	e.add("uidNumber", strconv.Itoa(u.UIDNumber))
+	gid := u.UIDNumber
+	if t.userGID > 0 {
+		gid = t.userGID
+	}
+	e.add("gidNumber", strconv.Itoa(gid))
+	home, shell := "/home/"+u.Username, "/bin/bash"
+	if v := u.Attributes["homeDirectory"]; v != "" {
+		home = v
+	}
+	if v := u.Attributes["loginShell"]; v != "" {
+		shell = v
+	}
+	e.add("homeDirectory", home)
+	e.add("loginShell", shell)
+	e.add("entryUUID", entryUUID(u.ID))
+	e.add("entryDN", e.dn)
+	e.add("structuralObjectClass", "inetOrgPerson")
+	e.add("hasSubordinates", "FALSE")
+	if !u.CreatedAt.IsZero() {
+		e.add("createTimestamp", generalizedTime(u.CreatedAt))
+	}
+	if !u.UpdatedAt.IsZero() {
+		e.add("modifyTimestamp", generalizedTime(u.UpdatedAt))
+	}
+	return e
+}
+
+func userCN(u *store.User) string {
+	switch {
+	case u.DisplayName != "":
+		return u.DisplayName
+	case u.FirstName != "" || u.LastName != "":
+		return strings.TrimSpace(u.FirstName + " " + u.LastName)
+	}
+	return u.Username
+}
+
+func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
+	e := &entry{dn: t.groupDN(g.Name), ndn: t.groupNDN(g.Name), kind: kindGroup}
+	e.add("objectClass", "top", "groupOfNames", "posixGroup")
+	e.add("cn", g.Name)
+	e.add("description", g.Description)
+	e.add("gidNumber", strconv.Itoa(g.GIDNumber))
+	// member and memberUid share one lookup.
+	var members []*store.User
+	var loaded bool
+	var lerr error
+	load := func() ([]*store.User, error) {
+		if !loaded {
+			loaded = true
+			members, lerr = dir.MembersOf(g.ID)
+		}
+		return members, lerr
+	}
+	e.addLazy("member", func() ([]string, error) {
+		ms, err := load()
+		out := make([]string, 0, len(ms))
+		for _, m := range ms {
+			out = append(out, t.userDN(m.Username))
+		}
+		return out, err
+	})
+	e.addLazy("memberUid", func() ([]string, error) {
+		ms, err := load()
+		out := make([]string, 0, len(ms))
+		for _, m := range ms {
+			out = append(out, m.Username)
+		}
+		return out, err
+	})
+	e.add("entryUUID", entryUUID(g.ID))
+	e.add("entryDN", e.dn)
+	e.add("structuralObjectClass", "groupOfNames")
+	e.add("hasSubordinates", "FALSE")
+	if !g.CreatedAt.IsZero() {
+		e.add("createTimestamp", generalizedTime(g.CreatedAt))
+	}
+	if !g.UpdatedAt.IsZero() {
+		e.add("modifyTimestamp", generalizedTime(g.UpdatedAt))
+	}
+	return e
+}
+
+// entryUUID is the object's id when it already is a UUID, else a stable
+// name-based (version 5 style) UUID derived from it.
+func entryUUID(id string) string {
+	l := strings.ToLower(id)
+	if isUUID(l) {
+		return l
+	}
+	h := sha1.Sum([]byte("gatewayd:" + id))
+	b := h[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	x := hex.EncodeToString(b)
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}

@@ -1,0 +1,712 @@
+package ldapserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"github.com/gatewayd/gatewayd/store"
+)
+
+// listBatch is how many users or groups one store call returns while a
+// search walks the tree. Paged-results cookies point into these batches.
+const listBatch = 256
+
+var (
+	userClasses  = []string{"top", "person", "organizationalperson", "inetorgperson", "posixaccount"}
+	groupClasses = []string{"top", "groupofnames", "posixgroup"}
+)
+
+type searchResult struct {
+	code      int
+	matched   string
+	diag      string
+	controls  []*ber.Packet
+	abandoned bool
+}
+
+func (c *conn) handleSearch(opCtx context.Context, m *message, req *searchRequest, decodeErr error) {
+	start := time.Now()
+	res := c.search(opCtx, m, req, decodeErr)
+	c.s.m.duration.WithLabelValues("search").Observe(time.Since(start).Seconds())
+	if res.abandoned {
+		c.s.m.searches.WithLabelValues("abandoned").Inc()
+		return
+	}
+	c.s.m.searches.WithLabelValues(searchOutcome(res.code)).Inc()
+	c.sendResult(m.id, appSearchDone, res.code, res.matched, res.diag, true, res.controls...)
+}
+
+// rootDSE is the entry at the empty DN, readable by anyone.
+func (s *Server) rootDSE() *entry {
+	e := &entry{kind: kindRootDSE}
+	e.add("objectClass", "top")
+	e.add("namingContexts", s.tree.baseDN)
+	e.add("supportedLDAPVersion", "3")
+	exts := []string{oidPasswordModify, oidWhoAmI}
+	if s.tlsConf != nil {
+		exts = append([]string{oidStartTLS}, exts...)
+	}
+	e.add("supportedExtension", exts...)
+	e.add("supportedControl", oidPagedResults, oidManageDsaIT)
+	e.add("vendorName", "gatewayd")
+	e.add("vendorVersion", s.version)
+	return e
+}
+
+// selection is the requested attribute list of a search.
+type selection struct {
+	allUser, allOp bool
+	named          map[*attrType]bool
+}
+
+func newSelection(attrs []string) selection {
+	sel := selection{named: map[*attrType]bool{}}
+	if len(attrs) == 0 {
+		sel.allUser = true
+		return sel
+	}
+	for _, a := range attrs {
+		switch a {
+		case "*":
+			sel.allUser = true
+		case "+":
+			sel.allOp = true
+		case "1.1":
+		default:
+			if t, opts := lookupAttr(a); t != nil && !opts {
+				sel.named[t] = true
+			}
+		}
+	}
+	return sel
+}
+
+func (sel selection) pick(e *entry) []outAttr {
+	var out []outAttr
+	for _, a := range e.attrs {
+		if !(sel.named[a.t] || (sel.allUser && !a.t.operational) || (sel.allOp && a.t.operational)) {
+			continue
+		}
+		if vs := e.values(a); len(vs) > 0 {
+			out = append(out, outAttr{name: a.t.name, vals: vs})
+		}
+	}
+	return out
+}
+
+// pagePos is where a paged search resumes: phase index, store cursor of
+// the batch (enumerating phases) and index within the batch or list.
+type pagePos struct {
+	phase  int
+	cursor string
+	skip   int
+}
+
+type phaseKind uint8
+
+const (
+	phFixed phaseKind = iota
+	phUsers
+	phGroups
+)
+
+// phase is one stretch of the walk: fixed entries, or users or groups,
+// either from a candidate list (lists non-nil) or by enumerating the store.
+type phase struct {
+	kind      phaseKind
+	entries   []*entry
+	userList  func() ([]*store.User, error)
+	groupList func() ([]*store.Group, error)
+}
+
+var errStop = errors.New("stop")
+
+func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, decodeErr error) searchResult {
+	if code, diag := c.checkControls(m, true); code != rcSuccess {
+		return searchResult{code: code, diag: diag}
+	}
+	var paged *control
+	for i := range m.controls {
+		if m.controls[i].oid == oidPagedResults {
+			paged = &m.controls[i]
+		}
+	}
+	if decodeErr != nil {
+		if errors.Is(decodeErr, errFilterTooBig) {
+			return searchResult{code: rcUnwillingToPerform, diag: "filter too complex"}
+		}
+		return searchResult{code: rcProtocolError, diag: "malformed filter"}
+	}
+	if req.scope < scopeBase || req.scope > scopeSubordinate {
+		return searchResult{code: rcProtocolError, diag: "unknown search scope"}
+	}
+	var pageSize int64
+	var cookie []byte
+	if paged != nil {
+		if !paged.hasValue {
+			return searchResult{code: rcProtocolError, diag: "paged results control without a value"}
+		}
+		var err error
+		if pageSize, cookie, err = decodePagedValue(paged.value); err != nil {
+			return searchResult{code: rcProtocolError, diag: "malformed paged results control"}
+		}
+	}
+
+	// The root DSE: anyone, bound or not.
+	if req.base == "" && req.scope == scopeBase {
+		e := c.s.rootDSE()
+		if req.filter.eval(e) == triTrue {
+			// Root DSE attributes count as user and operational
+			// attributes: "*" and "+" both list them.
+			sel := newSelection(req.attrs)
+			sel.allUser = sel.allUser || sel.allOp
+			if err := c.send(newEnvelope(m.id, entryOp("", sel.pick(e), req.typesOnly)), false); err != nil {
+				return searchResult{abandoned: true}
+			}
+		}
+		res := searchResult{code: rcSuccess}
+		if paged != nil {
+			res.controls = []*ber.Packet{pagedControl(nil)}
+		}
+		return res
+	}
+
+	viewer, err := c.viewer()
+	switch {
+	case errors.Is(err, errNotBound):
+		return searchResult{code: rcInsufficientAccessRights, diag: "bind required to search"}
+	case err != nil:
+		c.s.log.Error("ldap search: reading the bound user failed", "conn", c.id, "err", err)
+		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+	}
+	base, err := parseDN(req.base)
+	if err != nil {
+		return searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
+	}
+	seeAll := viewer.ServiceAccount || c.s.cfg.UsersSeeAll
+	plan, res := c.plan(viewer, seeAll, base, req)
+	if res.code != rcSuccess {
+		return res
+	}
+
+	tl := c.s.cfg.TimeLimit
+	if req.timeLimit > 0 && time.Duration(req.timeLimit)*time.Second < tl {
+		tl = time.Duration(req.timeLimit) * time.Second
+	}
+	ctx, cancel := context.WithTimeout(opCtx, tl)
+	defer cancel()
+
+	fp := searchFingerprint(viewer.ID, seeAll, base.norm(), req)
+	var start pagePos
+	prev := 0
+	pageLimit := c.s.cfg.SizeLimit
+	limitIsSize := true // reaching pageLimit with more to come is sizeLimitExceeded, else a cookie
+	if paged != nil {
+		if len(cookie) > 0 {
+			var ok bool
+			if start, prev, ok = c.s.openCookie(cookie, fp); !ok {
+				return searchResult{code: rcUnwillingToPerform, diag: "invalid paged results cookie"}
+			}
+		}
+		if pageSize == 0 { // the client abandons the paged search
+			return searchResult{code: rcSuccess, controls: []*ber.Packet{pagedControl(nil)}}
+		}
+		if pageSize < int64(pageLimit) {
+			pageLimit = int(pageSize)
+		}
+		limitIsSize = false
+	}
+	if req.sizeLimit > 0 {
+		if remaining := int(req.sizeLimit) - prev; remaining <= pageLimit {
+			pageLimit, limitIsSize = max(remaining, 0), true
+		}
+	}
+
+	sel := newSelection(req.attrs)
+	sent := 0
+	var next *pagePos
+	walkErr := c.walk(ctx, plan, start, func(e *entry, pos pagePos) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		match := req.filter.eval(e) == triTrue
+		if e.err != nil {
+			return e.err
+		}
+		if !match {
+			return nil
+		}
+		if sent >= pageLimit {
+			p := pos
+			next = &p
+			return errStop
+		}
+		attrs := sel.pick(e)
+		if e.err != nil {
+			return e.err
+		}
+		if err := c.send(newEnvelope(m.id, entryOp(e.dn, attrs, req.typesOnly)), false); err != nil {
+			return errConnGone
+		}
+		sent++
+		return nil
+	})
+	switch {
+	case walkErr == nil, errors.Is(walkErr, errStop):
+	case errors.Is(walkErr, errConnGone), opCtx.Err() != nil:
+		return searchResult{abandoned: true}
+	case errors.Is(walkErr, context.DeadlineExceeded):
+		return searchResult{code: rcTimeLimitExceeded, diag: "time limit exceeded"}
+	default:
+		c.s.log.Error("ldap search failed", "conn", c.id, "err", walkErr)
+		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+	}
+	out := searchResult{code: rcSuccess}
+	var nextCookie []byte
+	if next != nil {
+		if limitIsSize {
+			out.code, out.diag = rcSizeLimitExceeded, "size limit exceeded"
+		} else {
+			nextCookie = c.s.sealCookie(*next, prev+sent, fp)
+		}
+	}
+	if paged != nil {
+		out.controls = []*ber.Packet{pagedControl(nextCookie)}
+	}
+	return out
+}
+
+var errConnGone = errors.New("connection gone")
+
+// walk calls fn for each entry of the plan from start on, with the
+// position of that entry. fn returning an error stops the walk.
+func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*entry, pagePos) error) error {
+	tr, dir := c.s.tree, c.s.dir
+	for pi := max(start.phase, 0); pi < len(plan); pi++ {
+		ph := plan[pi]
+		skip, cursor := 0, ""
+		if pi == start.phase {
+			skip, cursor = max(start.skip, 0), start.cursor
+		}
+		switch {
+		case ph.kind == phFixed:
+			for i := skip; i < len(ph.entries); i++ {
+				if err := fn(ph.entries[i], pagePos{phase: pi, skip: i}); err != nil {
+					return err
+				}
+			}
+		case ph.kind == phUsers && ph.userList != nil:
+			us, err := ph.userList()
+			if err != nil {
+				return err
+			}
+			for i := skip; i < len(us); i++ {
+				if err := fn(tr.userEntry(us[i], dir), pagePos{phase: pi, skip: i}); err != nil {
+					return err
+				}
+			}
+		case ph.kind == phGroups && ph.groupList != nil:
+			gs, err := ph.groupList()
+			if err != nil {
+				return err
+			}
+			for i := skip; i < len(gs); i++ {
+				if err := fn(tr.groupEntry(gs[i], dir), pagePos{phase: pi, skip: i}); err != nil {
+					return err
+				}
+			}
+		case ph.kind == phUsers:
+			for {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				batch, nx, err := dir.ListUsers(cursor, listBatch)
+				if err != nil {
+					return err
+				}
+				for i := skip; i < len(batch); i++ {
+					if err := fn(tr.userEntry(batch[i], dir), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+						return err
+					}
+				}
+				if nx == "" || len(batch) == 0 {
+					break
+				}
+				cursor, skip = nx, 0
+			}
+		case ph.kind == phGroups:
+			for {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				batch, nx, err := dir.ListGroups(cursor, listBatch)
+				if err != nil {
+					return err
+				}
+				for i := skip; i < len(batch); i++ {
+					if err := fn(tr.groupEntry(batch[i], dir), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+						return err
+					}
+				}
+				if nx == "" || len(batch) == 0 {
+					break
+				}
+				cursor, skip = nx, 0
+			}
+		}
+	}
+	return nil
+}
+
+// plan lists the phases a search walks, after checking that the base
+// exists and is visible to the viewer.
+func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest) ([]phase, searchResult) {
+	tr := c.s.tree
+	fixed := func(es ...*entry) phase { return phase{kind: phFixed, entries: es} }
+	withChildren := func(ps []phase, users, groups bool) []phase {
+		if users {
+			if p, ok := c.usersPhase(viewer, seeAll, req.filter); ok {
+				ps = append(ps, p)
+			}
+		}
+		if groups {
+			if p, ok := c.groupsPhase(viewer, seeAll, req.filter); ok {
+				ps = append(ps, p)
+			}
+		}
+		return ps
+	}
+	ok := searchResult{code: rcSuccess}
+	if len(base) == 0 {
+		// Scopes one and below from the root: the naming context.
+		if req.scope == scopeOne {
+			return []phase{fixed(tr.baseEntry())}, ok
+		}
+		return withChildren([]phase{fixed(tr.baseEntry(), tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+	}
+	p := tr.locate(base)
+	if !p.ok {
+		return nil, searchResult{code: rcNoSuchObject, matched: p.matched, diag: "no such object"}
+	}
+	switch p.kind {
+	case kindBase:
+		switch req.scope {
+		case scopeBase:
+			return []phase{fixed(tr.baseEntry())}, ok
+		case scopeOne:
+			return []phase{fixed(tr.containerEntry(true), tr.containerEntry(false))}, ok
+		case scopeSub:
+			return withChildren([]phase{fixed(tr.baseEntry(), tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+		default:
+			return withChildren([]phase{fixed(tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+		}
+	case kindContainer:
+		switch req.scope {
+		case scopeBase:
+			return []phase{fixed(tr.containerEntry(p.users))}, ok
+		case scopeSub:
+			return withChildren([]phase{fixed(tr.containerEntry(p.users))}, p.users, !p.users), ok
+		default:
+			return withChildren(nil, p.users, !p.users), ok
+		}
+	case kindUser:
+		u, err := c.s.dir.UserByUsername(p.name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		}
+		if err != nil || (!seeAll && u.ID != viewer.ID) {
+			return nil, searchResult{code: rcNoSuchObject, matched: tr.usersDN, diag: "no such object"}
+		}
+		if req.scope == scopeBase || req.scope == scopeSub {
+			return []phase{fixed(tr.userEntry(u, c.s.dir))}, ok
+		}
+		return nil, ok
+	case kindGroup:
+		g, err := c.s.dir.GroupByName(p.name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		}
+		visible := err == nil
+		if visible && !seeAll {
+			visible = false
+			gs, err := c.s.dir.GroupsOfUser(viewer.ID)
+			if err != nil {
+				return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
+			}
+			for _, mg := range gs {
+				if mg.ID == g.ID {
+					visible = true
+				}
+			}
+		}
+		if !visible {
+			return nil, searchResult{code: rcNoSuchObject, matched: tr.groupsDN, diag: "no such object"}
+		}
+		if req.scope == scopeBase || req.scope == scopeSub {
+			return []phase{fixed(tr.groupEntry(g, c.s.dir))}, ok
+		}
+		return nil, ok
+	}
+	return nil, searchResult{code: rcNoSuchObject, diag: "no such object"}
+}
+
+// classesAllow reports whether entries with these object classes can
+// match f, judging only by objectClass equalities f requires.
+func classesAllow(f *filter, classes []string) bool {
+	vals, ok := f.equalities(schema["objectclass"])
+	if !ok {
+		return true
+	}
+	for _, v := range vals {
+		lv := strings.ToLower(strings.TrimSpace(v))
+		for _, c := range classes {
+			if lv == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// usersPhase: a viewer who may not see all sees themself only; otherwise
+// equality hints in the filter (uid, memberOf) narrow the candidates
+// before the filter itself decides.
+func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	if !classesAllow(f, userClasses) {
+		return phase{}, false
+	}
+	dir := c.s.dir
+	ph := phase{kind: phUsers}
+	if !seeAll {
+		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
+		return ph, true
+	}
+	if names, ok := f.equalities(schema["uid"]); ok {
+		ph.userList = func() ([]*store.User, error) {
+			var out []*store.User
+			for _, n := range names {
+				u, err := dir.UserByUsername(n)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, u)
+			}
+			return sortUsers(out), nil
+		}
+		return ph, true
+	}
+	if dns, ok := f.equalities(schema["memberof"]); ok {
+		ph.userList = func() ([]*store.User, error) {
+			var out []*store.User
+			for _, dn := range dns {
+				g, err := c.groupByDN(dn)
+				if err != nil {
+					return nil, err
+				}
+				if g == nil {
+					continue
+				}
+				ms, err := dir.MembersOf(g.ID)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, ms...)
+			}
+			return sortUsers(out), nil
+		}
+		return ph, true
+	}
+	return ph, true
+}
+
+func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	if !classesAllow(f, groupClasses) {
+		return phase{}, false
+	}
+	dir := c.s.dir
+	ph := phase{kind: phGroups}
+	if !seeAll {
+		ph.groupList = func() ([]*store.Group, error) {
+			gs, err := dir.GroupsOfUser(viewer.ID)
+			return sortGroups(gs), err
+		}
+		return ph, true
+	}
+	if names, ok := f.equalities(schema["cn"]); ok {
+		ph.groupList = func() ([]*store.Group, error) {
+			var out []*store.Group
+			for _, n := range names {
+				g, err := dir.GroupByName(n)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, g)
+			}
+			return sortGroups(out), nil
+		}
+		return ph, true
+	}
+	var memberNames []string
+	if dns, ok := f.equalities(schema["member"]); ok {
+		for _, dn := range dns {
+			if d, err := parseDN(dn); err == nil {
+				if p := c.s.tree.locate(d); p.ok && p.kind == kindUser {
+					memberNames = append(memberNames, p.name)
+				}
+			}
+		}
+		if memberNames == nil {
+			memberNames = []string{}
+		}
+	} else if uids, ok := f.equalities(schema["memberuid"]); ok {
+		memberNames = append([]string{}, uids...)
+	}
+	if memberNames != nil {
+		ph.groupList = func() ([]*store.Group, error) {
+			var out []*store.Group
+			for _, n := range memberNames {
+				u, err := dir.UserByUsername(n)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				gs, err := dir.GroupsOfUser(u.ID)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, gs...)
+			}
+			return sortGroups(out), nil
+		}
+	}
+	return ph, true
+}
+
+// groupByDN returns the group a DN names, nil when it names none.
+func (c *conn) groupByDN(dn string) (*store.Group, error) {
+	d, err := parseDN(dn)
+	if err != nil {
+		return nil, nil
+	}
+	p := c.s.tree.locate(d)
+	if !p.ok || p.kind != kindGroup {
+		return nil, nil
+	}
+	g, err := c.s.dir.GroupByName(p.name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return g, err
+}
+
+func sortUsers(us []*store.User) []*store.User {
+	seen := make(map[string]bool, len(us))
+	out := us[:0]
+	for _, u := range us {
+		if u != nil && !seen[u.ID] {
+			seen[u.ID] = true
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Username) < strings.ToLower(out[j].Username) })
+	return out
+}
+
+func sortGroups(gs []*store.Group) []*store.Group {
+	seen := make(map[string]bool, len(gs))
+	out := gs[:0]
+	for _, g := range gs {
+		if g != nil && !seen[g.ID] {
+			seen[g.ID] = true
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
+// --- paged results cookies ---
+
+// searchFingerprint binds a cookie to the viewer and the search it came from.
+func searchFingerprint(viewerID string, seeAll bool, baseNDN string, req *searchRequest) []byte {
+	h := sha256.New()
+	put := func(s string) {
+		var l [binary.MaxVarintLen64]byte
+		h.Write(l[:binary.PutUvarint(l[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	put(viewerID)
+	if seeAll {
+		put("all")
+	} else {
+		put("own")
+	}
+	put(baseNDN)
+	put(string(rune('0' + req.scope)))
+	put(string(req.filterRaw))
+	put(strings.ToLower(strings.Join(req.attrs, "\x00")))
+	if req.typesOnly {
+		put("typesonly")
+	}
+	return h.Sum(nil)
+}
+
+const cookieMACLen = 16
+
+// sealCookie encodes a resume position, MACed with a per-process key so a
+// client can neither forge one nor replay it against another search.
+func (s *Server) sealCookie(p pagePos, returned int, fp []byte) []byte {
+	b := []byte{1}
+	b = binary.AppendUvarint(b, uint64(p.phase))
+	b = binary.AppendUvarint(b, uint64(p.skip))
+	b = binary.AppendUvarint(b, uint64(returned))
+	b = binary.AppendUvarint(b, uint64(len(p.cursor)))
+	b = append(b, p.cursor...)
+	return append(b, s.cookieMAC(b, fp)...)
+}
+
+func (s *Server) cookieMAC(payload, fp []byte) []byte {
+	m := hmac.New(sha256.New, s.cookieKey[:])
+	m.Write(fp)
+	m.Write(payload)
+	return m.Sum(nil)[:cookieMACLen]
+}
+
+func (s *Server) openCookie(ck, fp []byte) (pagePos, int, bool) {
+	if len(ck) < 1+cookieMACLen || len(ck) > 4096 {
+		return pagePos{}, 0, false
+	}
+	payload, mac := ck[:len(ck)-cookieMACLen], ck[len(ck)-cookieMACLen:]
+	if !hmac.Equal(mac, s.cookieMAC(payload, fp)) || payload[0] != 1 {
+		return pagePos{}, 0, false
+	}
+	b := payload[1:]
+	var vals [4]uint64
+	for i := range vals {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > 1<<31 {
+			return pagePos{}, 0, false
+		}
+		vals[i], b = v, b[n:]
+	}
+	if uint64(len(b)) != vals[3] {
+		return pagePos{}, 0, false
+	}
+	return pagePos{phase: int(vals[0]), skip: int(vals[1]), cursor: string(b)}, int(vals[2]), true
+}

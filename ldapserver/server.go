@@ -1,0 +1,347 @@
+// Package ldapserver is gatewayd's LDAP front door: simple binds that go
+// through authn, searches over a virtual tree built from the store, the
+// password modify extended operation, StartTLS and LDAPS. See README.md.
+package ldapserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/secret"
+	"github.com/gatewayd/gatewayd/store"
+)
+
+// Authenticator is the part of authn the LDAP door uses.
+type Authenticator interface {
+	// Login validates one bind. Protocol is authn.ProtocolLDAP; ByUsername
+	// is set when the door resolved a DN to a username.
+	Login(ctx context.Context, req authn.Request) authn.Result
+	// ChangePassword bumps the password version and records the event; it
+	// may return authn.ErrAuthorityAD or wrap authn.ErrWeakPassword.
+	ChangePassword(ctx context.Context, userID string, newPassword secret.String, actor string) error
+}
+
+// Directory is the read side of the store the tree is rendered from
+// (implemented by *store.Store). Errors wrap store.ErrNotFound.
+type Directory interface {
+	UserByID(id string) (*store.User, error)
+	UserByUsername(name string) (*store.User, error)
+	ListUsers(after string, limit int) ([]*store.User, string, error)
+	ListGroups(after string, limit int) ([]*store.Group, string, error)
+	GroupByName(name string) (*store.Group, error)
+	GroupsOfUser(userID string) ([]*store.Group, error)
+	MembersOf(groupID string) ([]*store.User, error)
+}
+
+const (
+	handshakeTimeout = 10 * time.Second
+	maxWriteTimeout  = time.Minute
+	shutdownGrace    = 5 * time.Second
+)
+
+// Server is the LDAP server. New checks the configuration; Serve runs it.
+type Server struct {
+	cfg     Config
+	auth    Authenticator
+	dir     Directory
+	log     *slog.Logger
+	m       *metrics
+	tree    *tree
+	version string
+
+	cert    atomic.Pointer[tls.Certificate]
+	tlsConf *tls.Config // nil without a certificate
+
+	plainLn, ldapsLn net.Listener
+	cookieKey        [32]byte
+
+	nconn   atomic.Int64
+	connSeq atomic.Uint64
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	served  bool
+	closing bool
+	ready   chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	// wrapListener, when set (tests), wraps each listener at bind.
+	wrapListener func(net.Listener) net.Listener
+}
+
+// New checks cfg and loads the certificate; it binds nothing (Serve does),
+// so it can validate a configuration while another daemon holds the ports.
+// reg may be nil.
+func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if auth == nil || dir == nil {
+		return nil, errors.New("ldap: New needs an Authenticator and a Directory")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	tr, err := newTree(cfg.BaseDN, cfg.UserGIDNumber)
+	if err != nil {
+		return nil, fmt.Errorf("ldap: base_dn %q is not a DN", cfg.BaseDN)
+	}
+	s := &Server{
+		cfg:   cfg,
+		auth:  auth,
+		dir:   dir,
+		log:   logger.With("component", "ldap"),
+		m:     newMetrics(),
+		tree:  tr,
+		conns: make(map[*conn]struct{}),
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	s.version = "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		s.version = bi.Main.Version
+	}
+	if _, err := rand.Read(s.cookieKey[:]); err != nil {
+		return nil, err
+	}
+	if cfg.CertFile != "" {
+		if err := s.ReloadCertificates(); err != nil {
+			return nil, err
+		}
+		s.tlsConf = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.cert.Load(), nil
+			},
+		}
+	}
+	if reg != nil {
+		if err := s.m.register(reg); err != nil {
+			return nil, fmt.Errorf("ldap: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Ready is closed once Serve has bound its listeners (or failed to).
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound addresses: nil before Serve has bound, and for
+// a listener not configured.
+func (s *Server) Addrs() (plain, ldaps net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.plainLn != nil {
+		plain = s.plainLn.Addr()
+	}
+	if s.ldapsLn != nil {
+		ldaps = s.ldapsLn.Addr()
+	}
+	return plain, ldaps
+}
+
+// bind opens the configured listeners.
+func (s *Server) bind() error {
+	var plain, ldaps net.Listener
+	var err error
+	if s.cfg.Listen != "" {
+		if plain, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return fmt.Errorf("ldap: listen %s: %w", s.cfg.Listen, err)
+		}
+	}
+	if s.cfg.LDAPSListen != "" {
+		if ldaps, err = net.Listen("tcp", s.cfg.LDAPSListen); err != nil {
+			if plain != nil {
+				_ = plain.Close()
+			}
+			return fmt.Errorf("ldap: ldaps_listen %s: %w", s.cfg.LDAPSListen, err)
+		}
+	}
+	if s.wrapListener != nil {
+		if plain != nil {
+			plain = s.wrapListener(plain)
+		}
+		if ldaps != nil {
+			ldaps = s.wrapListener(ldaps)
+		}
+	}
+	s.mu.Lock()
+	s.plainLn, s.ldapsLn = plain, ldaps
+	s.mu.Unlock()
+	return nil
+}
+
+// ReloadCertificates re-reads cert_file and key_file (SIGHUP). On error the
+// certificate in use stays. Without a configured certificate it does nothing.
+func (s *Server) ReloadCertificates() error {
+	if s.cfg.CertFile == "" {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("ldap: loading certificate: %w", err)
+	}
+	s.cert.Store(&c)
+	if s.log != nil {
+		s.log.Info("ldap certificate loaded", "cert_file", s.cfg.CertFile)
+	}
+	return nil
+}
+
+// Serve binds the listeners (a bind failure is returned at once), accepts
+// connections until ctx is done, then stops accepting, lets
+// requests in flight finish (up to a few seconds), tells each client with
+// a Notice of Disconnection and returns once every connection is closed.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.served {
+		s.mu.Unlock()
+		return errors.New("ldap: Serve called twice")
+	}
+	s.served = true
+	s.mu.Unlock()
+	if err := s.bind(); err != nil {
+		close(s.ready)
+		return err
+	}
+	close(s.ready)
+	for _, l := range []struct {
+		ln    net.Listener
+		ldaps bool
+	}{{s.plainLn, false}, {s.ldapsLn, true}} {
+		if l.ln == nil {
+			continue
+		}
+		s.log.Info("ldap listening", "addr", l.ln.Addr().String(), "ldaps", l.ldaps, "starttls", !l.ldaps && s.tlsConf != nil)
+		s.wg.Add(1)
+		go s.acceptLoop(l.ln, l.ldaps)
+	}
+	<-ctx.Done()
+	s.shutdown()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.plainLn, s.ldapsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return
+	}
+	s.closing = true
+	close(s.done)
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.closeListeners()
+	for _, c := range conns {
+		c.stop()
+	}
+	s.wg.Wait()
+}
+
+func (s *Server) acceptLoop(ln net.Listener, ldaps bool) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE, ENFILE, ECONNABORTED...: keep serving the
+			// connections we have and retry, rather than exit.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			s.log.Warn("ldap accept failed; retrying", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-s.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		backoff = 0
+		if n := s.nconn.Add(1); n > int64(s.cfg.MaxConnections) {
+			s.nconn.Add(-1)
+			s.refuse(nc, ldaps)
+			continue
+		}
+		s.m.open.Inc()
+		c := newConn(s, nc, ldaps)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = nc.Close()
+			s.nconn.Add(-1)
+			s.m.open.Dec()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// refuse closes a connection over the cap. A plain one is told why with a
+// Notice of Disconnection (unavailable); an LDAPS one would need a TLS
+// handshake first, which is what the cap protects, so it is just closed.
+func (s *Server) refuse(nc net.Conn, ldaps bool) {
+	s.m.refused.WithLabelValues("max_connections").Inc()
+	if !ldaps {
+		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = nc.Write(noticeOfDisconnection(rcUnavailable, "too many connections"))
+	}
+	_ = nc.Close()
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.nconn.Add(-1)
+	s.m.open.Dec()
+	s.wg.Done()
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.cfg.IdleTimeout < maxWriteTimeout {
+		return s.cfg.IdleTimeout
+	}
+	return maxWriteTimeout
+}
