@@ -1,9 +1,9 @@
 package ldapserver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/internal/promreg"
 )
 
 type metrics struct {
@@ -53,36 +53,23 @@ func newMetrics() *metrics {
 // registered (a second Server on the same registry after a full reload).
 func (m *metrics) register(reg prometheus.Registerer) error {
 	var err error
-	if m.binds, err = adopt(reg, m.binds); err != nil {
+	if m.binds, err = promreg.Register(reg, m.binds); err != nil {
 		return err
 	}
-	if m.searches, err = adopt(reg, m.searches); err != nil {
+	if m.searches, err = promreg.Register(reg, m.searches); err != nil {
 		return err
 	}
-	if m.duration, err = adopt(reg, m.duration); err != nil {
+	if m.duration, err = promreg.Register(reg, m.duration); err != nil {
 		return err
 	}
-	if m.open, err = adopt(reg, m.open); err != nil {
+	if m.open, err = promreg.Register(reg, m.open); err != nil {
 		return err
 	}
-	if m.refused, err = adopt(reg, m.refused); err != nil {
+	if m.refused, err = promreg.Register(reg, m.refused); err != nil {
 		return err
 	}
-	m.panics, err = adopt(reg, m.panics)
+	m.panics, err = promreg.Register(reg, m.panics)
 	return err
-}
-
-func adopt[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func searchOutcome(code int) string {

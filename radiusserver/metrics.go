@@ -1,10 +1,11 @@
 package radiusserver
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/internal/promreg"
 )
 
 // Outcomes of answered requests (label "outcome").
@@ -58,13 +59,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		var err error
-		if m.requests, err = register(reg, m.requests); err != nil {
+		if m.requests, err = promreg.Register(reg, m.requests); err != nil {
 			return nil, err
 		}
-		if m.dropped, err = register(reg, m.dropped); err != nil {
+		if m.dropped, err = promreg.Register(reg, m.dropped); err != nil {
 			return nil, err
 		}
-		if m.duration, err = register(reg, m.duration); err != nil {
+		if m.duration, err = promreg.Register(reg, m.duration); err != nil {
 			return nil, err
 		}
 	}
@@ -72,21 +73,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.dropped.WithLabelValues(r)
 	}
 	return m, nil
-}
-
-// register adopts an identical collector already registered (a second
-// Server on the same registry, e.g. after a full reload).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }

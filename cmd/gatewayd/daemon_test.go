@@ -110,7 +110,12 @@ func startDaemon(t *testing.T, dir, cfgPath string) *proc {
 		t.Fatal(err)
 	}
 	go func() { p.exitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("gatewayd log:\n%s", p.logs())
+		}
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {

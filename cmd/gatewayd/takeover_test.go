@@ -125,6 +125,19 @@ func TestTakeoverThroughDoors(t *testing.T) {
 		t.Fatal(err, out)
 	}
 	waitPatches(t, fg, upn, 3)
+	// The push is recorded only after the connector reads the new
+	// lastPasswordChangeDateTime back; a cloud change before that would be
+	// indistinguishable from our own push.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		var v struct {
+			Directories []struct {
+				PushedVersion uint64 `json:"pushed_password_version"`
+				PushPending   bool   `json:"password_push_pending"`
+			} `json:"directories"`
+		}
+		p.api("GET", "/v1/users/alice/sync", nil, &v)
+		return len(v.Directories) == 1 && v.Directories[0].PushedVersion == 3 && !v.Directories[0].PushPending
+	}, "push of version 3 recorded")
 	// Changed in the cloud: the next login pushes the gateway's again.
 	fg.SetClock(func() time.Time { return time.Now().Add(10 * time.Second) })
 	fg.SetPassword(upn)
