@@ -199,3 +199,56 @@ func TestProvisioningSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d of %d accounts existed at the kill; all %d exactly once after restart", created, n, n)
 }
+
+// TestPendingPushCompletesAtNextLogin (SPEC 3.7): the directory is down
+// when the password changes, the daemon restarts (the plaintext is gone),
+// and the next login completes the push.
+func TestPendingPushCompletesAtNextLogin(t *testing.T) {
+	fg := fakegraph.New()
+	defer fg.Close()
+	dir := t.TempDir()
+	text, radiusAddr, _ := takeoverConfig(t, dir, fg)
+	cfgPath := writeConfig(t, dir, text)
+	p := startDaemon(t, dir, cfgPath)
+	const upn = "pat@example.test"
+	p.api("POST", "/v1/users", map[string]any{"username": "pat", "email": upn}, nil)
+	p.api("PUT", "/v1/users/pat/password", map[string]string{"password": "Before-Outage-1"}, nil)
+	p.api("PUT", "/v1/directories/m365/users/pat", nil, nil)
+	testutil.Eventually(t, 10*time.Second, func() bool { _, ok := fg.User(upn); return ok }, "account created")
+
+	fg.SetDown(true)
+	if _, err := p.api("PUT", "/v1/users/pat/password", map[string]string{"password": "During-Outage-2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	syncState := func() (pending bool, attempts int) {
+		var v struct {
+			Directories []struct {
+				PushPending bool `json:"password_push_pending"`
+				Attempts    int  `json:"attempts"`
+			} `json:"directories"`
+		}
+		p.api("GET", "/v1/users/pat/sync", nil, &v)
+		if len(v.Directories) == 0 {
+			return false, 0
+		}
+		return v.Directories[0].PushPending, v.Directories[0].Attempts
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { pending, n := syncState(); return pending && n >= 1 }, "push pending and retried")
+	p.kill()
+	fg.SetDown(false)
+	p = startDaemon(t, dir, cfgPath)
+	if pending, _ := syncState(); !pending {
+		t.Fatal("the pending marker must survive the restart")
+	}
+	if n := passwordPatches(fg, upn); n != 0 {
+		t.Fatalf("%d pushes without a plaintext", n)
+	}
+	if _, ok := radclient(t, radiusAddr, "pat", "During-Outage-2"); !ok {
+		t.Fatal("login failed")
+	}
+	waitPatches(t, fg, upn, 1)
+	if !fg.PasswordMatches(upn, "During-Outage-2") {
+		t.Fatal("the completed push is not the current password")
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { pending, _ := syncState(); return !pending }, "marker cleared")
+}
