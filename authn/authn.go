@@ -116,6 +116,7 @@ type Authenticator struct {
 	hashSem  chan struct{}
 	cache    *credCache
 	observer PasswordObserver
+	delegate Delegator
 
 	mu       sync.RWMutex // guards cfg (SIGHUP swaps policy)
 	cfg      Config
@@ -137,6 +138,9 @@ func WithClock(now func() time.Time) Option { return func(a *Authenticator) { a.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(a *Authenticator) { a.metrics.register(reg) }
 }
+
+// WithDelegator sets the AD validator for delegated users.
+func WithDelegator(d Delegator) Option { return func(a *Authenticator) { a.delegate = d } }
 
 // WithObserver sets the receiver of verified and changed passwords.
 func WithObserver(o PasswordObserver) Option { return func(a *Authenticator) { a.observer = o } }

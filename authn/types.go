@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 
@@ -81,3 +82,22 @@ var (
 	// ErrWeakPassword: the password breaks the local policy.
 	ErrWeakPassword = errors.New("password does not meet the policy")
 )
+
+// Delegator validates a password against Active Directory for users whose
+// delegated authority is "ad" (SPEC 2.4, 6.1). The delegation package
+// implements it; authn decides what a result means for the login.
+type Delegator interface {
+	Validate(ctx context.Context, u *store.User, pw secret.String) DelegationResult
+}
+
+// DelegationResult is one AD validation.
+type DelegationResult struct {
+	// OK: AD accepted the password.
+	OK bool
+	// Reason is set when AD refused (bad_password, locked, expired...).
+	Reason Reason
+	// Unreachable: no domain controller answered; the password is unknown.
+	Unreachable bool
+	// Detail is for the event (the DC used, the AD sub-code).
+	Detail string
+}
