@@ -32,14 +32,14 @@ sed -i -e "s|^logdir = .*|logdir = $DIR/log|" -e "s|^raddbdir = .*|raddbdir = $R
 
 # Loopback only: the default site's auth listener on PORT, acct on PORT+1;
 # the inner-tunnel site moves off its default port.
-awk -v port="$PORT" '
-  /^listen \{/ { n++ }
-  /^\s*ipaddr = \*/ { sub(/\*/, "127.0.0.1") }
-  /^\s*ipv6addr = ::\s*$/ { sub(/::/, "::1") }
-  /^\s*port = 0\s*$/ { sub(/= 0/, "= " (n % 2 == 1 ? port : port + 1)) }
-  { print }' "$RADDB/sites-available/default" >"$RADDB/default.tmp"
+PORT="$PORT" perl -pe '
+  $n++ if /^listen \{/;
+  s/^(\s*ipaddr = )\*/${1}127.0.0.1/;
+  s/^(\s*ipv6addr = )::(?=\s)/${1}::1/;
+  if (/^\s*port = 0\b/) { my $p = ($n % 2 == 1) ? $ENV{PORT} : $ENV{PORT} + 1; s/= 0\b/= $p/ }
+' "$RADDB/sites-available/default" >"$RADDB/default.tmp"
 mv "$RADDB/default.tmp" "$RADDB/sites-available/default"
-if grep -qE '^\s*(ipaddr = \*|ipv6addr = ::\s*$|port = 0\s*$)' "$RADDB/sites-available/default"; then
+if grep -qE '^\s*(ipaddr = \*|ipv6addr = ::\s|port = 0\b)' "$RADDB/sites-available/default"; then
   echo "bench: refusing to start, a FreeRADIUS listener is not loopback-only" >&2; exit 1
 fi
 sed -i "s|port = 18120|port = $((PORT + 2))|" "$RADDB/sites-available/inner-tunnel"
