@@ -1,54 +1,68 @@
 #!/usr/bin/env bash
-# LDAP binds/s and bind+search/s over 1, 4 and 16 connections, gatewayd's
-# LDAP door against OpenLDAP slapd, in one run. Loopback only.
+# LDAP binds/s and bind+search/s over 1, 4 and 16 connections: the real
+# gatewayd daemon (LDAP door, authn, store, event journal) against OpenLDAP
+# slapd (mdb, {SSHA} passwords, the same users), in one run, cold (each
+# user's first bind: argon2id for gatewayd) and warm. Loopback only.
 #
 # usage: bench/ldapload/run.sh
-# env:
-#   USERS=100          users on both sides (user1..USERS / Passw0rd!N)
-#   N=5000             operations per cell
-#   CONNS=1,4,16
-#   SLAPD_PORT=3899    slapd (mdb + memberof) started by the shared harness
-#   HARNESS=/work/shared/harness
-#   GW_HASH=default    gatewayd's argon2id parameters (default: t=1 64 MiB p=2)
-#   GW_CACHE=15m       gatewayd's verified-credential cache (0: argon2id on every bind)
-#
-# gatewayd here is the LDAP door on the real store and authn, started by
-# `ldapload -self USERS -serve` in its own process (no admin API, no sync
-# engine). Both sides get one unmeasured warm-up bind per user first.
+# env: USERS=100 (user1..USERS / Passw0rd!N)  N=5000 (operations per warm cell)
+#      CONNS=1,4,16  SLAPD_PORT=3899  GW_PORT=3890
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-USERS="${USERS:-100}"
-N="${N:-5000}"
-CONNS="${CONNS:-1,4,16}"
-SLAPD_PORT="${SLAPD_PORT:-3899}"
-HARNESS="${HARNESS:-/work/shared/harness}"
-GW_HASH="${GW_HASH:-default}"
-GW_CACHE="${GW_CACHE:-15m}"
+USERS="${USERS:-100}"; N="${N:-5000}"; CONNS="${CONNS:-1,4,16}"
+SLAPD_PORT="${SLAPD_PORT:-3899}"; GW_PORT="${GW_PORT:-3890}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ldapbench.XXXXXX")"
 GW_PID=""
-
 cleanup() {
   if [[ -n "$GW_PID" ]]; then kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
-  "$HARNESS/stop-slapd.sh" "$WORK/slapd" >/dev/null 2>&1 || true
+  bench/slapd.sh stop "$WORK/slapd"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 go build -o "$WORK/ldapload" ./bench/ldapload
+go build -o "$WORK/gatewayd" ./cmd/gatewayd
+bench/slapd.sh start "$WORK/slapd" "$SLAPD_PORT" "$USERS"
 
-NUSERS="$USERS" "$HARNESS/start-slapd.sh" "$SLAPD_PORT" "$WORK/slapd" >/dev/null
-
-"$WORK/ldapload" -self "$USERS" -self-hash "$GW_HASH" -self-cache "$GW_CACHE" -serve >"$WORK/gw.out" 2>&1 &
+ADMIN_PORT=$((GW_PORT + 10))
+cat >"$WORK/gatewayd.toml" <<EOF
+data_dir = "$WORK/gwdata"
+[log]
+level = "warn"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[authn.rate_limit]
+failures_per_second = 0
+[ldap]
+listen = "127.0.0.1:$GW_PORT"
+base_dn = "dc=example,dc=test"
+users_see_all = true
+[radius]
+listen = []
+EOF
+"$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" >"$WORK/gatewayd.log" 2>&1 &
 GW_PID=$!
-for _ in $(seq 1 600); do
-  grep -q '^serving ' "$WORK/gw.out" 2>/dev/null && break
-  kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gw.out" >&2; exit 1; }
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$GW_PID" 2>/dev/null || { cat "$WORK/gatewayd.log" >&2; exit 1; }
   sleep 0.1
 done
-GW_URL="$(sed -n 's/^serving \(ldap:[^ ]*\).*/\1/p' "$WORK/gw.out")"
+TOKEN="$(cat "$WORK/gwdata/admin.token")"
+api() { curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X "$1" "http://127.0.0.1:$ADMIN_PORT$2" -d "$3"; }
+echo "# creating $USERS users in gatewayd" >&2
+for i in $(seq 1 "$USERS"); do
+  api POST /v1/users "{\"username\":\"user$i\",\"email\":\"user$i@example.test\",\"last_name\":\"User$i\"}"
+  api PUT "/v1/users/user$i/password" "{\"password\":\"Passw0rd!$i\"}"
+done
 
-"$WORK/ldapload" -name gatewayd -url "$GW_URL" -users "$USERS" -n "$N" -conns "$CONNS" \
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $USERS users"
+echo "# cold: one bind per user, first time (gatewayd: a full argon2id verify each)"
+"$WORK/ldapload" -name "gatewayd cold" -url "ldap://127.0.0.1:$GW_PORT" -users "$USERS" -n "$USERS" -conns 4 -modes bind -warm=false \
+  -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d'
+"$WORK/ldapload" -name "slapd cold" -url "ldap://127.0.0.1:$SLAPD_PORT" -users "$USERS" -n "$USERS" -conns 4 -modes bind -warm=false \
+  -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' | tail -n +2
+echo "# warm: repeat binds (gatewayd: the verified-credential cache)"
+"$WORK/ldapload" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -users "$USERS" -n "$N" -conns "$CONNS" \
   -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test
 "$WORK/ldapload" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -users "$USERS" -n "$N" -conns "$CONNS" \
   -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test | tail -n +2
