@@ -246,13 +246,21 @@ func (w *wtxn) loginUser(ev *Event) *User {
 // stampLogin moves the user's LastLoginAt forward to at, without bumping
 // UpdatedAt and without notifying subscribers.
 func (w *wtxn) stampLogin(u *User, at time.Time) error {
-	if !at.After(u.LastLoginAt) {
+	// Rewriting the user record on every login of a re-authentication
+	// storm costs more than the login itself; like AD's
+	// lastLogonTimestamp, the stamp is only moved once it is stale. The
+	// login events keep the exact times.
+	if at.Sub(u.LastLoginAt) < LastLoginGranularity {
 		return nil
 	}
 	c := u.Copy()
 	c.LastLoginAt = at
 	return w.put(TableUsers, c)
 }
+
+// LastLoginGranularity is how stale User.LastLoginAt may get before a
+// successful login moves it.
+const LastLoginGranularity = time.Minute
 
 // pruneEvents deletes the oldest events beyond the retention.
 func (w *wtxn) pruneEvents(count int) (int, error) {
