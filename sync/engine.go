@@ -23,6 +23,7 @@ import (
 // Store is the slice of the store the engine needs.
 type Store interface {
 	UserByID(id string) (*store.User, error)
+	GroupByID(id string) (*store.Group, error)
 	GroupsOfUser(userID string) ([]*store.Group, error)
 	MembersOf(groupID string) ([]*store.User, error)
 	BindingsOfSubject(subjectID string) ([]*store.Binding, error)
@@ -93,7 +94,12 @@ const (
 	trigPassword                // a password set or changed (SPEC 3.4)
 )
 
-type pairKey struct{ dir, user string }
+// pairKey names one (directory, user) or (directory, group) pair; user
+// and group ids are UUIDs, so they never collide.
+type pairKey struct {
+	dir, id string
+	group   bool
+}
 
 // pending is what is queued for one pair; later work merges into it.
 type pending struct {
@@ -155,9 +161,7 @@ func (e *Engine) scan() {
 			e.log.Error("sync: listing sync state", "directory", name, "err", err)
 		}
 		for _, s := range states {
-			if s.Kind == "" || s.Kind == store.BindUser {
-				e.enqueue(pairKey{name, s.SubjectID}, pending{trig: trigChange})
-			}
+			e.enqueue(pairKey{name, s.SubjectID, s.Kind == store.BindGroup}, pending{trig: trigChange})
 		}
 		bindings, err := e.st.ListBindings(name)
 		if err != nil {
@@ -171,15 +175,28 @@ func (e *Engine) scan() {
 
 func (e *Engine) enqueueSubject(dir, kind, subjectID string) {
 	if kind == store.BindUser {
-		e.enqueue(pairKey{dir, subjectID}, pending{trig: trigChange})
+		e.enqueue(pairKey{dir: dir, id: subjectID}, pending{trig: trigChange})
 		return
 	}
+	e.enqueue(pairKey{dir: dir, id: subjectID, group: true}, pending{trig: trigChange})
 	members, err := e.st.MembersOf(subjectID)
 	if err != nil {
 		return
 	}
 	for _, u := range members {
-		e.enqueue(pairKey{dir, u.ID}, pending{trig: trigChange})
+		e.enqueue(pairKey{dir: dir, id: u.ID}, pending{trig: trigChange})
+	}
+}
+
+// enqueueGroupsOf re-reconciles the user's groups in dir, so a member
+// that just got (or lost) an account is added to (or kept in) them.
+func (e *Engine) enqueueGroupsOf(dir, userID string) {
+	groups, err := e.st.GroupsOfUser(userID)
+	if err != nil {
+		return
+	}
+	for _, g := range groups {
+		e.enqueue(pairKey{dir: dir, id: g.ID, group: true}, pending{trig: trigChange})
 	}
 }
 
@@ -189,7 +206,7 @@ func (e *Engine) enqueue(k pairKey, p pending) {
 		return
 	}
 	h := fnv.New32a()
-	h.Write([]byte(k.dir + "\x00" + k.user))
+	h.Write([]byte(k.dir + "\x00" + k.id))
 	e.shard[int(h.Sum32())%len(e.shard)].push(k, p)
 }
 
@@ -203,7 +220,17 @@ func (e *Engine) HandleChange(c store.Change) {
 		}
 		if u != nil {
 			for name := range e.dirs {
-				e.enqueue(pairKey{name, u.ID}, pending{trig: trigChange})
+				e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: trigChange})
+			}
+		}
+	case store.TableGroups:
+		g, _ := c.After.(*store.Group)
+		if g == nil {
+			g, _ = c.Before.(*store.Group)
+		}
+		if g != nil {
+			for name := range e.dirs {
+				e.enqueue(pairKey{dir: name, id: g.ID, group: true}, pending{trig: trigChange})
 			}
 		}
 	case store.TableMemberships:
@@ -213,7 +240,8 @@ func (e *Engine) HandleChange(c store.Change) {
 		}
 		if m != nil {
 			for name := range e.dirs {
-				e.enqueue(pairKey{name, m.UserID}, pending{trig: trigChange})
+				e.enqueue(pairKey{dir: name, id: m.UserID}, pending{trig: trigChange})
+				e.enqueue(pairKey{dir: name, id: m.GroupID, group: true}, pending{trig: trigChange})
 			}
 		}
 	case store.TableBindings:
@@ -240,7 +268,7 @@ func (e *Engine) password(u *store.User, pw secret.String, t trigger) {
 		if !e.relevant(name, u.ID) {
 			continue
 		}
-		e.enqueue(pairKey{name, u.ID}, pending{trig: t, pw: pw.Clone()})
+		e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: t, pw: pw.Clone()})
 	}
 }
 
@@ -288,7 +316,11 @@ func (e *Engine) work(ctx context.Context, q *queue) {
 		if !ok {
 			return
 		}
-		e.reconcile(ctx, k, p)
+		if k.group {
+			e.reconcileGroup(ctx, k, p)
+		} else {
+			e.reconcile(ctx, k, p)
+		}
 		p.pw.Wipe()
 	}
 }
@@ -307,7 +339,7 @@ func fail(event string, err error) error { return &jobError{event: event, err: e
 func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	d := e.dirs[k.dir]
 	start := e.cfg.Now()
-	u, err := e.st.UserByID(k.user)
+	u, err := e.st.UserByID(k.id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		e.log.Error("sync: reading user", "err", err)
 		return
@@ -315,17 +347,17 @@ func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	if errors.Is(err, store.ErrNotFound) {
 		u = nil
 	}
-	st, err := e.st.SyncStateOf(k.dir, k.user)
+	st, err := e.st.SyncStateOf(k.dir, k.id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			e.log.Error("sync: reading sync state", "err", err)
 			return
 		}
-		st = &store.SyncState{Directory: k.dir, SubjectID: k.user, Kind: store.BindUser}
+		st = &store.SyncState{Directory: k.dir, SubjectID: k.id, Kind: store.BindUser}
 	}
 	bound := false
 	if u != nil {
-		if bound, err = e.bound(k.dir, k.user); err != nil {
+		if bound, err = e.bound(k.dir, k.id); err != nil {
 			e.log.Error("sync: reading bindings", "err", err)
 			return
 		}
@@ -348,15 +380,23 @@ func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	} else {
 		e.handleFailure(d, u, st, p, rerr)
 	}
-	if *st != orig {
-		if _, err := e.st.UpdateSyncState(k.dir, k.user, func(x *store.SyncState) error {
-			*x = *st
-			return nil
-		}); err != nil {
-			e.log.Error("sync: recording sync state", "directory", k.dir, "user", k.user, "err", err)
-		}
+	e.save(st, orig)
+	if st.RemoteID != orig.RemoteID || st.Enabled != orig.Enabled {
+		e.enqueueGroupsOf(k.dir, k.id)
 	}
 	e.m.duration.Observe(e.cfg.Now().Sub(start).Seconds())
+}
+
+func (e *Engine) save(st *store.SyncState, orig store.SyncState) {
+	if *st == orig {
+		return
+	}
+	if _, err := e.st.UpdateSyncState(st.Directory, st.SubjectID, func(x *store.SyncState) error {
+		*x = *st
+		return nil
+	}); err != nil {
+		e.log.Error("sync: recording sync state", "directory", st.Directory, "subject", st.SubjectID, "err", err)
+	}
 }
 
 func (e *Engine) handleFailure(d *Directory, u *store.User, st *store.SyncState, p pending, err error) {
@@ -366,7 +406,7 @@ func (e *Engine) handleFailure(d *Directory, u *store.User, st *store.SyncState,
 	if errors.As(err, &je) {
 		event = je.event + "_failed"
 	}
-	k := pairKey{d.Name, st.SubjectID}
+	k := pairKey{dir: d.Name, id: st.SubjectID, group: st.Kind == store.BindGroup}
 	if IsPermanent(err) {
 		st.Failed = true
 		e.emit(d, u, st, event, store.OutcomeFailure, err.Error())

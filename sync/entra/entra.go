@@ -431,6 +431,15 @@ func (c *Connector) SetPassword(ctx context.Context, id string, pw secret.String
 // nil, is scrubbed from any error text Graph sends back. On 2xx the JSON
 // answer is decoded into out (if not nil) and the headers are returned.
 func (c *Connector) do(ctx context.Context, op, method, path string, body []byte, out any, secretBytes []byte) (http.Header, error) {
+	return c.exec(ctx, op, method, path, body, out, secretBytes, nil)
+}
+
+// exec is do with a hook: done, when not nil, sees every non-2xx Graph
+// answer (after the 401 refresh) and may declare it a success — the
+// idempotent no-ops of membership changes ("already a member", "not a
+// member"). The headers are then returned with a nil error.
+func (c *Connector) exec(ctx context.Context, op, method, path string, body []byte, out any, secretBytes []byte,
+	done func(status int, ge *graphError) bool) (http.Header, error) {
 	stale := ""
 	for attempt := 0; ; attempt++ {
 		tok, err := c.token(ctx, stale)
@@ -455,6 +464,13 @@ func (c *Connector) do(ctx context.Context, op, method, path string, body []byte
 				}
 			}
 			return hdr, nil
+		}
+		if done != nil {
+			var ge graphError
+			_ = jsonUnmarshal(data, &ge)
+			if done(status, &ge) {
+				return hdr, nil
+			}
 		}
 		return nil, c.classify(op, status, hdr, data, secretBytes)
 	}
@@ -636,9 +652,15 @@ func mailNickname(a gsync.Account) string {
 	if src == "" {
 		src = localPart(a.UPN)
 	}
+	return sanitizeNickname(src, "user")
+}
+
+// sanitizeNickname keeps the characters Entra accepts in a mailNickname
+// (users and groups alike), at most 64; fallback when none is left.
+func sanitizeNickname(src, fallback string) string {
 	var b strings.Builder
 	for _, r := range src {
-		if r > unicode.MaxASCII || r <= ' ' || strings.ContainsRune(`@()\[]";:<>,`, r) {
+		if r >= unicode.MaxASCII || r <= ' ' || strings.ContainsRune(`@()\[]";:<>,`, r) {
 			continue
 		}
 		b.WriteRune(r)
@@ -647,7 +669,7 @@ func mailNickname(a gsync.Account) string {
 		}
 	}
 	if b.Len() == 0 {
-		return "user"
+		return fallback
 	}
 	return b.String()
 }

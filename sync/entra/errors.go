@@ -27,7 +27,8 @@ type graphError struct {
 // Actionable texts for the admin (README "Errors and what to do").
 const (
 	msgPermissions = "grant the app registration the Microsoft Graph application permission User.ReadWrite.All " +
-		"(Group.ReadWrite.All for groups) with admin consent, and assign the app's service principal the Entra role " +
+		"(for groups also Group.ReadWrite.All, or GroupMember.ReadWrite.All plus Group.Create; User.Read.All is " +
+		"enough for import) with admin consent, and assign the app's service principal the Entra role " +
 		"User Administrator (Entra admin center > Roles & admins); resetting the password of an administrator " +
 		"needs Privileged Authentication Administrator instead. If the user is synchronised from on-premises AD, " +
 		"its password is managed by AD Connect (Entra Connect) and must be changed in AD"
@@ -39,6 +40,11 @@ const (
 	msgComplexity = "Entra ID's password policy rejected the password (8 to 256 characters, at least three of: " +
 		"lower case, upper case, digits, symbols; no banned or recently used password); it was not set. " +
 		"Align the directory's password_policy with the tenant's"
+	msgNotReplicated = "the group or user was created moments ago and Entra ID has not replicated it to every " +
+		"replica yet; will retry"
+	msgMailEnabled = "the group is a distribution list or a mail-enabled security group, which Microsoft Graph " +
+		"cannot create or change: manage its membership in Exchange Online, or rename it so that the gateway " +
+		"creates its own security group"
 	msgDuplicate = "another object in the tenant already uses this userPrincipalName, or a proxy address equal to " +
 		"it (a deleted user keeps its name for 30 days in Deleted users): restore or permanently delete that " +
 		"object, or change the user's email"
@@ -87,6 +93,14 @@ func (c *Connector) classify(op string, status int, hdr http.Header, data []byte
 		e.Permanent = false
 		e.RetryAfter = retryAfter(hdr)
 		e.Message = msg("Microsoft Graph failed; will retry")
+	case strings.Contains(lower, "objects being referenced do not exist"):
+		// Graph's answer when a member is added to a group, or a user
+		// to one, created a moment ago (replication): it will pass.
+		e.Permanent = false
+		e.RetryAfter = retryAfter(hdr)
+		e.Message = msg(msgNotReplicated)
+	case strings.Contains(lower, "mail-enabled security group") || strings.Contains(lower, "distribution list"):
+		e.Message = msg(msgMailEnabled)
 	case strings.Contains(lower, "on-premises mastered") || strings.Contains(lower, "on-premise mastered") ||
 		strings.Contains(lower, "directory sync objects"):
 		e.Message = msg(msgOnPrem)
