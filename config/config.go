@@ -144,6 +144,15 @@ type Directory struct {
 	SuspendOnLockout        bool           `toml:"suspend_on_lockout"`
 	AuthorityURL            string         `toml:"authority_url"`
 	GraphURL                string         `toml:"graph_url"`
+	// Google Workspace.
+	CustomerID      string `toml:"customer_id"`
+	CredentialsFile string `toml:"credentials_file"`
+	AdminSubject    string `toml:"admin_subject"`
+	Endpoint        string `toml:"endpoint"`
+	TokenURL        string `toml:"token_url"`
+	// ImportState is the state of users imported from this directory
+	// (SPEC 4.7): active or staged.
+	ImportState string `toml:"import_state"`
 }
 
 // PasswordPolicy is a directory's password length rule (SPEC 3.6).

@@ -116,6 +116,11 @@ func TestDirectoriesRefuseDuplicates(t *testing.T) {
 	block := func(name, tenant, domain string) string {
 		return "[[directory]]\ntype = \"entra\"\nname = \"" + name + "\"\ntenant_id = \"" + tenant + "\"\nclient_id = \"c\"\nclient_secret = \"env:GW_M365\"\ndomains = [\"" + domain + "\"]\n"
 	}
+	creds := filepath.Join(t.TempDir(), "sa.json")
+	os.WriteFile(creds, []byte("{}"), 0o600)
+	gblock := func(name, customer, file string) string {
+		return "[[directory]]\ntype = \"google\"\nname = \"" + name + "\"\ncustomer_id = \"" + customer + "\"\ncredentials_file = \"" + file + "\"\nadmin_subject = \"admin@x.test\"\n"
+	}
 	tests := []struct {
 		name, text string
 		line       int
@@ -125,6 +130,7 @@ func TestDirectoriesRefuseDuplicates(t *testing.T) {
 		{"same domain", block("a", "T1", "x.test") + block("b", "T2", "X.test"), 14, []string{`directory #2 ("b")`, `directory #1 ("a")`, "domain"}},
 		{"same name", block("a", "T1", "x.test") + block("a", "T2", "y.test"), 10, []string{"also used by directory #1"}},
 		{"bad type", "[[directory]]\ntype = \"okta\"\nname = \"o\"\n", 2, []string{`type "okta" is not supported`}},
+		{"same google customer", gblock("g1", "C01", creds) + gblock("g2", "c01", creds), 10, []string{`directory #2 ("g2")`, `directory #1 ("g1")`, "customer"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 
@@ -118,10 +119,43 @@ func (c *Config) validateDirectories() Problems {
 			if d.PasswordPolicy == (PasswordPolicy{}) {
 				d.PasswordPolicy = PasswordPolicy{MinLength: 8, MaxLength: 256}
 			}
+		case "google":
+			if d.CustomerID == "" || d.AdminSubject == "" || d.CredentialsFile == "" {
+				bad(at("customer_id"), "%s: customer_id, admin_subject and credentials_file are required for type google", label)
+			}
+			if j, dup := tenants["google:"+strings.ToLower(d.CustomerID)]; dup && d.CustomerID != "" {
+				bad(at("customer_id"), "%s: customer %s is already configured in directory #%d (%q); one customer must not be synced twice", label, d.CustomerID, j+1, c.Directories[j].Name)
+			} else {
+				tenants["google:"+strings.ToLower(d.CustomerID)] = i
+			}
+			if d.CredentialsFile != "" {
+				if st, err := os.Stat(d.CredentialsFile); err != nil {
+					bad(at("credentials_file"), "%s: cannot read credentials_file: %v", label, err)
+				} else if st.Mode().Perm()&0o077 != 0 {
+					bad(at("credentials_file"), "%s: credentials_file %s is readable by others (mode %v): chmod 600 it", label, d.CredentialsFile, st.Mode().Perm())
+				}
+			}
+			for _, u := range []struct{ key, v string }{{"endpoint", d.Endpoint}, {"token_url", d.TokenURL}} {
+				if u.v != "" {
+					if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+						bad(at(u.key), "%s: %s %q is not an http(s) URL", label, u.key, u.v)
+					}
+				}
+			}
+			if d.PasswordPolicy == (PasswordPolicy{}) {
+				d.PasswordPolicy = PasswordPolicy{MinLength: 8, MaxLength: 100}
+			}
 		case "":
-			bad(at("type"), "%s needs a type (entra)", label)
+			bad(at("type"), "%s needs a type (entra or google)", label)
 		default:
-			bad(at("type"), "%s: type %q is not supported (supported: entra)", label, d.Type)
+			bad(at("type"), "%s: type %q is not supported (supported: entra, google)", label, d.Type)
+		}
+		switch d.ImportState {
+		case "":
+			d.ImportState = "staged"
+		case "active", "staged":
+		default:
+			bad(at("import_state"), "%s: import_state must be active or staged", label)
 		}
 		if d.PasswordPolicy.MinLength < 0 || (d.PasswordPolicy.MaxLength > 0 && d.PasswordPolicy.MaxLength < d.PasswordPolicy.MinLength) {
 			bad(at("password_policy"), "%s: password_policy needs 0 <= min_length <= max_length", label)
