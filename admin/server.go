@@ -30,6 +30,7 @@ type Store interface {
 	DeleteUser(id string) error
 	UserByID(id string) (*store.User, error)
 	UserByUsername(name string) (*store.User, error)
+	UserByEmail(email string) (*store.User, error)
 	ListUsers(after string, limit int) ([]*store.User, string, error)
 	CreateGroup(g *store.Group) (*store.Group, error)
 	DeleteGroup(id string) error
@@ -64,8 +65,10 @@ type Config struct {
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	Checks   map[string]HealthCheck
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Importers are the directories users can be imported from, by name.
+	Importers map[string]ImportSource
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // maxBody bounds every request body; users and groups are small.
@@ -129,6 +132,8 @@ func (s *Server) routes() {
 	s.handle("PUT /v1/directories/{dir}/groups/{group}", s.bindGroup(true))
 	s.handle("DELETE /v1/directories/{dir}/groups/{group}", s.bindGroup(false))
 	s.handle("GET /v1/users/{user}/sync", s.userSync)
+	s.handle("GET /v1/directories/{dir}/import", s.listImportable)
+	s.handle("POST /v1/directories/{dir}/import", s.importUsers)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API lives under /v1/)", r.Method, r.URL.Path))
 	})

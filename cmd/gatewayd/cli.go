@@ -156,6 +156,10 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.directoryList
 	case "user sync":
 		run = c.userSync
+	case "import list":
+		run = c.importList(fs)
+	case "import users":
+		run = c.importUsers(fs)
 	default:
 		return &exitError{code: 2, msg: fmt.Sprintf("gatewayd: unknown command %q\n\n%s", strings.TrimSpace(cmd+" "+sub), usage)}
 	}
@@ -706,4 +710,88 @@ func (c *cli) userSync(pos []string) error {
 		}
 		return tw.Flush()
 	})
+}
+
+func (c *cli) importList(fs *flag.FlagSet) func([]string) error {
+	page := fs.String("page", "", "page token (the next value of the previous page)")
+	return func(pos []string) error {
+		if err := needArgs(pos, 1, "DIRECTORY"); err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		q := url.Values{}
+		if *page != "" {
+			q.Set("page", *page)
+		}
+		if err := c.client.do("GET", "/v1/directories/"+url.PathEscape(pos[0])+"/import?"+q.Encode(), nil, &raw); err != nil {
+			return err
+		}
+		return c.emit(raw, func() error {
+			var v struct {
+				Users []struct {
+					UPN, Username, DisplayName string
+					Exists                     bool
+				} `json:"users"`
+				Next string `json:"next"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "UPN\tUSERNAME\tNAME\tIN GATEWAYD")
+			for _, u := range v.Users {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", u.UPN, u.Username, dash(u.DisplayName), u.Exists)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if v.Next != "" {
+				fmt.Fprintf(c.stdout, "(more: -page '%s')\n", v.Next)
+			}
+			return nil
+		})
+	}
+}
+
+func (c *cli) importUsers(fs *flag.FlagSet) func([]string) error {
+	noBind := fs.Bool("no-bind", false, "do not bind the imported users to the directory")
+	return func(pos []string) error {
+		if len(pos) < 2 {
+			return &exitError{code: 2, msg: "gatewayd: expected DIRECTORY and one or more UPNs"}
+		}
+		body := map[string]any{"users": pos[1:], "bind": !*noBind}
+		var raw json.RawMessage
+		if err := c.client.do("POST", "/v1/directories/"+url.PathEscape(pos[0])+"/import", body, &raw); err != nil {
+			return err
+		}
+		var v struct {
+			Results []struct{ User, Result, Username, Message string } `json:"results"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		failed := 0
+		err := c.emit(raw, func() error {
+			for _, r := range v.Results {
+				line := r.User + ": " + r.Result
+				if r.Username != "" && r.Result == "imported" {
+					line += " as " + r.Username
+				}
+				if r.Message != "" {
+					line += " (" + r.Message + ")"
+				}
+				fmt.Fprintln(c.stdout, line)
+			}
+			return nil
+		})
+		for _, r := range v.Results {
+			if r.Result != "imported" {
+				failed++
+			}
+		}
+		if err == nil && failed > 0 {
+			return &exitError{code: 1, msg: fmt.Sprintf("gatewayd: %d of %d users not imported", failed, len(v.Results))}
+		}
+		return err
+	}
 }

@@ -42,7 +42,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args, stderr)
 	case "check-config":
 		err = checkConfigCommand(args, stdout, stderr)
-	case "user", "group", "events", "bind", "unbind", "directory":
+	case "user", "group", "events", "bind", "unbind", "directory", "import":
 		err = cliCommand(cmd, args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatewayd", version)
@@ -80,6 +80,8 @@ const usage = `usage:
   gatewayd directory list
   gatewayd bind DIRECTORY -user U | -group G      provision into a directory (SPEC 4.1)
   gatewayd unbind DIRECTORY -user U | -group G    the account is disabled, never deleted
+  gatewayd import list DIRECTORY [-page TOKEN]     the directory's enabled users (SPEC 4.7)
+  gatewayd import users DIRECTORY UPN...  [-no-bind]   import them (password status pending)
   gatewayd events [-user U] [-type T] [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.
 `
