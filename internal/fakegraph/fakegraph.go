@@ -1,6 +1,6 @@
 // Package fakegraph is an in-process fake of the Microsoft identity
-// platform token endpoint and of the Microsoft Graph v1.0 user endpoints,
-// for tests. It is stateful and safe for concurrent use, speaks Graph's
+// platform token endpoint and of the Microsoft Graph v1.0 user, group and
+// group-membership endpoints, for tests. It is stateful and safe for concurrent use, speaks Graph's
 // documented JSON shapes (errors included), and has hooks to inject what
 // a real tenant does to a client: throttling, outages, replication delay,
 // on-premises mastered users, remote password changes, revoked tokens.
@@ -45,7 +45,16 @@ const (
 	KindToken = "token" // POST /{tenant}/oauth2/v2.0/token
 	KindUsers = "users" // /v1.0/users (list, create)
 	KindUser  = "user"  // /v1.0/users/{id|upn} (get, patch, delete)
-	KindOther = "other" // anything else
+	// KindGroups is /v1.0/groups (list with $filter, create).
+	KindGroups = "groups"
+	// KindGroup is /v1.0/groups/{id} (get).
+	KindGroup = "group"
+	// KindMembers is GET /v1.0/groups/{id}/members[/microsoft.graph.user].
+	KindMembers = "members"
+	// KindMemberRef is POST /v1.0/groups/{id}/members/$ref and
+	// DELETE /v1.0/groups/{id}/members/{uid}/$ref.
+	KindMemberRef = "memberref"
+	KindOther     = "other" // anything else
 )
 
 // User is one account as the fake holds it.
@@ -145,6 +154,9 @@ type Server struct {
 	latency       time.Duration
 	denyWrites    bool
 	domains       []string
+	groups        map[string]*Group // by id
+	groupOrder    []string          // ids, creation order (listing)
+	maxPage       int               // 0: as asked by $top
 }
 
 // New starts a fake on a loopback port with the default credentials.
@@ -159,6 +171,7 @@ func New() *Server {
 		users:         map[string]*user{},
 		byUPN:         map[string]string{},
 		counts:        map[string]int{},
+		groups:        map[string]*Group{},
 	}
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
@@ -494,6 +507,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(segs) == 3 && segs[0] == "v1.0" && segs[1] == "users",
 		len(segs) == 2 && segs[0] == "v1.0" && strings.HasPrefix(segs[1], "users("):
 		kind = KindUser
+	case len(segs) >= 2 && segs[0] == "v1.0" && segs[1] == "groups":
+		kind = groupKind(segs)
 	}
 	rec := &recorder{ResponseWriter: w}
 	entry := Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Kind: kind}

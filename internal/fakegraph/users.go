@@ -146,6 +146,8 @@ func (s *Server) graph(r *http.Request, kind string, segs []string, body []byte)
 			return &response{status: http.StatusNoContent}
 		}
 		return errResp(http.StatusMethodNotAllowed, "Request_BadRequest", "The requested method is not allowed for this resource.")
+	case KindGroups, KindGroup, KindMembers, KindMemberRef:
+		return s.serveGroups(r, kind, segs, body, now)
 	}
 	last := segs[len(segs)-1]
 	return errResp(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", last))
@@ -179,6 +181,7 @@ func notFound(key string) *response {
 func (s *Server) remove(u *user) {
 	delete(s.users, u.ID)
 	delete(s.byUPN, strings.ToLower(u.UserPrincipalName))
+	s.dropMember(u.ID)
 	for i, id := range s.order {
 		if id == u.ID {
 			s.order = append(s.order[:i], s.order[i+1:]...)
@@ -225,6 +228,7 @@ func (s *Server) listUsers(r *http.Request, now time.Time) *response {
 		}
 		top = n
 	}
+	top = s.pageSize(top)
 	skip := 0
 	if v := q.Get("$skiptoken"); v != "" {
 		n, err := strconv.Atoi(strings.TrimPrefix(v, "fake-"))

@@ -1,7 +1,9 @@
 // Package entra is the Microsoft Entra ID connector: it implements
 // sync.Connector over a handful of Microsoft Graph v1.0 user calls
-// (SPEC 4.1–4.3), authenticated with the OAuth 2.0 client-credentials
-// grant of an app registration.
+// (SPEC 4.1–4.3), sync.GroupConnector over the group and membership calls
+// (SPEC 4.4) and sync.Importer over the user list (SPEC 4.7),
+// authenticated with the OAuth 2.0 client-credentials grant of an app
+// registration.
 //
 // The connector classifies every failure (sync.ErrNotFound, or a
 // *sync.Error that says whether to retry and how long to wait) but never

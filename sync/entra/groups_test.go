@@ -267,7 +267,10 @@ func TestMembershipSpecialGroups(t *testing.T) {
 
 	// Replication: a group created a moment ago refuses members for a
 	// while; that is transient.
-	fg.ReplicationDelay(300 * time.Millisecond)
+	var clockMu stdsync.Mutex
+	now := time.Now()
+	fg.SetClock(func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now })
+	fg.ReplicationDelay(time.Minute)
 	rg, err := c.CreateGroup(ctx(t), gsync.GroupSpec{Name: "Fresh"})
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +279,9 @@ func TestMembershipSpecialGroups(t *testing.T) {
 	if e.Permanent || !strings.Contains(e.Message, "replicated") {
 		t.Fatalf("before replication: %+v", e)
 	}
-	time.Sleep(350 * time.Millisecond)
+	clockMu.Lock()
+	now = now.Add(time.Minute)
+	clockMu.Unlock()
 	if err := c.AddMember(ctx(t), rg.ID, u.ID); err != nil {
 		t.Fatalf("after replication: %v", err)
 	}
