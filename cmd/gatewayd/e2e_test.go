@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,5 +191,42 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(evJSON), &page); err != nil || len(page.Events) < 6 {
 		t.Fatalf("event output too small to mean anything: %v %d", err, len(page.Events))
+	}
+}
+
+// radclientSilent reports whether a request got no answer at all (the
+// daemon drops packets from unknown clients).
+func radclientSilent(t *testing.T, addr, user, pass string) bool {
+	t.Helper()
+	bin := testutil.RequireBinary(t, "radclient")
+	dict := t.TempDir()
+	os.WriteFile(filepath.Join(dict, "dictionary"), []byte("# empty user dictionary\n"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-d", dict, "-D", "/usr/share/freeradius", "-x", "-r", "1", "-t", "1", addr, "auth", radiusSecret)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("User-Name = %q\nUser-Password = %q\nMessage-Authenticator = 0x00\n", user, pass))
+	out, _ := cmd.CombinedOutput()
+	return !strings.Contains(string(out), "Received Access-")
+}
+
+// TestRADIUSClientsReloadOnSIGHUP: a NAS added to the config is served
+// after SIGHUP, without a restart.
+func TestRADIUSClientsReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	text, addr := doorsConfig(t, dir)
+	// Start with a client that is not us.
+	narrow := strings.Replace(text, `networks = ["127.0.0.0/8"]`, `networks = ["127.0.0.2/32"]`, 1)
+	cfgPath := writeConfig(t, dir, narrow)
+	p := startDaemon(t, dir, cfgPath)
+	p.api("POST", "/v1/users", map[string]any{"username": "nas", "email": "nas@example.test"}, nil)
+	p.api("PUT", "/v1/users/nas/password", map[string]string{"password": "Nas-Password-1"}, nil)
+	if !radclientSilent(t, addr, "nas", "Nas-Password-1") {
+		t.Fatal("a request from an unknown client must get no answer")
+	}
+	writeConfig(t, dir, text)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	testutil.Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.logs(), "RADIUS clients reloaded") }, "reload logged")
+	if _, ok := radclient(t, addr, "nas", "Nas-Password-1"); !ok {
+		t.Fatal("after SIGHUP the new client must be served")
 	}
 }
