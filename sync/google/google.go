@@ -10,9 +10,9 @@
 // 4.8). The single exception is a 401 from the Directory API, answered by
 // fetching a new token once and repeating the call. The generated client
 // does not retry either: every admin/directory/v1 call goes through
-// gensupport.SendRequest, which sends once (only media uploads use the
-// retrying sender), and the HTTP client given to it carries no retrying
-// transport.
+// gensupport.SendRequest, which sends once (only the Cloud Storage client
+// uses the retrying sender), and the HTTP client given to it carries no
+// retrying transport.
 //
 // Passwords never leave the host in clear: Google accepts a password as a
 // crypt(3) hash (hashFunction "crypt"), so the connector sends a SHA-512
@@ -119,11 +119,14 @@ type Connector struct {
 	customer string
 	subject  string
 	domain   string
-	svc      *admin.Service
-	jwt      *jwt.Config
-	base     http.RoundTripper // under the token handling
-	timeout  time.Duration
-	log      *slog.Logger
+	// saClientID is the service account's OAuth client ID (the one
+	// domain-wide delegation is granted to), for error messages.
+	saClientID string
+	svc        *admin.Service
+	jwt        *jwt.Config
+	base       http.RoundTripper // under the token handling
+	timeout    time.Duration
+	log        *slog.Logger
 
 	tokens *tokenCache
 }
@@ -222,14 +225,15 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	log = log.With("directory", name, "type", "google")
 
 	c := &Connector{
-		name:     name,
-		customer: customer,
-		subject:  subject,
-		domain:   domain,
-		jwt:      jc,
-		timeout:  timeout,
-		log:      log,
-		tokens:   newTokenCache(),
+		name:       name,
+		customer:   customer,
+		subject:    subject,
+		domain:     domain,
+		saClientID: key.ClientID,
+		jwt:        jc,
+		timeout:    timeout,
+		log:        log,
+		tokens:     newTokenCache(),
 	}
 	hc := defaultHTTPClient()
 	if cfg.HTTPClient != nil {
