@@ -249,17 +249,18 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 	}
 	switch u.PasswordStatus {
 	case store.PasswordPending:
-		res.Reason = ReasonPending
-		return res
+		// Pending means no local password; a delegated user's password
+		// lives in AD, so AD decides (delegated.go).
+		if u.DelegatedAuthority != store.AuthorityAD {
+			res.Reason = ReasonPending
+			return res
+		}
 	case store.PasswordExpired:
 		res.Reason = ReasonExpired
 		return res
 	}
 	if u.DelegatedAuthority == store.AuthorityAD {
-		// Delegated validation arrives with the AD issue; until a domain is
-		// configured nothing can validate this user.
-		res.Reason = ReasonADUnreachable
-		return res
+		return a.loginDelegated(ctx, req, u, cfg, now)
 	}
 	if u.PasswordHash == "" {
 		res.Reason = ReasonPending
@@ -452,6 +453,9 @@ func (a *Authenticator) record(req Request, res Result, start time.Time) {
 	}
 	if res.Cached {
 		ev.Detail = strings.TrimPrefix(ev.Detail+" cached", " ")
+	}
+	if res.Detail != "" {
+		ev.Detail = strings.TrimPrefix(ev.Detail+" "+res.Detail, " ")
 	}
 	if res.User != nil {
 		ev.UserID, ev.Username = res.User.ID, res.User.Username

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/gatewayd/gatewayd/secret"
 	"github.com/gatewayd/gatewayd/store"
@@ -27,6 +28,15 @@ const (
 	ReasonBusy              Reason = "busy"
 	ReasonUnsupportedMethod Reason = "unsupported_method"
 	ReasonInternal          Reason = "internal_error"
+)
+
+// AD refusals, from the bind sub-codes (see delegation/README.md). 532
+// (password expired) is ReasonExpired and 775 (locked out) ReasonLocked.
+const (
+	ReasonRestricted     Reason = "restricted"      // 530, 531: logon hours or workstation
+	ReasonDisabled       Reason = "disabled"        // 533
+	ReasonAccountExpired Reason = "account_expired" // 701
+	ReasonMustChange     Reason = "must_change"     // 773: the user must set a new password
 )
 
 // Protocol names the front door; it picks the event type (SPEC 7).
@@ -74,6 +84,9 @@ type Result struct {
 	// Cached: the password matched the verified-credential cache and no
 	// argon2 verify ran.
 	Cached bool
+	// Detail goes into the event: for delegated logins the AD domain and
+	// DC, the AD sub-code, or that the login was an offline one.
+	Detail string
 }
 
 var (
@@ -100,4 +113,13 @@ type DelegationResult struct {
 	Unreachable bool
 	// Detail is for the event (the DC used, the AD sub-code).
 	Detail string
+	// Domain names the [[ad]] block that answered (or would have).
+	Domain string
+	// StoreHash: keep a local argon2id hash of a password AD accepted
+	// (SPEC 2.5): it feeds takeover, offline logins and change detection.
+	StoreHash bool
+	// OfflineWindow: when every DC is unreachable, a password matching the
+	// stored hash is accepted if the last successful AD validation is
+	// within this window. 0 = never.
+	OfflineWindow time.Duration
 }

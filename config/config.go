@@ -30,6 +30,8 @@ type Config struct {
 	Sync    Sync   `toml:"sync"`
 	// Directories are the cloud directories users are provisioned into.
 	Directories []Directory `toml:"directory"`
+	// AD are the Active Directory domains for delegated logins (SPEC 6.1).
+	AD []ADDomain `toml:"ad"`
 
 	// Path is the file this came from ("(embedded example)" for the default).
 	Path string `toml:"-"`

@@ -71,6 +71,7 @@ func (c *Config) validate() Problems {
 	ps = append(ps, c.validateLDAP()...)
 	ps = append(ps, c.validateRADIUS()...)
 	ps = append(ps, c.validateDirectories()...)
+	ps = append(ps, c.validateAD()...)
 	return ps
 }
 

@@ -69,6 +69,9 @@ type User struct {
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
 	LastLoginAt      time.Time `json:"last_login_at,omitzero"`
+	// LastADValidationAt: the last time AD accepted the user's password
+	// (delegated logins; bounds offline logins, SPEC 2.5).
+	LastADValidationAt time.Time `json:"last_ad_validation_at,omitzero"`
 }
 
 // Locked reports whether a lockout is in force at now.
