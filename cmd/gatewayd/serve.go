@@ -23,6 +23,7 @@ import (
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/config"
+	"github.com/gatewayd/gatewayd/delegation"
 	"github.com/gatewayd/gatewayd/ldapserver"
 	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
@@ -93,6 +94,9 @@ func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
 	if _, _, err := buildDoors(cfg, nil); err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
+	if err := checkAD(cfg, stderr); err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
 	if !*noBind {
 		if ps := cfg.CheckPorts(); len(ps) > 0 {
 			return &exitError{code: 1, msg: ps.Error()}
@@ -117,6 +121,9 @@ type daemon struct {
 	radius   *radiusserver.Server
 	ldap     *ldapserver.Server
 	engine   *gwsync.Engine
+	ad       *delegation.Delegator
+	// importers are the directories users can be imported from.
+	importers map[string]admin.ImportSource
 }
 
 // logger and registerer let buildDoors run without a daemon (check-config).
@@ -187,6 +194,11 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 	if d.engine != nil {
 		authnOpts = append(authnOpts, authn.WithObserver(d.engine))
 	}
+	if d.ad, err = d.newDelegator(); err != nil {
+		return nil, err
+	} else if d.ad != nil {
+		authnOpts = append(authnOpts, authn.WithDelegator(d.ad))
+	}
 	d.auth, err = authn.New(authnConfig(cfg), d.store, d.store, d.log.With("component", "authn"), authnOpts...)
 	if err != nil {
 		return nil, err
@@ -202,7 +214,8 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 	}
 	api := admin.New(d.store, d.auth, admin.Config{
 		Token: token, Gatherer: d.reg, Logger: d.log.With("component", "admin"),
-		Checks: map[string]admin.HealthCheck{"store": func(context.Context) error { return nil }},
+		Checks:    d.adHealthChecks(map[string]admin.HealthCheck{"store": func(context.Context) error { return nil }}),
+		Importers: d.importers,
 	}, d.reg)
 	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return nil, config.Problems{cfg.Errorf("admin.listen", "admin.listen: cannot listen on %s: %v", cfg.Admin.Listen, err)}
@@ -224,6 +237,9 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 func (d *daemon) closeAll() {
 	if d.adminL != nil {
 		d.adminL.Close()
+	}
+	if d.ad != nil {
+		d.ad.Close()
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
@@ -293,6 +309,9 @@ loop:
 	case <-deadline.Done():
 		d.log.Warn("sync engine did not stop in time; unfinished jobs resume at the next start")
 	}
+	if d.ad != nil {
+		d.ad.Close()
+	}
 	if err := d.store.Close(); err != nil {
 		d.log.Error("closing the store", "err", err)
 		if runErr == nil {
@@ -330,6 +349,7 @@ func (d *daemon) reload() {
 		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
 		{"directory", fmt.Sprint(len(old.Directories)), fmt.Sprint(len(nc.Directories))},
 		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
+		{"ad", adSummary(old), adSummary(nc)},
 	} {
 		if ch.old != ch.new {
 			d.log.Warn("SIGHUP: this change needs a restart to take effect", "key", ch.key, "running", ch.old, "configured", ch.new)
