@@ -321,3 +321,41 @@ func TestThrottlingAndOutage(t *testing.T) {
 		}
 	})
 }
+
+// TestSixtySecondOutage: with the default retry settings, a directory that
+// answers 503 (Retry-After: 5) for a full minute loses no work.
+func TestSixtySecondOutage(t *testing.T) {
+	b := newEntraBackend(t)
+	r := newRig(t, b, gwsync.Directory{}, gwsync.Config{BackoffBase: time.Second, BackoffMax: 5 * time.Minute})
+	first := r.user("olga", nil)
+	r.bind(store.BindUser, first.ID)
+	r.waitExists("olga@corp.test")
+	r.settle(first.ID)
+
+	b.setDown(true)
+	time.AfterFunc(60*time.Second, func() { b.setDown(false) })
+	var users []*store.User
+	for i := 0; i < 5; i++ {
+		u := r.user(fmt.Sprintf("out%d", i), nil)
+		users = append(users, u)
+		r.bind(store.BindUser, u.ID)
+	}
+	login(r, first, "Olgas-Password-1")
+	testutil.Eventually(t, 3*time.Minute, func() bool {
+		for i := range users {
+			if !b.exists(fmt.Sprintf("out%d@corp.test", i)) {
+				return false
+			}
+		}
+		return b.pushes("olga@corp.test") == 1
+	}, "all work done after the outage")
+	for _, u := range append(users, first) {
+		st := r.settle(u.ID)
+		if st.Failed || st.Attempts != 0 || !st.Provisioned {
+			t.Fatalf("%s after the outage: %+v", u.Username, st)
+		}
+	}
+	if len(r.events("user_create_provision_failed")) != 0 || len(r.events("user_password_update_provision_failed")) != 0 {
+		t.Fatal("a job was given up during a one-minute outage")
+	}
+}
