@@ -29,6 +29,8 @@ type userView struct {
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	LastLoginAt        *time.Time        `json:"last_login_at,omitempty"`
+	// LastADValidationAt: the last login AD confirmed (delegated users).
+	LastADValidationAt *time.Time `json:"last_ad_validation_at,omitempty"`
 }
 
 func viewUser(u *store.User, now time.Time) userView {
@@ -40,6 +42,7 @@ func viewUser(u *store.User, now time.Time) userView {
 		PasswordVersion: u.PasswordVersion, ServiceAccount: u.ServiceAccount, PasswordResetter: u.PasswordResetter,
 		UIDNumber: u.UIDNumber, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 		PasswordChangedAt: timePtr(u.PasswordChangedAt), LastLoginAt: timePtr(u.LastLoginAt),
+		LastADValidationAt: timePtr(u.LastADValidationAt),
 	}
 	if u.Locked(now) {
 		v.LockedUntil = timePtr(u.LockedUntil)
