@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 // that exists only in this process: a memory dump yields digests that are
 // useless without the key, and nothing of it ever reaches disk.
 type credCache struct {
-	key     []byte
+	key []byte
+	// macs holds keyed HMAC states: building one costs two SHA-256 blocks
+	// and allocations on every login of a re-authentication storm.
+	macs    sync.Pool
 	mu      sync.RWMutex
 	entries map[string]cacheEntry // by user id
 }
@@ -33,16 +37,21 @@ func newCredCache() (*credCache, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("credential cache key: %w", err)
 	}
-	return &credCache{key: key, entries: make(map[string]cacheEntry)}, nil
+	c := &credCache{key: key, entries: make(map[string]cacheEntry)}
+	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	return c, nil
 }
 
 func (c *credCache) digest(userID string, pw secret.String) [sha256.Size]byte {
-	m := hmac.New(sha256.New, c.key)
+	m := c.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(userID))
 	m.Write([]byte{0})
 	m.Write(pw.Bytes())
 	var d [sha256.Size]byte
 	m.Sum(d[:0])
+	m.Reset() // keep no trace of the password in the pooled state
+	c.macs.Put(m)
 	return d
 }
 

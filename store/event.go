@@ -294,33 +294,15 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 	}
 	from := f.After + 1
 	txn := s.mem.Txn(false)
-	var (
-		index string
-		args  []any
-		stop  func(*Event) bool
-	)
-	switch {
-	case f.UserID != "":
-		index, args = "user_id", []any{f.UserID, from}
-		stop = func(e *Event) bool { return e.UserID != f.UserID }
-	case f.Type != "":
-		index, args = "type", []any{f.Type, from}
-		stop = func(e *Event) bool { return e.Type != f.Type }
-	default:
-		index, args = "id", []any{from}
-		stop = func(*Event) bool { return false }
-	}
-	it, err := txn.LowerBound(TableEvents, index, args...)
+	it, err := txn.LowerBound(TableEvents, "id", from)
 	if err != nil {
 		return nil, 0, err
 	}
 	var out []Event
 	for o := it.Next(); o != nil; o = it.Next() {
 		e := o.(*Event)
-		if stop(e) {
-			break
-		}
-		if f.Type != "" && e.Type != f.Type ||
+		if f.UserID != "" && e.UserID != f.UserID ||
+			f.Type != "" && e.Type != f.Type ||
 			!f.Since.IsZero() && e.Time.Before(f.Since) ||
 			!f.Until.IsZero() && !e.Time.Before(f.Until) {
 			continue

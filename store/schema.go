@@ -59,13 +59,10 @@ func schema() *memdb.DBSchema {
 		TableEvents: {
 			Name: TableEvents,
 			Indexes: map[string]*memdb.IndexSchema{
+				// Only the sequence: every login writes an event, and each
+				// extra index is another copy-on-write radix insert on that
+				// path. Filtered listings scan from the cursor instead.
 				"id": {Name: "id", Unique: true, Indexer: seq},
-				// (user_id, seq) and (type, seq) so a filtered page starts
-				// at its cursor with LowerBound.
-				"user_id": {Name: "user_id", AllowMissing: true, Indexer: &memdb.CompoundIndex{
-					Indexes: []memdb.Indexer{str("UserID"), seq}}},
-				"type": {Name: "type", AllowMissing: true, Indexer: &memdb.CompoundIndex{
-					Indexes: []memdb.Indexer{str("Type"), seq}}},
 			},
 		},
 		TableDirectories: {
