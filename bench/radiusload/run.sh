@@ -5,7 +5,7 @@
 # usage: bench/radiusload/run.sh
 # env:
 #   USERS=200          users per cold pass (each logs in once: every verify is an argon2id hash)
-#   N=20000            requests per warm pass (users repeat: gatewayd's verified-credential cache)
+#   N=100000           requests per warm pass (users repeat: gatewayd's verified-credential cache)
 #   GW_PORT=18120      gatewayd's RADIUS port (the bench starts the real daemon from this
 #                      checkout with a private data dir, users user1..user(2*USERS) /
 #                      password1.., default argon2id t=1 64 MiB p=2, credential cache 15m)
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 USERS="${USERS:-200}"
-N="${N:-20000}"
+N="${N:-100000}"
 GW_PORT="${GW_PORT:-18120}"
 FR_PORT="${FR_PORT:-21812}"
 SECRET="${SECRET:-testing123}"
