@@ -121,7 +121,9 @@ func (s *Store) eventWriter() {
 		flushers []chan error
 		failures int
 		drained  bool // emitCh is closed and empty
+		linger   = time.NewTimer(time.Hour)
 	)
+	defer linger.Stop()
 	add := func(it emitItem) {
 		if it.flush != nil {
 			flushers = append(flushers, it.flush)
@@ -140,8 +142,16 @@ func (s *Store) eventWriter() {
 			}
 			add(it)
 		}
+		// Linger briefly so a storm of logins shares one commit (and one
+		// fsync) instead of paying one each; nobody waits on these writes
+		// except Flush, which ends the linger at once.
+		linger.Reset(eventLinger)
 	drain:
 		for !drained && len(pending) < maxEventBatch {
+			var lingerC <-chan time.Time
+			if len(flushers) == 0 && !isClosed(s.closing) {
+				lingerC = linger.C
+			}
 			select {
 			case it, ok := <-s.emitCh:
 				if !ok {
@@ -149,8 +159,28 @@ func (s *Store) eventWriter() {
 					break drain
 				}
 				add(it)
+				continue
 			default:
+			}
+			if lingerC == nil {
 				break drain
+			}
+			select {
+			case it, ok := <-s.emitCh:
+				if !ok {
+					drained = true
+					break drain
+				}
+				add(it)
+			case <-lingerC:
+				break drain
+			case <-s.closing:
+			}
+		}
+		if !linger.Stop() {
+			select {
+			case <-linger.C:
+			default:
 			}
 		}
 		var err error
@@ -184,6 +214,10 @@ func (s *Store) eventWriter() {
 		}
 	}
 }
+
+// eventLinger is how long a batch of login events waits for more before
+// it is committed.
+const eventLinger = 5 * time.Millisecond
 
 func isClosed(ch chan struct{}) bool {
 	select {
