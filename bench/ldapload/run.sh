@@ -5,11 +5,11 @@
 # user's first bind: argon2id for gatewayd) and warm. Loopback only.
 #
 # usage: bench/ldapload/run.sh
-# env: USERS=100 (user1..USERS / Passw0rd!N)  N=5000 (operations per warm cell)
+# env: USERS=100 (user1..USERS / Passw0rd!N)  N=20000 (operations per warm cell)
 #      CONNS=1,4,16  SLAPD_PORT=3899  GW_PORT=3890
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-USERS="${USERS:-100}"; N="${N:-5000}"; CONNS="${CONNS:-1,4,16}"
+USERS="${USERS:-100}"; N="${N:-20000}"; CONNS="${CONNS:-1,4,16}"
 SLAPD_PORT="${SLAPD_PORT:-3899}"; GW_PORT="${GW_PORT:-3890}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ldapbench.XXXXXX")"
 GW_PID=""
