@@ -50,13 +50,26 @@ func (e *Engine) reconcileGroup(ctx context.Context, k pairKey, p pending) {
 		st.Attempts = 0
 	}
 	st.Failed, st.LastError = false, ""
-	if err := e.applyGroup(ctx, d, gc, g, st); err != nil {
+	err = e.applyGroup(ctx, d, gc, g, st)
+	switch {
+	case errors.Is(err, errMoreMembers):
+		// Come back after the pairs queued behind this one have had
+		// their turn: a big group must not starve its worker's users.
+		st.Attempts = 0
+		e.enqueue(k, pending{trig: trigChange})
+	case err != nil:
 		e.handleFailure(d, nil, st, p, err)
-	} else {
+	default:
 		st.Attempts = 0
 	}
 	e.save(st, orig)
 }
+
+// membershipStep bounds the member adds and removes of one group
+// reconcile; the rest follows when the pair comes round again.
+const membershipStep = 16
+
+var errMoreMembers = errors.New("more membership changes to make")
 
 func (e *Engine) groupBound(dir, groupID string) (bool, error) {
 	bs, err := e.st.BindingsOfSubject(groupID)
@@ -115,6 +128,9 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 	}
 	var added, removed int
 	for _, id := range want {
+		if added+removed == membershipStep {
+			break
+		}
 		if !slices.Contains(have, id) {
 			ctx2, cancel := e.call(ctx)
 			err := gc.AddMember(ctx2, st.RemoteID, id)
@@ -126,6 +142,9 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 		}
 	}
 	for _, id := range have {
+		if added+removed == membershipStep {
+			break
+		}
 		if !slices.Contains(want, id) {
 			ctx2, cancel := e.call(ctx)
 			err := gc.RemoveMember(ctx2, st.RemoteID, id)
@@ -136,10 +155,13 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 			removed++
 		}
 	}
-	st.AppliedHash = hash
 	if added+removed > 0 {
 		e.emitGroup(d, g, "group_update_provision", store.OutcomeSuccess, fmt.Sprintf("members: %d added, %d removed", added, removed))
 	}
+	if added+removed == membershipStep {
+		return errMoreMembers
+	}
+	st.AppliedHash = hash
 	return nil
 }
 
