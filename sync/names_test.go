@@ -1,8 +1,10 @@
 package sync
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatewayd/gatewayd/secret"
 )
@@ -38,5 +40,28 @@ func TestPasswordPolicy(t *testing.T) {
 		if err := p.Check(secret.FromString(pw)); (err == nil) != ok {
 			t.Errorf("%q: %v", pw, err)
 		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	h := http.Header{}
+	if ParseRetryAfter(h) != 0 {
+		t.Fatal("empty")
+	}
+	h.Set("Retry-After", "7")
+	if ParseRetryAfter(h) != 7*time.Second {
+		t.Fatal("seconds")
+	}
+	h.Set("Retry-After", "-3")
+	if ParseRetryAfter(h) != 0 {
+		t.Fatal("negative")
+	}
+	h.Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
+	if d := ParseRetryAfter(h); d < 80*time.Second || d > 91*time.Second {
+		t.Fatalf("date: %v", d)
+	}
+	h.Set("Retry-After", "soon")
+	if ParseRetryAfter(h) != 0 {
+		t.Fatal("garbage")
 	}
 }

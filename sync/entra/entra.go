@@ -604,7 +604,7 @@ func (c *Connector) tokenError(ctx context.Context, err error) error {
 	prefix := fmt.Sprintf("%s for directory %q: Entra ID said %q", op, c.name, said)
 	switch {
 	case status == http.StatusTooManyRequests || status >= 500:
-		e.RetryAfter = retryAfter(hdr)
+		e.RetryAfter = gsync.ParseRetryAfter(hdr)
 		e.Message = prefix + "; will retry"
 		return e
 	case aadsts == "AADSTS7000222":

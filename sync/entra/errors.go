@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	gsync "github.com/gatewayd/gatewayd/sync"
 )
@@ -87,17 +85,17 @@ func (c *Connector) classify(op string, status int, hdr http.Header, data []byte
 	case status == http.StatusTooManyRequests, status == http.StatusBadGateway,
 		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
 		e.Permanent = false
-		e.RetryAfter = retryAfter(hdr)
+		e.RetryAfter = gsync.ParseRetryAfter(hdr)
 		e.Message = msg("Microsoft Graph is throttling or unavailable; will retry")
 	case status >= 500, status == http.StatusRequestTimeout:
 		e.Permanent = false
-		e.RetryAfter = retryAfter(hdr)
+		e.RetryAfter = gsync.ParseRetryAfter(hdr)
 		e.Message = msg("Microsoft Graph failed; will retry")
 	case strings.Contains(lower, "objects being referenced do not exist"):
 		// Graph's answer when a member is added to a group, or a user
 		// to one, created a moment ago (replication): it will pass.
 		e.Permanent = false
-		e.RetryAfter = retryAfter(hdr)
+		e.RetryAfter = gsync.ParseRetryAfter(hdr)
 		e.Message = msg(msgNotReplicated)
 	case strings.Contains(lower, "mail-enabled security group") || strings.Contains(lower, "distribution list"):
 		e.Message = msg(msgMailEnabled)
@@ -119,26 +117,6 @@ func (c *Connector) classify(op string, status int, hdr http.Header, data []byte
 		e.Message = msg("")
 	}
 	return e
-}
-
-// retryAfter reads Retry-After: delay-seconds or an HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // scrub removes b from s. Graph does not echo passwords, but an error

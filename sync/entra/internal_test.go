@@ -2,9 +2,7 @@ package entra
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/gatewayd/gatewayd/internal/fakegraph"
 	gsync "github.com/gatewayd/gatewayd/sync"
@@ -87,31 +85,6 @@ func TestGeneratedPasswordsMeetEntraComplexity(t *testing.T) {
 			t.Fatal("repeated password")
 		}
 		seen[string(pw)] = true
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	future := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-	cases := []struct {
-		v        string
-		min, max time.Duration
-	}{
-		{"", 0, 0},
-		{"7", 7 * time.Second, 7 * time.Second},
-		{"0", 0, 0},
-		{"-3", 0, 0},
-		{"soon", 0, 0},
-		{future, 80 * time.Second, 90 * time.Second},
-		{"Mon, 01 Jan 2001 00:00:00 GMT", 0, 0},
-	}
-	for _, tc := range cases {
-		h := http.Header{}
-		if tc.v != "" {
-			h.Set("Retry-After", tc.v)
-		}
-		if got := retryAfter(h); got < tc.min || got > tc.max {
-			t.Errorf("retryAfter(%q) = %v, want [%v, %v]", tc.v, got, tc.min, tc.max)
-		}
 	}
 }
 

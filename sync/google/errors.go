@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 	"google.golang.org/api/googleapi"
@@ -122,11 +120,11 @@ func (c *Connector) classify(ctx context.Context, op string, err error, kind cal
 	switch {
 	case status == http.StatusTooManyRequests || (status == http.StatusForbidden && rateReasons[reason]):
 		e.Permanent = false
-		e.RetryAfter = retryAfter(ge.Header)
+		e.RetryAfter = gsync.ParseRetryAfter(ge.Header)
 		e.Message = msg("Google is throttling the Directory API; will retry")
 	case status >= 500, status == http.StatusRequestTimeout:
 		e.Permanent = false
-		e.RetryAfter = retryAfter(ge.Header)
+		e.RetryAfter = gsync.ParseRetryAfter(ge.Header)
 		e.Message = msg("the Directory API is unavailable; will retry")
 	case strings.Contains(lower, "user limit"):
 		e.Message = msg("the Google Workspace account has no license left for a new user: add licenses or free some " +
@@ -135,7 +133,7 @@ func (c *Connector) classify(ctx context.Context, op string, err error, kind cal
 		// conditionNotMet: the object changed under the call (often
 		// right after its creation).
 		e.Permanent = false
-		e.RetryAfter = retryAfter(ge.Header)
+		e.RetryAfter = gsync.ParseRetryAfter(ge.Header)
 		e.Message = msg("the object is being changed concurrently; will retry")
 	case status == http.StatusUnauthorized:
 		e.Message = msg(msgUnauthorized)
@@ -233,7 +231,7 @@ func (c *Connector) tokenError(ctx context.Context, err error) error {
 	switch {
 	case status == http.StatusTooManyRequests || status >= 500:
 		e.Permanent = false
-		e.RetryAfter = retryAfter(hdr)
+		e.RetryAfter = gsync.ParseRetryAfter(hdr)
 		e.Message = prefix + "; will retry"
 	case code == "unauthorized_client" || code == "access_denied":
 		e.Message = prefix + fmt.Sprintf(": domain-wide delegation is not granted: in the Admin console > Security > "+
@@ -265,26 +263,6 @@ func (c *Connector) clientID() string {
 		return c.saClientID
 	}
 	return "(see client_id in credentials_file)"
-}
-
-// retryAfter reads Retry-After: delay-seconds or an HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 func firstLine(s string) string {

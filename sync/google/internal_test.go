@@ -2,10 +2,8 @@ package google
 
 import (
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	admin "google.golang.org/api/admin/directory/v1"
 
@@ -188,29 +186,6 @@ func TestGroupQueryAndEmail(t *testing.T) {
 		if got := groupLocalPart(in); got != want {
 			t.Errorf("groupLocalPart(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	h := http.Header{}
-	if retryAfter(h) != 0 {
-		t.Fatal("empty")
-	}
-	h.Set("Retry-After", "7")
-	if retryAfter(h) != 7*time.Second {
-		t.Fatal("seconds")
-	}
-	h.Set("Retry-After", "-3")
-	if retryAfter(h) != 0 {
-		t.Fatal("negative")
-	}
-	h.Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
-	if d := retryAfter(h); d < 80*time.Second || d > 91*time.Second {
-		t.Fatalf("date: %v", d)
-	}
-	h.Set("Retry-After", "soon")
-	if retryAfter(h) != 0 {
-		t.Fatal("garbage")
 	}
 }
 
