@@ -270,7 +270,7 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 	if cfg.CacheTTL > 0 && a.cache.match(u, req.Password, now) {
 		a.metrics.cache.WithLabelValues("hit").Inc()
 		res.OK, res.Cached = true, true
-		a.succeeded(u, req.Password, cfg, now, false)
+		a.succeeded(u, req.Password, cfg)
 		return res
 	}
 	if cfg.CacheTTL > 0 {
@@ -300,7 +300,7 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 			res.User = nu
 		}
 	}
-	a.succeeded(res.User, req.Password, cfg, now, true)
+	a.succeeded(res.User, req.Password, cfg)
 	return res
 }
 
@@ -391,7 +391,7 @@ func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.
 	return nu
 }
 
-func (a *Authenticator) succeeded(u *store.User, pw secret.String, cfg Config, now time.Time, full bool) {
+func (a *Authenticator) succeeded(u *store.User, pw secret.String, cfg Config) {
 	if cfg.Lockout.MaxFailures > 0 {
 		a.failures.reset(u.ID)
 	}

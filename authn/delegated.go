@@ -42,7 +42,7 @@ func (a *Authenticator) loginDelegated(ctx context.Context, req Request, u *stor
 		if nu := a.adAccepted(ctx, u, req.Password, cfg, dr); nu != nil {
 			res.User = nu
 		}
-		a.succeeded(res.User, req.Password, cfg, now, true)
+		a.succeeded(res.User, req.Password, cfg)
 		return res
 	case dr.Unreachable:
 		return a.offlineLogin(ctx, req, u, cfg, now, dr)
@@ -215,7 +215,7 @@ func (a *Authenticator) offlineLogin(ctx context.Context, req Request, u *store.
 	if cfg.CacheTTL > 0 && a.cache.match(u, req.Password, now) {
 		a.metrics.cache.WithLabelValues("hit").Inc()
 		res.OK, res.Cached, res.Reason, res.Detail = true, true, ReasonNone, offline
-		a.succeeded(u, req.Password, cfg, now, false)
+		a.succeeded(u, req.Password, cfg)
 		return res
 	}
 	if r := a.verifyHash(ctx, cfg, ph, req.Password); r != ReasonNone {
@@ -231,6 +231,6 @@ func (a *Authenticator) offlineLogin(ctx context.Context, req Request, u *store.
 		a.cache.put(u, req.Password, now.Add(cfg.CacheTTL))
 	}
 	res.OK, res.Reason, res.Detail = true, ReasonNone, offline
-	a.succeeded(u, req.Password, cfg, now, true)
+	a.succeeded(u, req.Password, cfg)
 	return res
 }

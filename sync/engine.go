@@ -262,23 +262,15 @@ func (e *Engine) PasswordVerified(u *store.User, pw secret.String) { e.password(
 // PasswordChanged: an admin or the user set a new password (SPEC 3.4).
 func (e *Engine) PasswordChanged(u *store.User, pw secret.String) { e.password(u, pw, trigPassword) }
 
+// password hands the plaintext to each directory's worker. It runs inside
+// the login, so it does no store reads: whether the user is bound or has
+// an account there is the worker's question (reconcile answers it and
+// drops the plaintext when neither holds).
 func (e *Engine) password(u *store.User, pw secret.String, t trigger) {
 	defer pw.Wipe()
 	for name := range e.dirs {
-		if !e.relevant(name, u.ID) {
-			continue
-		}
 		e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: t, pw: pw.Clone()})
 	}
-}
-
-// relevant: the user is bound to dir or has an account there.
-func (e *Engine) relevant(dir, userID string) bool {
-	if st, err := e.st.SyncStateOf(dir, userID); err == nil && st.Provisioned {
-		return true
-	}
-	bound, _ := e.bound(dir, userID)
-	return bound
 }
 
 // bound computes the effective binding (SPEC 2.7): direct or via a group.
