@@ -79,9 +79,8 @@ func TestGroupsFollowTheGateway(t *testing.T) {
 				if n := len(r.events("group_create_provision")); (n == 0) == !tc.takenOver {
 					t.Fatalf("group_create_provision events: %d", n)
 				}
-				if len(r.events("group_update_provision")) == 0 {
-					t.Fatal("no group_update_provision event")
-				}
+				testutil.Eventually(t, 10*time.Second, func() bool { return len(r.events("group_update_provision")) > 0 },
+					"a group_update_provision event")
 			})
 		}
 	})
