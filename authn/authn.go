@@ -214,38 +214,62 @@ func (a *Authenticator) Reject(ctx context.Context, req Request, reason Reason) 
 	a.record(req, res, a.now())
 }
 
-func (a *Authenticator) login(ctx context.Context, req Request) Result {
+// LoginCached is Login for a caller that must not block: it answers only
+// when no password work is needed (a credential-cache hit, or a refusal
+// decided by state, lockout or rate limit) and then records the outcome
+// as Login would. When ok is false nothing was recorded or counted and
+// the caller must use Login, which may hash or ask AD.
+func (a *Authenticator) LoginCached(req Request) (res Result, ok bool) {
 	cfg := a.policy()
-	now := a.now()
+	start := a.now()
+	res, next := a.precheck(req, cfg, start)
+	switch {
+	case next == stepDone:
+	case next == stepLocal && cfg.CacheTTL > 0 && a.cache.match(res.User, req.Password, start):
+		a.cacheHit(&res, req, cfg)
+	default:
+		return Result{}, false
+	}
+	a.record(req, res, start)
+	return res, true
+}
+
+// step is what a login needs after precheck.
+type step int
+
+const (
+	stepDone      step = iota // the result is the answer
+	stepUnknown               // no such user: spend a dummy verify, then refuse
+	stepDelegated             // AD validates the password
+	stepLocal                 // verify against the stored hash (or the cache)
+)
+
+// precheck runs the part of SPEC 3.2 that needs no password work. For
+// every step but stepUnknown, res.User is the resolved user.
+func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result, step) {
 	if req.Source.IsValid() && !a.limiter.allow(req.Source, cfg.RateLimit, now) {
-		return Result{Reason: ReasonRateLimited}
+		return Result{Reason: ReasonRateLimited}, stepDone
 	}
 	u, err := a.resolve(req)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			a.log.Error("login: user lookup failed", "err", err)
-			return Result{Reason: ReasonInternal}
+			return Result{Reason: ReasonInternal}, stepDone
 		}
-		// Same cost as a wrong password, so response time does not tell
-		// an attacker which usernames exist.
-		if r := a.verifyHash(ctx, cfg, a.dummy, req.Password); r != ReasonNone && r != ReasonBadPassword {
-			return Result{Reason: r}
-		}
-		a.failed(req, nil, cfg, now)
-		return Result{Reason: ReasonNoSuchUser}
+		return Result{}, stepUnknown
 	}
 	res := Result{User: u}
 	switch u.State {
 	case store.StateSuspended:
 		res.Reason = ReasonSuspended
-		return res
+		return res, stepDone
 	case store.StateStaged:
 		res.Reason = ReasonStaged
-		return res
+		return res, stepDone
 	}
 	if u.Locked(now) {
 		res.Reason = ReasonLocked
-		return res
+		return res, stepDone
 	}
 	switch u.PasswordStatus {
 	case store.PasswordPending:
@@ -253,24 +277,49 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 		// lives in AD, so AD decides (delegated.go).
 		if u.DelegatedAuthority != store.AuthorityAD {
 			res.Reason = ReasonPending
-			return res
+			return res, stepDone
 		}
 	case store.PasswordExpired:
 		res.Reason = ReasonExpired
-		return res
+		return res, stepDone
 	}
 	if u.DelegatedAuthority == store.AuthorityAD {
-		return a.loginDelegated(ctx, req, u, cfg, now)
+		return res, stepDelegated
 	}
 	if u.PasswordHash == "" {
 		res.Reason = ReasonPending
-		return res
+		return res, stepDone
 	}
+	return res, stepLocal
+}
 
+func (a *Authenticator) cacheHit(res *Result, req Request, cfg Config) {
+	a.metrics.cache.WithLabelValues("hit").Inc()
+	res.OK, res.Cached = true, true
+	a.succeeded(res.User, req.Password, cfg)
+}
+
+func (a *Authenticator) login(ctx context.Context, req Request) Result {
+	cfg := a.policy()
+	now := a.now()
+	res, next := a.precheck(req, cfg, now)
+	switch next {
+	case stepDone:
+		return res
+	case stepUnknown:
+		// Same cost as a wrong password, so response time does not tell
+		// an attacker which usernames exist.
+		if r := a.verifyHash(ctx, cfg, a.dummy, req.Password); r != ReasonNone && r != ReasonBadPassword {
+			return Result{Reason: r}
+		}
+		a.failed(req, nil, cfg, now)
+		return Result{Reason: ReasonNoSuchUser}
+	case stepDelegated:
+		return a.loginDelegated(ctx, req, res.User, cfg, now)
+	}
+	u := res.User
 	if cfg.CacheTTL > 0 && a.cache.match(u, req.Password, now) {
-		a.metrics.cache.WithLabelValues("hit").Inc()
-		res.OK, res.Cached = true, true
-		a.succeeded(u, req.Password, cfg)
+		a.cacheHit(&res, req, cfg)
 		return res
 	}
 	if cfg.CacheTTL > 0 {

@@ -293,6 +293,73 @@ func TestCredentialCache(t *testing.T) {
 	}
 }
 
+// LoginCached answers exactly what Login would, but only when no password
+// work is needed; otherwise it must leave no trace, so the door's fallback
+// to Login records the attempt once.
+func TestLoginCached(t *testing.T) {
+	h := newHarness(t, Config{CacheTTL: 15 * time.Minute})
+	h.addUser(t, "alice", "correct horse", nil)
+	h.addUser(t, "sus", "correct horse", func(u *store.User) { u.State = store.StateSuspended })
+	h.addUser(t, "lck", "correct horse", func(u *store.User) { u.LockedUntil = h.clock.now().Add(time.Hour) })
+	h.addUser(t, "exp", "correct horse", func(u *store.User) { u.PasswordStatus = store.PasswordExpired })
+	h.addUser(t, "del", "correct horse", func(u *store.User) {
+		u.DelegatedAuthority = store.AuthorityAD
+		u.PasswordStatus = store.PasswordDelegated
+	})
+	try := func(id, pw string) (Result, bool) {
+		return h.a.LoginCached(Request{Identifier: id, Password: secret.FromString(pw), Protocol: ProtocolRADIUS,
+			Source: netip.MustParseAddr("192.0.2.1")})
+	}
+	tests := []struct {
+		name     string
+		id, pw   string
+		answered bool
+		ok       bool
+		reason   Reason
+	}{
+		{"not cached yet", "alice", "correct horse", false, false, ReasonNone},
+		{"unknown user needs a dummy verify", "mallory", "x", false, false, ReasonNone},
+		{"delegated goes to AD", "del", "correct horse", false, false, ReasonNone},
+		{"suspended", "sus", "correct horse", true, false, ReasonSuspended},
+		{"locked", "lck", "correct horse", true, false, ReasonLocked},
+		{"expired", "exp", "correct horse", true, false, ReasonExpired},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(h.events.evs)
+			hashes := testutil.ToFloat64(h.a.metrics.hashes)
+			r, answered := try(tc.id, tc.pw)
+			if answered != tc.answered || r.OK != tc.ok || r.Reason != tc.reason {
+				t.Fatalf("got answered=%v ok=%v reason=%q, want answered=%v ok=%v reason=%q", answered, r.OK, r.Reason, tc.answered, tc.ok, tc.reason)
+			}
+			if testutil.ToFloat64(h.a.metrics.hashes) != hashes {
+				t.Fatal("LoginCached computed a hash")
+			}
+			wantEvents := before
+			if answered {
+				wantEvents++
+			}
+			if n := len(h.events.evs); n != wantEvents {
+				t.Fatalf("%d events recorded, want %d", n-before, wantEvents-before)
+			}
+		})
+	}
+
+	if r := h.login("alice", "correct horse"); !r.OK || r.Cached {
+		t.Fatalf("the first full login: %+v", r)
+	}
+	r, answered := try("alice", "correct horse")
+	if !answered || !r.OK || !r.Cached || r.User == nil || r.User.Username != "alice" {
+		t.Fatalf("a repeat login must be answered from the cache: answered=%v %+v", answered, r)
+	}
+	if ev := h.events.last(); ev.Outcome != store.OutcomeSuccess || ev.Username != "alice" || ev.Type != "radius_auth" {
+		t.Fatalf("cache-hit event: %+v", ev)
+	}
+	if _, answered := try("alice", "wrong password"); answered {
+		t.Fatal("a wrong password needs a verify (and lockout accounting), not a cached answer")
+	}
+}
+
 func TestCacheOff(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.addUser(t, "alice", "correct horse", nil)

@@ -8,9 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"layeh.com/radius"
+	"layeh.com/radius/rfc2868"
 
+	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/internal/testutil"
+	"github.com/gatewayd/gatewayd/secret"
+	"github.com/gatewayd/gatewayd/store"
 )
 
 // TestParallelServe drives the UDP server from many goroutines over IPv4
@@ -289,4 +294,161 @@ func BenchmarkServeUDP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// cachingAuth adds LoginCached to fakeAuth the way authn's credential
+// cache behaves: a password that already passed Login is answered without
+// password work; anything else is left to Login.
+type cachingAuth struct {
+	*fakeAuth
+	mu     sync.Mutex
+	warm   map[string]string // identifier -> password that passed
+	hits   atomic.Int64
+	misses atomic.Int64
+}
+
+func (c *cachingAuth) Login(ctx context.Context, req authn.Request) authn.Result {
+	res := c.fakeAuth.Login(ctx, req)
+	if res.OK {
+		c.mu.Lock()
+		c.warm[req.Identifier] = string(req.Password.Bytes())
+		c.mu.Unlock()
+	}
+	return res
+}
+
+func (c *cachingAuth) LoginCached(req authn.Request) (authn.Result, bool) {
+	c.mu.Lock()
+	pw, ok := c.warm[req.Identifier]
+	c.mu.Unlock()
+	if !ok || !req.Password.Equal(secret.FromString(pw)) {
+		c.misses.Add(1)
+		return authn.Result{}, false
+	}
+	c.hits.Add(1)
+	c.record(req, true, authn.ReasonNone)
+	return authn.Result{OK: true, User: &store.User{ID: c.users[req.Identifier].id, Username: req.Identifier}}, true
+}
+
+// TestWarmLoginsAnsweredInline: logins the Authenticator can answer from
+// its cache are answered by the reading goroutine (batched), the rest by
+// workers, and every request is recorded exactly once either way, in
+// bursts that arrive as one batch.
+func TestWarmLoginsAnsweredInline(t *testing.T) {
+	auth := &cachingAuth{fakeAuth: newFakeAuth(), warm: map[string]string{}}
+	cfg := integrationConfig("127.0.0.1:0")
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, auth, auth, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-s.Ready()
+	c, err := net.Dial("udp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// burst sends every request before reading any answer, so the
+	// server's reads return several at once, then collects the answers
+	// by Identifier.
+	burst := func(reqs []request) map[byte]*radius.Packet {
+		t.Helper()
+		auths := map[byte][16]byte{}
+		for _, r := range reqs {
+			b, ra := r.encode(t)
+			auths[r.id] = ra
+			if _, err := c.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := map[byte]*radius.Packet{}
+		buf := make([]byte, 4096)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for len(got) < len(reqs) {
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("%d of %d answers: %v", len(got), len(reqs), err)
+			}
+			id := buf[1]
+			got[id] = parseResponse(t, append([]byte(nil), buf[:n]...), auths[id], "")
+		}
+		return got
+	}
+	mixed := func(base byte) []request {
+		var reqs []request
+		for i := range 24 {
+			r := request{id: base + byte(i), user: "alice", password: "alicepass"}
+			switch i % 3 {
+			case 1:
+				r.user, r.password = "bob", "bobpass"
+			case 2:
+				r.password = "wrong"
+			}
+			reqs = append(reqs, r)
+		}
+		return reqs
+	}
+	check := func(got map[byte]*radius.Packet, reqs []request) {
+		t.Helper()
+		for _, r := range reqs {
+			want := radius.CodeAccessAccept
+			if r.password == "wrong" {
+				want = radius.CodeAccessReject
+			}
+			if got[r.id].Code != want {
+				t.Fatalf("request %d (%s/%s): %v, want %v", r.id, r.user, r.password, got[r.id].Code, want)
+			}
+		}
+	}
+
+	// Cold: each login is a first, so all go to Login.
+	cold := []request{{id: 0, user: "alice", password: "alicepass"}, {id: 1, user: "bob", password: "bobpass"},
+		{id: 2, user: "carol", password: "wrong"}}
+	check(burst(cold), cold)
+	if auth.hits.Load() != 0 || auth.logins.Load() != int64(len(cold)) {
+		t.Fatalf("cold burst: %d cache answers, %d Login calls; want 0 and %d", auth.hits.Load(), auth.logins.Load(), len(cold))
+	}
+	warm := mixed(100)
+	check(burst(warm), warm)
+	// 16 right passwords answered inline; the 8 wrong ones went to Login.
+	if auth.hits.Load() != 16 || auth.logins.Load() != int64(len(cold))+8 {
+		t.Fatalf("warm burst: %d cache answers, %d more Login calls; want 16 and 8", auth.hits.Load(), auth.logins.Load()-int64(len(cold)))
+	}
+	if n := len(auth.Events()); n != len(cold)+len(warm) {
+		t.Fatalf("%d login events for %d requests: each must be recorded once", n, len(cold)+len(warm))
+	}
+	// A warm Accept carries the group reply attributes like any other.
+	if _, vlan, _ := rfc2868.TunnelPrivateGroupID_LookupString(burst([]request{{id: 200, user: "alice", password: "alicepass"}})[200]); vlan != "42" {
+		t.Fatalf("warm Accept: Tunnel-Private-Group-ID %q, want 42", vlan)
+	}
+	// A retransmission of an inline answer is a duplicate, not a login.
+	b, ra := request{id: 201, user: "bob", password: "bobpass"}.encode(t)
+	var first []byte
+	for range 2 {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = buf[:n]
+			parseResponse(t, first, ra, "")
+		} else if string(buf[:n]) != string(first) {
+			t.Fatal("the retransmission got a different answer")
+		}
+	}
+	if n := len(auth.Events()); n != len(cold)+len(warm)+2 {
+		t.Fatalf("the retransmission was recorded as a login (%d events)", n)
+	}
+	if got := requests(s, "loopback4", outcomeDuplicate); got != 1 {
+		t.Fatalf("requests{outcome=duplicate} = %v, want 1", got)
+	}
 }

@@ -42,6 +42,16 @@ type Authenticator interface {
 	Reject(ctx context.Context, req authn.Request, reason authn.Reason)
 }
 
+// cachedLogins is an Authenticator that can answer some logins without
+// blocking (authn's credential cache). The server then answers those on
+// the goroutine that read the packet and hands only the rest (argon2, AD)
+// to its workers: a warm login costs no goroutine handoff.
+type cachedLogins interface {
+	// LoginCached answers like Login when no password work is needed;
+	// ok false means nothing was recorded and Login must be called.
+	LoginCached(req authn.Request) (res authn.Result, ok bool)
+}
+
 // GroupResolver names a user's groups, for reply attributes.
 type GroupResolver interface {
 	GroupNamesOf(userID string) []string
@@ -65,6 +75,7 @@ type Server struct {
 	listen  []string
 	workers int
 	auth    Authenticator
+	fast    cachedLogins // nil: every login goes to a worker
 	groups  GroupResolver
 	log     *slog.Logger
 	m       *metrics
@@ -145,6 +156,7 @@ func New(cfg Config, auth Authenticator, groups GroupResolver, logger *slog.Logg
 	if s.workers == 0 {
 		s.workers = DefaultWorkers()
 	}
+	s.fast, _ = auth.(cachedLogins)
 	s.bufPool.New = func() any { b := make([]byte, maxPacketSize+1); return &b }
 	s.clients.Store(table)
 	s.warnClients(table)
@@ -276,12 +288,18 @@ type job struct {
 	received time.Time
 }
 
+// readLoop reads packets in batches (recvmmsg where the platform has it),
+// answers what needs no blocking work at once, sends those answers in one
+// batch, and queues the rest (a login that must hash or ask AD) for the
+// workers.
 func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
+	bc := newBatchConn(c, readBatch)
+	for i := range bc.in {
+		bc.in[i].Buffers[0] = *s.bufPool.Get().(*[]byte)
+	}
 	for {
-		bp := s.bufPool.Get().(*[]byte)
-		n, src, err := c.ReadFromUDPAddrPort(*bp)
+		n, err := bc.read()
 		if err != nil {
-			s.bufPool.Put(bp)
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -291,14 +309,39 @@ func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		select {
-		case jobs <- job{conn: c, src: src, buf: bp, n: n, received: time.Now()}:
-		default:
-			s.bufPool.Put(bp)
-			s.m.drop(dropOverload)
-			if s.warn.allow("overload", time.Now()) {
-				s.log.Warn("radius queue full: dropping requests", "workers", s.workers)
+		received := time.Now()
+		for i := range n {
+			src, ok := bc.source(i)
+			if !ok {
+				continue
 			}
+			m := &bc.in[i]
+			resp, deferred := s.handle(context.Background(), src, m.Buffers[0][:m.N], received, true)
+			if deferred {
+				s.enqueue(jobs, c, src, m, received)
+				continue
+			}
+			if resp != nil {
+				bc.queueReply(resp, m.Addr)
+			}
+		}
+		if err := bc.flush(); err != nil && s.warn.allow("write:"+c.LocalAddr().String(), time.Now()) {
+			s.log.Warn("radius write failed", "addr", c.LocalAddr().String(), "err", err)
+		}
+	}
+}
+
+// enqueue hands m's buffer to a worker and gives m a fresh one.
+func (s *Server) enqueue(jobs chan<- job, c *net.UDPConn, src netip.AddrPort, m *batchMessage, received time.Time) {
+	bp := s.bufPool.Get().(*[]byte)
+	*bp, m.Buffers[0] = m.Buffers[0], *bp
+	select {
+	case jobs <- job{conn: c, src: src, buf: bp, n: m.N, received: received}:
+	default:
+		s.bufPool.Put(bp)
+		s.m.drop(dropOverload)
+		if s.warn.allow("overload", time.Now()) {
+			s.log.Warn("radius queue full: dropping requests", "workers", s.workers)
 		}
 	}
 }
@@ -316,19 +359,28 @@ func (s *Server) serveJob(ctx context.Context, j job) {
 	}
 }
 
-// handlePacket is the whole packet path: it returns the bytes to send
-// back to src, or nil to stay silent. b is not retained.
-func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte, received time.Time) (resp []byte) {
+// handlePacket answers one packet, blocking as long as the login takes:
+// the worker path, and the tests'.
+func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte, received time.Time) []byte {
+	resp, _ := s.handle(ctx, src, b, received, false)
+	return resp
+}
+
+// handle is the whole packet path: it returns the bytes to send back to
+// src, or nil to stay silent. b is not retained. With inline set it must
+// not block: a login that needs password work returns deferred, with
+// nothing recorded, for a worker to handle the packet from the start.
+func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, received time.Time, inline bool) (resp []byte, deferred bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp = nil
+			resp, deferred = nil, false
 			s.m.drop(dropPanic)
 			s.log.Error("radius request handler panicked", "from", src.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
 	if len(b) > maxPacketSize {
 		s.m.drop(dropOversize)
-		return nil
+		return nil, false
 	}
 	// 1. Who is it? Unknown sources get nothing, not even a parse.
 	c := s.clients.Load().lookup(src.Addr())
@@ -337,20 +389,20 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 		if s.warn.allow("unknown:"+src.Addr().String(), received) {
 			s.log.Warn("radius packet from unknown client dropped", "from", src.Addr().String())
 		}
-		return nil
+		return nil, false
 	}
 	// 2. Header and Message-Authenticator, before any other work.
 	f, err := preparse(b)
 	if err != nil {
 		s.m.drop(dropMalformed)
 		s.log.Debug("radius malformed packet dropped", "client", c.name, "from", src, "err", err)
-		return nil
+		return nil, false
 	}
 	code := radius.Code(f.b[0])
 	if code != radius.CodeAccessRequest && code != radius.CodeStatusServer {
 		s.m.drop(dropUnsupportedCode)
 		s.log.Debug("radius packet code not served here dropped", "client", c.name, "code", code)
-		return nil
+		return nil, false
 	}
 	if f.maOff != 0 {
 		if !verifyMA(f, c.secret) {
@@ -359,14 +411,14 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 				s.log.Warn("radius packet with a wrong Message-Authenticator dropped (is the shared secret right?)",
 					"client", c.name, "from", src.Addr().String())
 			}
-			return nil
+			return nil, false
 		}
 	} else if c.requireMA || code == radius.CodeStatusServer {
 		s.m.drop(dropMissingMA)
 		if s.warn.allow("noma:"+c.name, received) {
 			s.log.Warn("radius packet without Message-Authenticator dropped", "client", c.name, "from", src.Addr().String(), "code", code.String())
 		}
-		return nil
+		return nil, false
 	}
 	// 3. A retransmission (RFC 5080 §2.2.2) gets the first answer.
 	if code == radius.CodeAccessRequest {
@@ -376,10 +428,10 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 		switch state {
 		case dedupInFlight:
 			s.m.drop(dropDuplicateRunning)
-			return nil
+			return nil, false
 		case dedupCached:
 			s.m.answered(c.name, outcomeDuplicate, received)
-			return cached
+			return cached, false
 		}
 		// A nil answer (drop, panic) forgets the entry.
 		defer func() { s.dedup.finish(entry, resp) }()
@@ -387,7 +439,7 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 	p, err := radius.Parse(f.b, c.secret)
 	if err != nil {
 		s.m.drop(dropMalformed)
-		return nil
+		return nil, false
 	}
 	if f.maOff == 0 {
 		// Not required for this client, but a Proxy-State without a
@@ -395,7 +447,7 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 		// (FreeRADIUS limit_proxy_state).
 		if _, ok := p.Lookup(rfc2865.ProxyState_Type); ok {
 			s.m.drop(dropMissingMA)
-			return nil
+			return nil, false
 		}
 	}
 	if code == radius.CodeStatusServer {
@@ -404,33 +456,35 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 		if err != nil {
 			s.m.drop(dropInternal)
 			s.log.Error("radius response encoding failed", "client", c.name, "err", err)
-			return nil
+			return nil, false
 		}
 		s.m.answered(c.name, outcomeStatus, received)
-		return out
+		return out, false
 	}
 
 	// 4. Authenticate.
-	code, attrs := s.access(ctx, src, c, p)
+	code, attrs, deferred := s.access(ctx, src, c, p, inline)
+	if deferred {
+		return nil, true // the dedup entry is forgotten with the nil answer
+	}
 	out, err := s.respond(code, p, c, attrs, true)
 	if err != nil {
 		s.m.drop(dropInternal)
 		s.log.Error("radius response encoding failed", "client", c.name, "err", err)
-		return nil
+		return nil, false
 	}
 	outcome := outcomeReject
 	if code == radius.CodeAccessAccept {
 		outcome = outcomeAccept
 	}
 	s.m.answered(c.name, outcome, received)
-	return out
+	return out, false
 }
 
 // access decides an Access-Request: the response code and the reply
-// attributes for an Accept.
-func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet) (radius.Code, []*radius.AVP) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
+// attributes for an Accept. With inline set it answers only what needs no
+// password work and otherwise returns deferred.
+func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet, inline bool) (_ radius.Code, _ []*radius.AVP, deferred bool) {
 	req := authn.Request{
 		Protocol: authn.ProtocolRADIUS,
 		Source:   src.Addr().Unmap(),
@@ -441,38 +495,55 @@ func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *r
 	if method := otherMethod(p); method != "" {
 		s.auth.Reject(ctx, req, authn.ReasonUnsupportedMethod)
 		s.log.Debug("radius unsupported authentication method", "client", c.name, "method", method)
-		return radius.CodeAccessReject, nil
+		return radius.CodeAccessReject, nil, false
 	}
 	enc, hasPAP := p.Lookup(rfc2865.UserPassword_Type)
 	if !hasPAP {
 		// No credential at all (e.g. Call-Check): nothing we serve.
 		s.auth.Reject(ctx, req, authn.ReasonUnsupportedMethod)
-		return radius.CodeAccessReject, nil
+		return radius.CodeAccessReject, nil, false
 	}
 	if userName == "" {
 		s.auth.Reject(ctx, req, authn.ReasonNoSuchUser)
-		return radius.CodeAccessReject, nil
+		return radius.CodeAccessReject, nil, false
 	}
 	pw, err := radius.UserPassword(enc, c.secret, p.Authenticator[:])
 	if err != nil {
 		// A User-Password of an impossible length: the NAS is broken.
 		s.auth.Reject(ctx, req, authn.ReasonBadPassword)
-		return radius.CodeAccessReject, nil
+		return radius.CodeAccessReject, nil, false
 	}
 	req.Password = secret.New(pw)
-	res := s.auth.Login(ctx, req)
+	res, answered := s.login(ctx, req, inline)
 	// Wipe the whole decode buffer, padding included.
 	clear(pw[:cap(pw)])
 	req.Password.Wipe()
+	if !answered {
+		return 0, nil, true
+	}
 	if !res.OK {
 		s.log.Debug("radius login failed", "client", c.name, "user", userName, "reason", string(res.Reason))
-		return radius.CodeAccessReject, nil
+		return radius.CodeAccessReject, nil, false
 	}
 	var attrs []*radius.AVP
 	if res.User != nil && s.groups != nil && s.replies != nil && len(s.replies.ordered) > 0 {
 		attrs = s.replies.attributesFor(s.groups.GroupNamesOf(res.User.ID))
 	}
-	return radius.CodeAccessAccept, attrs
+	return radius.CodeAccessAccept, attrs, false
+}
+
+// login runs the login; inline, only if it can be answered without
+// blocking (answered false otherwise).
+func (s *Server) login(ctx context.Context, req authn.Request, inline bool) (res authn.Result, answered bool) {
+	if inline {
+		if s.fast == nil {
+			return authn.Result{}, false
+		}
+		return s.fast.LoginCached(req)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return s.auth.Login(ctx, req), true
 }
 
 // otherMethod names a non-PAP authentication method present in p.
