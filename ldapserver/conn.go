@@ -157,6 +157,12 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		if id, ok := opIdentifier(frame); !ok || id == identifier(ber.ClassApplication, ber.TypeConstructed, appSearchRequest) {
+			// A decoded request aliases its frame, and a search runs on
+			// while the next message is read into the same buffer. (A
+			// frame too odd to tell is copied too.)
+			frame = bytes.Clone(frame)
+		}
 		m, err := decodeMessage(frame)
 		if err != nil {
 			c.s.log.Debug("ldap malformed message", "conn", c.id, "remote", c.remote.String(), "err", err)
@@ -367,14 +373,27 @@ func (c *conn) write(b []byte, flush bool) error {
 	return err
 }
 
-func (c *conn) send(p *ber.Packet, flush bool) error { return c.write(p.Bytes(), flush) }
-
-func (c *conn) sendResult(id int64, tag ber.Tag, code int, matched, diag string, flush bool, controls ...*ber.Packet) {
-	_ = c.send(newEnvelope(id, resultOp(tag, code, matched, diag), controls...), flush)
+func (c *conn) sendResult(id int64, tag ber.Tag, code int, matched, diag string, flush bool, controls ...[]byte) {
+	w := getWriter()
+	w.appendResult(id, tag, code, matched, diag, controls...)
+	_ = c.write(w.b, flush)
+	putWriter(w)
 }
 
 func (c *conn) sendExtended(id int64, code int, diag, name string, value []byte) {
-	_ = c.send(newEnvelope(id, extendedOp(code, diag, name, value)), true)
+	w := getWriter()
+	w.appendExtended(id, code, diag, name, value)
+	_ = c.write(w.b, true)
+	putWriter(w)
+}
+
+// sendEntry queues a SearchResultEntry; the SearchResultDone flushes.
+func (c *conn) sendEntry(id int64, dn string, attrs []outAttr, typesOnly bool) error {
+	w := getWriter()
+	w.appendEntry(id, dn, attrs, typesOnly)
+	err := c.write(w.b, false)
+	putWriter(w)
+	return err
 }
 
 // notice sends a Notice of Disconnection (the caller then closes).

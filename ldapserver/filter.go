@@ -83,24 +83,24 @@ var (
 )
 
 // decodeFilter turns a BER Filter into a filter tree.
-func decodeFilter(p *ber.Packet) (*filter, error) {
+func decodeFilter(p *element) (*filter, error) {
 	n := 0
 	return decodeFilterNode(p, 0, &n)
 }
 
-func octetString(p *ber.Packet) (string, bool) {
-	if p == nil || p.TagType != ber.TypePrimitive {
+func octetString(p *element) (string, bool) {
+	if p == nil || p.constructed {
 		return "", false
 	}
-	return string(p.Data.Bytes()), true
+	return string(p.data), true
 }
 
-func isUniversalOctetString(p *ber.Packet) bool {
-	return p != nil && p.ClassType == ber.ClassUniversal && p.Tag == ber.TagOctetString && p.TagType == ber.TypePrimitive
+func isUniversalOctetString(p *element) bool {
+	return p != nil && p.class == ber.ClassUniversal && p.tag == ber.TagOctetString && !p.constructed
 }
 
-func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
-	if p == nil || p.ClassType != ber.ClassContext {
+func decodeFilterNode(p *element, depth int, n *int) (*filter, error) {
+	if p == nil || p.class != ber.ClassContext {
 		return nil, errFilterMalformed
 	}
 	if depth > maxFilterDepth {
@@ -111,17 +111,17 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		return nil, errFilterTooBig
 	}
 	f := &filter{}
-	switch p.Tag {
+	switch p.tag {
 	case tagFilterAnd, tagFilterOr:
-		if p.TagType != ber.TypeConstructed {
+		if !p.constructed {
 			return nil, errFilterMalformed
 		}
 		f.op = fAnd
-		if p.Tag == tagFilterOr {
+		if p.tag == tagFilterOr {
 			f.op = fOr
 		}
 		// RFC 4526 absolute true (&) and false (|) are empty sets.
-		for _, c := range p.Children {
+		for _, c := range p.children {
 			cf, err := decodeFilterNode(c, depth+1, n)
 			if err != nil {
 				return nil, err
@@ -130,10 +130,10 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		}
 		return f, nil
 	case tagFilterNot:
-		if p.TagType != ber.TypeConstructed || len(p.Children) != 1 {
+		if !p.constructed || len(p.children) != 1 {
 			return nil, errFilterMalformed
 		}
-		cf, err := decodeFilterNode(p.Children[0], depth+1, n)
+		cf, err := decodeFilterNode(p.children[0], depth+1, n)
 		if err != nil {
 			return nil, err
 		}
@@ -141,13 +141,13 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		f.children = []*filter{cf}
 		return f, nil
 	case tagFilterEqual, tagFilterGE, tagFilterLE, tagFilterApprox:
-		if p.TagType != ber.TypeConstructed || len(p.Children) != 2 ||
-			!isUniversalOctetString(p.Children[0]) || !isUniversalOctetString(p.Children[1]) {
+		if !p.constructed || len(p.children) != 2 ||
+			!isUniversalOctetString(p.children[0]) || !isUniversalOctetString(p.children[1]) {
 			return nil, errFilterMalformed
 		}
-		f.op = map[ber.Tag]filterOp{tagFilterEqual: fEqual, tagFilterGE: fGreaterOrEqual, tagFilterLE: fLessOrEqual, tagFilterApprox: fApprox}[p.Tag]
-		f.desc, _ = octetString(p.Children[0])
-		f.value, _ = octetString(p.Children[1])
+		f.op = map[ber.Tag]filterOp{tagFilterEqual: fEqual, tagFilterGE: fGreaterOrEqual, tagFilterLE: fLessOrEqual, tagFilterApprox: fApprox}[p.tag]
+		f.desc, _ = octetString(p.children[0])
+		f.value, _ = octetString(p.children[1])
 		if f.desc == "" {
 			return nil, errFilterMalformed
 		}
@@ -157,7 +157,7 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		}
 		return f, nil
 	case tagFilterPresent:
-		if p.TagType != ber.TypePrimitive {
+		if p.constructed {
 			return nil, errFilterMalformed
 		}
 		f.op = fPresent
@@ -169,21 +169,21 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		return f, nil
 	case tagFilterSubstrings:
 		// SubstringFilter ::= SEQUENCE { type, substrings SEQUENCE SIZE (1..MAX) OF CHOICE {initial [0], any [1], final [2]} }
-		if p.TagType != ber.TypeConstructed || len(p.Children) != 2 || !isUniversalOctetString(p.Children[0]) {
+		if !p.constructed || len(p.children) != 2 || !isUniversalOctetString(p.children[0]) {
 			return nil, errFilterMalformed
 		}
-		seq := p.Children[1]
-		if seq == nil || seq.ClassType != ber.ClassUniversal || seq.Tag != ber.TagSequence || seq.TagType != ber.TypeConstructed || len(seq.Children) == 0 {
+		seq := p.children[1]
+		if seq == nil || seq.class != ber.ClassUniversal || seq.tag != ber.TagSequence || !seq.constructed || len(seq.children) == 0 {
 			return nil, errFilterMalformed
 		}
 		f.op = fSubstrings
-		f.desc, _ = octetString(p.Children[0])
+		f.desc, _ = octetString(p.children[0])
 		if f.desc == "" {
 			return nil, errFilterMalformed
 		}
 		f.t, f.hasOptions = lookupAttr(f.desc)
-		for i, c := range seq.Children {
-			if c == nil || c.ClassType != ber.ClassContext || c.TagType != ber.TypePrimitive {
+		for i, c := range seq.children {
+			if c == nil || c.class != ber.ClassContext || c.constructed {
 				return nil, errFilterMalformed
 			}
 			v, _ := octetString(c)
@@ -193,7 +193,7 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 			if f.t != nil {
 				v = prepSubstring(f.t, v)
 			}
-			switch c.Tag {
+			switch c.tag {
 			case 0: // initial: at most once, first
 				if i != 0 {
 					return nil, errFilterMalformed
@@ -205,7 +205,7 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 				}
 				f.anys = append(f.anys, v)
 			case 2: // final: at most once, last
-				if i != len(seq.Children)-1 {
+				if i != len(seq.children)-1 {
 					return nil, errFilterMalformed
 				}
 				f.final, f.hasFinal = v, true
@@ -216,19 +216,19 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 		return f, nil
 	case tagFilterExtensible:
 		// MatchingRuleAssertion ::= SEQUENCE { matchingRule [1] OPTIONAL, type [2] OPTIONAL, matchValue [3], dnAttributes [4] BOOLEAN DEFAULT FALSE }
-		if p.TagType != ber.TypeConstructed || len(p.Children) == 0 || len(p.Children) > 4 {
+		if !p.constructed || len(p.children) == 0 || len(p.children) > 4 {
 			return nil, errFilterMalformed
 		}
 		f.op = fExtensible
 		last := ber.Tag(0)
 		haveValue := false
-		for _, c := range p.Children {
-			if c == nil || c.ClassType != ber.ClassContext || c.TagType != ber.TypePrimitive || c.Tag <= last || c.Tag > 4 {
+		for _, c := range p.children {
+			if c == nil || c.class != ber.ClassContext || c.constructed || c.tag <= last || c.tag > 4 {
 				return nil, errFilterMalformed
 			}
-			last = c.Tag
+			last = c.tag
 			v, _ := octetString(c)
-			switch c.Tag {
+			switch c.tag {
 			case 1:
 				f.rule = v
 			case 2:
@@ -236,7 +236,7 @@ func decodeFilterNode(p *ber.Packet, depth int, n *int) (*filter, error) {
 			case 3:
 				f.value, haveValue = v, true
 			case 4:
-				b := c.Data.Bytes()
+				b := c.data
 				if len(b) != 1 {
 					return nil, errFilterMalformed
 				}

@@ -17,7 +17,7 @@ func compileFilter(t testing.TB, s string) (*filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	wire, err := ber.DecodePacketErr(p.Bytes())
+	wire, err := parseElement(p.Bytes(), maxBERElements, maxBERDepth)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func TestFilterMalformedBER(t *testing.T) {
 		"present constructed": ber.Encode(ber.ClassContext, ber.TypeConstructed, tagFilterPresent, nil, ""),
 		"unknown tag":         ber.Encode(ber.ClassContext, ber.TypeConstructed, 12, nil, ""),
 	} {
-		wire, err := ber.DecodePacketErr(p.Bytes())
+		wire, err := parseElement(p.Bytes(), maxBERElements, maxBERDepth)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -17,7 +17,7 @@ import (
 // --- raw message builders (also used by the protocol tests) ---
 
 func rawEnvelope(id int64, op *ber.Packet, controls ...*ber.Packet) []byte {
-	return newEnvelope(id, op, controls...).Bytes()
+	return refEnvelope(id, op, controls...).Bytes()
 }
 
 func rawBind(id int64, name, pw string) []byte {
@@ -119,7 +119,7 @@ func FuzzFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		wire, err := ber.DecodePacketErr(p.Bytes())
+		wire, err := parseElement(p.Bytes(), maxBERElements, maxBERDepth)
 		if err != nil {
 			return
 		}
@@ -158,6 +158,18 @@ func FuzzDecodeMessage(f *testing.F) {
 		m, err := decodeMessage(frame)
 		if err != nil {
 			return
+		}
+		// Where go-asn1-ber reads the message too (it also parses the
+		// contents of universal types such as times, which LDAP requests
+		// do not use), it reads the same envelope.
+		if ref, err := ber.DecodePacketErr(frame); err == nil && len(ref.Children) >= 2 {
+			if id, _ := ref.Children[0].Value.(int64); id != m.id || ref.Children[1].Tag != m.op {
+				t.Fatalf("go-asn1-ber reads id %d op %d, we read id %d op %d", id, ref.Children[1].Tag, m.id, m.op)
+			}
+		}
+		// The reader's aliasing guard must see the op we decode.
+		if op, ok := opIdentifier(frame); ok && (ber.Tag(op&0x1f) != m.op || ber.Class(op&0xc0) != ber.ClassApplication) {
+			t.Fatalf("opIdentifier %#x disagrees with the decoded op %d", op, m.op)
 		}
 		for _, c := range m.controls {
 			if c.oid == oidPagedResults {

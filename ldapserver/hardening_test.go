@@ -64,15 +64,17 @@ func (r *rawClient) read() (rawResponse, error) {
 		return rawResponse{}, err
 	}
 	out := rawResponse{}
-	out.id, _ = universalInt(p.Children[0], ber.TagInteger)
+	// Decoded with go-asn1-ber, not our decoder: an independent reading
+	// of what the server sent.
+	out.id, _ = p.Children[0].Value.(int64)
 	op := p.Children[1]
 	out.tag = op.Tag
 	if op.Tag != appSearchEntry && len(op.Children) >= 3 {
-		out.code, _ = universalInt(op.Children[0], ber.TagEnumerated)
-		out.diag, _ = octetString(op.Children[2])
+		out.code, _ = op.Children[0].Value.(int64)
+		out.diag = op.Children[2].Data.String()
 		for _, c := range op.Children[3:] {
 			if c.ClassType == ber.ClassContext && c.Tag == 10 {
-				out.oid, _ = octetString(c)
+				out.oid = c.Data.String()
 			}
 		}
 	}

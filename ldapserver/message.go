@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 
@@ -225,38 +224,35 @@ type control struct {
 type message struct {
 	id       int64
 	op       ber.Tag
-	body     *ber.Packet
+	body     *element
 	controls []control
 }
 
 // decodeMessage decodes and validates the envelope of one frame.
 func decodeMessage(frame []byte) (*message, error) {
-	if err := scanBER(frame, maxBERElements, maxBERDepth); err != nil {
+	p, err := parseElement(frame, maxBERElements, maxBERDepth)
+	if err != nil {
 		return nil, err
 	}
-	p, err := ber.DecodePacketErr(frame)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
-	}
-	if p.ClassType != ber.ClassUniversal || p.Tag != ber.TagSequence || p.TagType != ber.TypeConstructed ||
-		len(p.Children) < 2 || len(p.Children) > 3 {
+	if p.class != ber.ClassUniversal || p.tag != ber.TagSequence || !p.constructed ||
+		len(p.children) < 2 || len(p.children) > 3 {
 		return nil, errMalformed
 	}
-	id, ok := universalInt(p.Children[0], ber.TagInteger)
+	id, ok := universalInt(p.children[0], ber.TagInteger)
 	if !ok || id < 1 || id > math.MaxInt32 {
 		return nil, errMalformed
 	}
-	op := p.Children[1]
-	if op == nil || op.ClassType != ber.ClassApplication {
+	op := p.children[1]
+	if op == nil || op.class != ber.ClassApplication {
 		return nil, errMalformed
 	}
-	m := &message{id: id, op: op.Tag, body: op}
-	if len(p.Children) == 3 {
-		c := p.Children[2]
-		if c == nil || c.ClassType != ber.ClassContext || c.Tag != 0 || c.TagType != ber.TypeConstructed {
+	m := &message{id: id, op: op.tag, body: op}
+	if len(p.children) == 3 {
+		c := p.children[2]
+		if c == nil || c.class != ber.ClassContext || c.tag != 0 || !c.constructed {
 			return nil, errMalformed
 		}
-		for _, cp := range c.Children {
+		for _, cp := range c.children {
 			ctl, err := decodeControl(cp)
 			if err != nil {
 				return nil, err
@@ -267,15 +263,15 @@ func decodeMessage(frame []byte) (*message, error) {
 	return m, nil
 }
 
-func decodeControl(p *ber.Packet) (control, error) {
+func decodeControl(p *element) (control, error) {
 	var c control
-	if p == nil || p.ClassType != ber.ClassUniversal || p.Tag != ber.TagSequence || p.TagType != ber.TypeConstructed ||
-		len(p.Children) < 1 || len(p.Children) > 3 || !isUniversalOctetString(p.Children[0]) {
+	if p == nil || p.class != ber.ClassUniversal || p.tag != ber.TagSequence || !p.constructed ||
+		len(p.children) < 1 || len(p.children) > 3 || !isUniversalOctetString(p.children[0]) {
 		return c, errMalformed
 	}
-	c.oid, _ = octetString(p.Children[0])
-	rest := p.Children[1:]
-	if len(rest) > 0 && rest[0] != nil && rest[0].ClassType == ber.ClassUniversal && rest[0].Tag == ber.TagBoolean {
+	c.oid, _ = octetString(p.children[0])
+	rest := p.children[1:]
+	if len(rest) > 0 && rest[0] != nil && rest[0].class == ber.ClassUniversal && rest[0].tag == ber.TagBoolean {
 		b, ok := universalBool(rest[0])
 		if !ok {
 			return c, errMalformed
@@ -287,7 +283,7 @@ func decodeControl(p *ber.Packet) (control, error) {
 		if !isUniversalOctetString(rest[0]) {
 			return c, errMalformed
 		}
-		c.value, c.hasValue = rest[0].Data.Bytes(), true
+		c.value, c.hasValue = rest[0].data, true
 		rest = rest[1:]
 	}
 	if len(rest) > 0 {
@@ -297,11 +293,11 @@ func decodeControl(p *ber.Packet) (control, error) {
 }
 
 // universalInt reads a primitive INTEGER or ENUMERATED of the universal class.
-func universalInt(p *ber.Packet, tag ber.Tag) (int64, bool) {
-	if p == nil || p.ClassType != ber.ClassUniversal || p.Tag != tag || p.TagType != ber.TypePrimitive {
+func universalInt(p *element, tag ber.Tag) (int64, bool) {
+	if p == nil || p.class != ber.ClassUniversal || p.tag != tag || p.constructed {
 		return 0, false
 	}
-	return parseBERInt(p.Data.Bytes())
+	return parseBERInt(p.data)
 }
 
 func parseBERInt(b []byte) (int64, bool) {
@@ -312,11 +308,11 @@ func parseBERInt(b []byte) (int64, bool) {
 	return v, err == nil
 }
 
-func universalBool(p *ber.Packet) (bool, bool) {
-	if p == nil || p.ClassType != ber.ClassUniversal || p.Tag != ber.TagBoolean || p.TagType != ber.TypePrimitive {
+func universalBool(p *element) (bool, bool) {
+	if p == nil || p.class != ber.ClassUniversal || p.tag != ber.TagBoolean || p.constructed {
 		return false, false
 	}
-	b := p.Data.Bytes()
+	b := p.data
 	if len(b) != 1 {
 		return false, false
 	}
@@ -333,32 +329,32 @@ type bindRequest struct {
 	mech     string // SASL mechanism when !simple
 }
 
-func decodeBind(p *ber.Packet) (*bindRequest, error) {
-	if p.TagType != ber.TypeConstructed || len(p.Children) != 3 {
+func decodeBind(p *element) (*bindRequest, error) {
+	if !p.constructed || len(p.children) != 3 {
 		return nil, errMalformed
 	}
-	v, ok := universalInt(p.Children[0], ber.TagInteger)
+	v, ok := universalInt(p.children[0], ber.TagInteger)
 	if !ok {
 		return nil, errMalformed
 	}
-	if !isUniversalOctetString(p.Children[1]) {
+	if !isUniversalOctetString(p.children[1]) {
 		return nil, errMalformed
 	}
 	r := &bindRequest{version: v}
-	r.name, _ = octetString(p.Children[1])
-	auth := p.Children[2]
-	if auth == nil || auth.ClassType != ber.ClassContext {
+	r.name, _ = octetString(p.children[1])
+	auth := p.children[2]
+	if auth == nil || auth.class != ber.ClassContext {
 		return nil, errMalformed
 	}
 	switch {
-	case auth.Tag == 0 && auth.TagType == ber.TypePrimitive:
+	case auth.tag == 0 && !auth.constructed:
 		r.simple = true
-		r.password = auth.Data.Bytes()
-	case auth.Tag == 3 && auth.TagType == ber.TypeConstructed:
-		if len(auth.Children) < 1 || len(auth.Children) > 2 || !isUniversalOctetString(auth.Children[0]) {
+		r.password = auth.data
+	case auth.tag == 3 && auth.constructed:
+		if len(auth.children) < 1 || len(auth.children) > 2 || !isUniversalOctetString(auth.children[0]) {
 			return nil, errMalformed
 		}
-		r.mech, _ = octetString(auth.Children[0])
+		r.mech, _ = octetString(auth.children[0])
 	default:
 		return nil, errMalformed
 	}
@@ -392,11 +388,11 @@ type errFilter struct{ err error }
 func (e errFilter) Error() string { return e.err.Error() }
 func (e errFilter) Unwrap() error { return e.err }
 
-func decodeSearch(p *ber.Packet) (*searchRequest, error) {
-	if p.TagType != ber.TypeConstructed || len(p.Children) != 8 {
+func decodeSearch(p *element) (*searchRequest, error) {
+	if !p.constructed || len(p.children) != 8 {
 		return nil, errMalformed
 	}
-	c := p.Children
+	c := p.children
 	r := &searchRequest{}
 	var ok bool
 	if !isUniversalOctetString(c[0]) {
@@ -418,10 +414,10 @@ func decodeSearch(p *ber.Packet) (*searchRequest, error) {
 	if r.typesOnly, ok = universalBool(c[5]); !ok {
 		return nil, errMalformed
 	}
-	if c[7] == nil || c[7].ClassType != ber.ClassUniversal || c[7].Tag != ber.TagSequence || c[7].TagType != ber.TypeConstructed {
+	if c[7] == nil || c[7].class != ber.ClassUniversal || c[7].tag != ber.TagSequence || !c[7].constructed {
 		return nil, errMalformed
 	}
-	for _, a := range c[7].Children {
+	for _, a := range c[7].children {
 		if !isUniversalOctetString(a) {
 			return nil, errMalformed
 		}
@@ -433,7 +429,7 @@ func decodeSearch(p *ber.Packet) (*searchRequest, error) {
 		return r, errFilter{err}
 	}
 	r.filter = f
-	r.filterRaw = c[6].Bytes()
+	r.filterRaw = c[6].raw
 	return r, nil
 }
 
@@ -443,31 +439,31 @@ type extendedRequest struct {
 	hasValue bool
 }
 
-func decodeExtended(p *ber.Packet) (*extendedRequest, error) {
-	if p.TagType != ber.TypeConstructed || len(p.Children) < 1 || len(p.Children) > 2 {
+func decodeExtended(p *element) (*extendedRequest, error) {
+	if !p.constructed || len(p.children) < 1 || len(p.children) > 2 {
 		return nil, errMalformed
 	}
-	n := p.Children[0]
-	if n == nil || n.ClassType != ber.ClassContext || n.Tag != 0 || n.TagType != ber.TypePrimitive {
+	n := p.children[0]
+	if n == nil || n.class != ber.ClassContext || n.tag != 0 || n.constructed {
 		return nil, errMalformed
 	}
 	r := &extendedRequest{}
 	r.oid, _ = octetString(n)
-	if len(p.Children) == 2 {
-		v := p.Children[1]
-		if v == nil || v.ClassType != ber.ClassContext || v.Tag != 1 || v.TagType != ber.TypePrimitive {
+	if len(p.children) == 2 {
+		v := p.children[1]
+		if v == nil || v.class != ber.ClassContext || v.tag != 1 || v.constructed {
 			return nil, errMalformed
 		}
-		r.value, r.hasValue = v.Data.Bytes(), true
+		r.value, r.hasValue = v.data, true
 	}
 	return r, nil
 }
 
-func decodeAbandon(p *ber.Packet) (int64, error) {
-	if p.TagType != ber.TypePrimitive {
+func decodeAbandon(p *element) (int64, error) {
+	if p.constructed {
 		return 0, errMalformed
 	}
-	id, ok := parseBERInt(p.Data.Bytes())
+	id, ok := parseBERInt(p.data)
 	if !ok {
 		return 0, errMalformed
 	}
@@ -487,24 +483,21 @@ func decodePasswdModify(v []byte, hasValue bool) (*passwdModifyRequest, error) {
 	if !hasValue || len(v) == 0 {
 		return r, nil // every field is optional
 	}
-	if err := scanBER(v, 16, 4); err != nil {
+	p, err := parseElement(v, 16, 4)
+	if err != nil {
 		return nil, err
 	}
-	p, err := ber.DecodePacketErr(v)
-	if err != nil {
-		return nil, errMalformed
-	}
-	if p.ClassType != ber.ClassUniversal || p.Tag != ber.TagSequence || p.TagType != ber.TypeConstructed || len(p.Children) > 3 {
+	if p.class != ber.ClassUniversal || p.tag != ber.TagSequence || !p.constructed || len(p.children) > 3 {
 		return nil, errMalformed
 	}
 	last := -1
-	for _, c := range p.Children {
-		if c == nil || c.ClassType != ber.ClassContext || c.TagType != ber.TypePrimitive || int(c.Tag) <= last || c.Tag > 2 {
+	for _, c := range p.children {
+		if c == nil || c.class != ber.ClassContext || c.constructed || int(c.tag) <= last || c.tag > 2 {
 			return nil, errMalformed
 		}
-		last = int(c.Tag)
-		b := c.Data.Bytes()
-		switch c.Tag {
+		last = int(c.tag)
+		b := c.data
+		switch c.tag {
 		case 0:
 			r.user, r.hasUser = string(b), true
 		case 1:
@@ -517,41 +510,6 @@ func decodePasswdModify(v []byte, hasValue bool) (*passwdModifyRequest, error) {
 }
 
 // --- responses ---
-
-func newEnvelope(id int64, op *ber.Packet, controls ...*ber.Packet) *ber.Packet {
-	env := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	env.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, ""))
-	env.AppendChild(op)
-	if len(controls) > 0 {
-		cs := ber.Encode(ber.ClassContext, ber.TypeConstructed, 0, nil, "")
-		for _, c := range controls {
-			cs.AppendChild(c)
-		}
-		env.AppendChild(cs)
-	}
-	return env
-}
-
-// resultOp builds an LDAPResult-shaped protocolOp with the given tag.
-func resultOp(tag ber.Tag, code int, matched, diag string) *ber.Packet {
-	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, tag, nil, "")
-	op.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), ""))
-	op.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, matched, ""))
-	op.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, diag, ""))
-	return op
-}
-
-// extendedOp builds an ExtendedResponse with optional name and value.
-func extendedOp(code int, diag, name string, value []byte) *ber.Packet {
-	op := resultOp(appExtendedResponse, code, "", diag)
-	if name != "" {
-		op.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, name, ""))
-	}
-	if value != nil {
-		op.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 11, string(value), ""))
-	}
-	return op
-}
 
 // responseTag is the response protocolOp for a request op; ok is false for
 // requests that get no response (unbind, abandon).
@@ -577,60 +535,20 @@ func responseTag(op ber.Tag) (ber.Tag, bool) {
 	return 0, false
 }
 
-// noticeOfDisconnection is the unsolicited notification of RFC 4511 4.4.1.
-func noticeOfDisconnection(code int, diag string) []byte {
-	return newEnvelope(0, extendedOp(code, diag, oidNoticeDisconnect, nil)).Bytes()
-}
-
-// entryOp builds a SearchResultEntry.
-func entryOp(dn string, attrs []outAttr, typesOnly bool) *ber.Packet {
-	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, appSearchEntry, nil, "")
-	op.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, ""))
-	list := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	for _, a := range attrs {
-		pa := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-		pa.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, a.name, ""))
-		set := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSet, nil, "")
-		if !typesOnly {
-			for _, v := range a.vals {
-				set.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, v, ""))
-			}
-		}
-		pa.AppendChild(set)
-		list.AppendChild(pa)
-	}
-	op.AppendChild(list)
-	return op
-}
-
 type outAttr struct {
 	name string
 	vals []string
 }
 
-// pagedControl encodes the Simple Paged Results response control.
-func pagedControl(cookie []byte) *ber.Packet {
-	c := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	c.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidPagedResults, ""))
-	v := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	v.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, int64(0), ""))
-	v.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(cookie), ""))
-	c.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(v.Bytes()), ""))
-	return c
-}
-
 // decodePagedValue decodes realSearchControlValue.
 func decodePagedValue(v []byte) (size int64, cookie []byte, err error) {
-	if err := scanBER(v, 8, 4); err != nil {
-		return 0, nil, err
-	}
-	p, err := ber.DecodePacketErr(v)
-	if err != nil || p.ClassType != ber.ClassUniversal || p.Tag != ber.TagSequence || p.TagType != ber.TypeConstructed || len(p.Children) != 2 {
+	p, err := parseElement(v, 8, 4)
+	if err != nil || p.class != ber.ClassUniversal || p.tag != ber.TagSequence || !p.constructed || len(p.children) != 2 {
 		return 0, nil, errMalformed
 	}
-	size, ok := universalInt(p.Children[0], ber.TagInteger)
-	if !ok || size < 0 || !isUniversalOctetString(p.Children[1]) {
+	size, ok := universalInt(p.children[0], ber.TagInteger)
+	if !ok || size < 0 || !isUniversalOctetString(p.children[1]) {
 		return 0, nil, errMalformed
 	}
-	return size, p.Children[1].Data.Bytes(), nil
+	return size, p.children[1].data, nil
 }

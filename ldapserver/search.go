@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	ber "github.com/go-asn1-ber/asn1-ber"
-
 	"github.com/gatewayd/gatewayd/store"
 )
 
@@ -28,7 +26,7 @@ type searchResult struct {
 	code      int
 	matched   string
 	diag      string
-	controls  []*ber.Packet
+	controls  [][]byte
 	abandoned bool
 }
 
@@ -168,13 +166,13 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 			// attributes: "*" and "+" both list them.
 			sel := newSelection(req.attrs)
 			sel.allUser = sel.allUser || sel.allOp
-			if err := c.send(newEnvelope(m.id, entryOp("", sel.pick(e), req.typesOnly)), false); err != nil {
+			if err := c.sendEntry(m.id, "", sel.pick(e), req.typesOnly); err != nil {
 				return searchResult{abandoned: true}
 			}
 		}
 		res := searchResult{code: rcSuccess}
 		if paged != nil {
-			res.controls = []*ber.Packet{pagedControl(nil)}
+			res.controls = [][]byte{pagedControl(nil)}
 		}
 		return res
 	}
@@ -217,7 +215,7 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 			}
 		}
 		if pageSize == 0 { // the client abandons the paged search
-			return searchResult{code: rcSuccess, controls: []*ber.Packet{pagedControl(nil)}}
+			return searchResult{code: rcSuccess, controls: [][]byte{pagedControl(nil)}}
 		}
 		if pageSize < int64(pageLimit) {
 			pageLimit = int(pageSize)
@@ -253,7 +251,7 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		if e.err != nil {
 			return e.err
 		}
-		if err := c.send(newEnvelope(m.id, entryOp(e.dn, attrs, req.typesOnly)), false); err != nil {
+		if err := c.sendEntry(m.id, e.dn, attrs, req.typesOnly); err != nil {
 			return errConnGone
 		}
 		sent++
@@ -279,7 +277,7 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		}
 	}
 	if paged != nil {
-		out.controls = []*ber.Packet{pagedControl(nextCookie)}
+		out.controls = [][]byte{pagedControl(nextCookie)}
 	}
 	return out
 }
