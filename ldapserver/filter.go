@@ -145,7 +145,16 @@ func decodeFilterNode(p *element, depth int, n *int) (*filter, error) {
 			!isUniversalOctetString(p.children[0]) || !isUniversalOctetString(p.children[1]) {
 			return nil, errFilterMalformed
 		}
-		f.op = map[ber.Tag]filterOp{tagFilterEqual: fEqual, tagFilterGE: fGreaterOrEqual, tagFilterLE: fLessOrEqual, tagFilterApprox: fApprox}[p.tag]
+		switch p.tag {
+		case tagFilterEqual:
+			f.op = fEqual
+		case tagFilterGE:
+			f.op = fGreaterOrEqual
+		case tagFilterLE:
+			f.op = fLessOrEqual
+		default:
+			f.op = fApprox
+		}
 		f.desc, _ = octetString(p.children[0])
 		f.value, _ = octetString(p.children[1])
 		if f.desc == "" {
