@@ -285,15 +285,15 @@ func TestCloseDoesNotHangOnAFullQueueAndFailingJournal(t *testing.T) {
 	emitted := make(chan struct{})
 	go func() {
 		defer close(emitted)
-		for range emitQueueSize + 2*maxEventBatch + 10 {
+		for range 2*emitQueueSize + 10 {
 			s.Emit(Event{Type: "radius_auth"})
 		}
 	}()
 	// Wait until the queue is full (poll with a deadline).
 	deadline := time.Now().Add(20 * time.Second)
-	for len(s.emitCh) < emitQueueSize {
+	for s.q.queued() < emitQueueSize {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue never filled (%d)", len(s.emitCh))
+			t.Fatalf("queue never filled (%d)", s.q.queued())
 		}
 		time.Sleep(time.Millisecond)
 	}

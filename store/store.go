@@ -63,9 +63,7 @@ type Store struct {
 	subs     []func(Change)
 
 	// Background event writer (see event.go).
-	emitMu     sync.RWMutex
-	emitClosed bool
-	emitCh     chan emitItem
+	q          emitQueue
 	closing    chan struct{} // closed when Close begins
 	writerDone chan struct{}
 	lostEvents error // set by the writer before writerDone closes
@@ -86,7 +84,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:        opts.Logger,
 		clock:      opts.Now,
 		retention:  opts.EventRetention,
-		emitCh:     make(chan emitItem, emitQueueSize),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -155,6 +152,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.db, s.mem, s.eventCount = db, data.mem, data.events
+	s.q.init()
 	go s.eventWriter()
 	return s, nil
 }
@@ -181,24 +179,12 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing) // a failing writer gives up after a few more tries
-		s.emitMu.Lock()
-		s.emitClosed = true
-		close(s.emitCh)
-		s.emitMu.Unlock()
+		s.q.mu.Lock()
+		s.q.closed = true
+		s.q.space.Broadcast()
+		s.q.mu.Unlock()
+		s.q.signal()
 		<-s.writerDone
-		// Left in the queue only if the writer gave up.
-		left := 0
-		for it := range s.emitCh {
-			if it.flush != nil {
-				it.flush <- ErrClosed
-			} else {
-				left++
-			}
-		}
-		var leftErr error
-		if left > 0 {
-			leftErr = fmt.Errorf("%d queued audit events were not written", left)
-		}
 
 		s.mu.Lock()
 		s.closed.Store(true)
@@ -207,7 +193,7 @@ func (s *Store) Close() error {
 		if err != nil {
 			err = fmt.Errorf("closing state journal %s: %w", s.path, err)
 		}
-		s.closeErr = errors.Join(s.lostEvents, leftErr, err)
+		s.closeErr = errors.Join(s.lostEvents, err)
 	})
 	return s.closeErr
 }

@@ -5,7 +5,9 @@
 # user's first bind: argon2id for gatewayd) and warm. Loopback only.
 #
 # usage: bench/ldapload/run.sh
-# env: USERS=100 (user1..USERS / Passw0rd!N)  N=20000 (operations per warm cell)
+# env:
+#   GW_CPUPROFILE=FILE  write a CPU profile of gatewayd for the whole run
+#   USERS=100 (user1..USERS / Passw0rd!N)  N=20000 (operations per warm cell)
 #      CONNS=1,4,16  SLAPD_PORT=3899  GW_PORT=3890
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,7 +42,7 @@ users_see_all = true
 [radius]
 listen = []
 EOF
-"$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" >"$WORK/gatewayd.log" 2>&1 &
+"$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" ${GW_CPUPROFILE:+-cpuprofile "$GW_CPUPROFILE"} >"$WORK/gatewayd.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break

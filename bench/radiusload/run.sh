@@ -4,6 +4,7 @@
 #
 # usage: bench/radiusload/run.sh
 # env:
+#   GW_CPUPROFILE=FILE  write a CPU profile of gatewayd for the whole run
 #   USERS=200          users per cold pass (each logs in once: every verify is an argon2id hash)
 #   N=100000           requests per warm pass (users repeat: gatewayd's verified-credential cache)
 #   GW_PORT=18120      gatewayd's RADIUS port (the bench starts the real daemon from this
@@ -59,7 +60,7 @@ name = "bench"
 networks = ["127.0.0.0/8"]
 secret = "file:$WORK/radius.secret"
 EOF
-"$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" >"$WORK/gatewayd.log" 2>&1 &
+"$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" ${GW_CPUPROFILE:+-cpuprofile "$GW_CPUPROFILE"} >"$WORK/gatewayd.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
@@ -76,7 +77,7 @@ done
 GATEWAYD_ADDR="127.0.0.1:$GW_PORT"
 GW_NAME="gatewayd"
 
-load() { "$WORK/radiusload" -secret "$SECRET" -timeout 5s -retries 1 "$@" || true; }
+load() { "$WORK/radiusload" -secret "$SECRET" -timeout 5s -retries 1 "$@" | tee -a "$WORK/results" || true; }
 
 echo "# $(date -u +%FT%TZ)  $(nproc) CPUs  users/cold pass=$USERS  requests/warm pass=$N"
 for K in 50 200; do
@@ -86,3 +87,26 @@ for K in 50 200; do
   load -addr "$FR_ADDR" -users "$USERS" -first "$FIRST" -count "$USERS" -outstanding "$K" -label "freeradius cold"
   load -addr "$FR_ADDR" -users "$USERS" -first "$FIRST" -count "$N" -outstanding "$K" -label "freeradius warm"
 done
+
+# The summary: gatewayd against FreeRADIUS, per pass.
+echo
+awk '
+  { k = $3; sub("K=", "", k); mode = $2; srv = $1
+    for (i = 1; i <= NF; i++) {
+      if ($i == "req/s") rate = $(i - 1)
+      if ($i ~ /^p50=/) { p50 = $i; sub("p50=", "", p50) }
+      if ($i ~ /^p99=/) { p99 = $i; sub("p99=", "", p99) }
+      if ($i ~ /^lost=/) { lost = $i; sub("lost=", "", lost) }
+    }
+    key = mode " K=" k
+    if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+    r[key, srv] = rate; l50[key, srv] = p50; l99[key, srv] = p99; lo[key, srv] = lost }
+  END {
+    printf "| pass | gatewayd req/s | p50 / p99 | lost | FreeRADIUS req/s | p50 / p99 | lost | ratio |\n"
+    printf "|---|---|---|---|---|---|---|---|\n"
+    for (i = 0; i < n; i++) {
+      key = order[i]; g = r[key, "gatewayd"]; f = r[key, "freeradius"]
+      printf "| %s | %s | %s / %s | %s | %s | %s / %s | %s | %.2fx |\n", key, g, l50[key, "gatewayd"], l99[key, "gatewayd"], lo[key, "gatewayd"],
+        f, l50[key, "freeradius"], l99[key, "freeradius"], lo[key, "freeradius"], (f > 0 ? g / f : 0)
+    }
+  }' "$WORK/results"
