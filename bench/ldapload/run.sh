@@ -60,11 +60,28 @@ done
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $USERS users"
 echo "# cold: one bind per user, first time (gatewayd: a full argon2id verify each)"
 "$WORK/ldapload" -name "gatewayd cold" -url "ldap://127.0.0.1:$GW_PORT" -users "$USERS" -n "$USERS" -conns 4 -modes bind -warm=false \
-  -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d'
+  -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d' | tee -a "$WORK/results"
 "$WORK/ldapload" -name "slapd cold" -url "ldap://127.0.0.1:$SLAPD_PORT" -users "$USERS" -n "$USERS" -conns 4 -modes bind -warm=false \
-  -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' | tail -n +2
+  -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' | tail -n +2 | tee -a "$WORK/results"
 echo "# warm: repeat binds (gatewayd: the verified-credential cache)"
 "$WORK/ldapload" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -users "$USERS" -n "$N" -conns "$CONNS" \
-  -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test
+  -user 'uid=user%d,ou=users,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test | tee -a "$WORK/results"
 "$WORK/ldapload" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -users "$USERS" -n "$N" -conns "$CONNS" \
-  -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test | tail -n +2
+  -user 'uid=user%d,ou=people,dc=example,dc=test' -pass 'Passw0rd!%d' -base dc=example,dc=test | tail -n +2 | tee -a "$WORK/results"
+
+# The summary: gatewayd/slapd per cell.
+echo
+awk '
+  $1 == "target" { next }
+  { srv = $1; i = 2; pass = "warm"
+    if ($2 == "cold") { pass = "cold"; i = 3 }
+    key = pass " " $i " x" $(i + 1)
+    if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+    rate[key, srv] = $(i + 4); p50[key, srv] = $(i + 5) }
+  END {
+    printf "| cell | gatewayd ops/s (p50) | slapd ops/s (p50) | gatewayd/slapd |\n|---|---|---|---|\n"
+    for (j = 0; j < n; j++) {
+      k = order[j]; g = rate[k, "gatewayd"]; s = rate[k, "slapd"]
+      printf "| %s | %s (%s) | %s (%s) | %.2fx |\n", k, g, p50[k, "gatewayd"], s, p50[k, "slapd"], (s > 0 ? g / s : 0)
+    }
+  }' "$WORK/results"
