@@ -37,8 +37,10 @@ const (
 )
 
 type graphGroup struct {
-	ID          string `json:"id"`
-	DisplayName string `json:"displayName"`
+	ID              string `json:"id"`
+	DisplayName     string `json:"displayName"`
+	SecurityEnabled bool   `json:"securityEnabled"`
+	MailEnabled     bool   `json:"mailEnabled"`
 }
 
 type groupPage struct {
@@ -46,21 +48,23 @@ type groupPage struct {
 	NextLink string       `json:"@odata.nextLink"`
 }
 
-// FindGroups returns every group whose displayName is name, compared
+// FindGroups returns every security group (securityEnabled true,
+// mailEnabled false: SPEC 4.4) whose displayName is name, compared
 // case-insensitively: GET /groups?$filter=displayName eq '<name>' (quotes
 // doubled, as OData string literals require), every page. Graph's eq is
 // already case-insensitive; the comparison is repeated here so that only
 // exact matches come back whatever the server does. None is an empty
-// slice. Groups of every kind are returned (security, Microsoft 365,
-// distribution lists); the membership calls refuse the last with an
-// actionable message.
+// slice. Distribution lists, mail-enabled security groups and Microsoft
+// 365 groups of that name are not ours to take over (Graph cannot change
+// the members of the first two), so the engine creates a security group
+// beside them.
 func (c *Connector) FindGroups(ctx context.Context, name string) ([]gsync.RemoteGroup, error) {
 	op := "find groups named " + name
 	if strings.TrimSpace(name) == "" {
 		return nil, c.permanent("find groups", "the group name is empty")
 	}
 	filter := "displayName eq '" + strings.ReplaceAll(name, "'", "''") + "'"
-	path := "/groups?$filter=" + queryEscape(filter) + "&$select=id,displayName&$top=" + strconv.Itoa(groupPageSize)
+	path := "/groups?$filter=" + queryEscape(filter) + "&$select=id,displayName,securityEnabled,mailEnabled&$top=" + strconv.Itoa(groupPageSize)
 	out := []gsync.RemoteGroup{}
 	for pages := 0; ; pages++ {
 		if pages == maxPages {
@@ -71,7 +75,7 @@ func (c *Connector) FindGroups(ctx context.Context, name string) ([]gsync.Remote
 			return nil, err
 		}
 		for _, g := range page.Value {
-			if g.ID != "" && strings.EqualFold(g.DisplayName, name) {
+			if g.ID != "" && strings.EqualFold(g.DisplayName, name) && g.SecurityEnabled && !g.MailEnabled {
 				out = append(out, gsync.RemoteGroup{ID: g.ID, Name: g.DisplayName})
 			}
 		}

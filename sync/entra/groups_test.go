@@ -25,6 +25,13 @@ func TestFindGroups(t *testing.T) {
 	twoB := fg.AddGroup("SALES")
 	apos := fg.AddGroup("O'Brien's Team")
 	fg.AddGroup("Sales EMEA")
+	// Not security groups: a distribution list, a mail-enabled security
+	// group and a Microsoft 365 group of a taken name, and of a new one.
+	for _, name := range []string{"Sales", "Marketing"} {
+		fg.InsertGroup(fakegraph.Group{DisplayName: name, MailEnabled: true})
+		fg.InsertGroup(fakegraph.Group{DisplayName: name, MailEnabled: true, SecurityEnabled: true})
+		fg.InsertGroup(fakegraph.Group{DisplayName: name, MailEnabled: true, GroupTypes: []string{"Unified"}})
+	}
 	c, _ := newConnector(t, fg)
 
 	cases := []struct {
@@ -66,7 +73,7 @@ func TestFindGroups(t *testing.T) {
 					reqs = append(reqs, r)
 				}
 			}
-			if len(reqs) != 1 || reqs[0].Kind != fakegraph.KindGroups || !strings.Contains(reqs[0].RawQuery, "$select=id,displayName") {
+			if len(reqs) != 1 || reqs[0].Kind != fakegraph.KindGroups || !strings.Contains(reqs[0].RawQuery, "$select=id,displayName,securityEnabled,mailEnabled") {
 				t.Fatalf("requests %+v", reqs)
 			}
 			if strings.ContainsAny(reqs[0].RawQuery, " '+") {
