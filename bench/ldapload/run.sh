@@ -82,6 +82,6 @@ awk '
     printf "| cell | gatewayd ops/s (p50) | slapd ops/s (p50) | gatewayd/slapd |\n|---|---|---|---|\n"
     for (j = 0; j < n; j++) {
       k = order[j]; g = rate[k, "gatewayd"]; s = rate[k, "slapd"]
-      printf "| %s | %s (%s) | %s (%s) | %.2fx |\n", k, g, p50[k, "gatewayd"], s, p50[k, "slapd"], (s > 0 ? g / s : 0)
+      printf "| %s | %s (%s) | %s (%s) | %.3gx |\n", k, g, p50[k, "gatewayd"], s, p50[k, "slapd"], (s > 0 ? g / s : 0)
     }
   }' "$WORK/results"

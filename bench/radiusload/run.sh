@@ -106,7 +106,7 @@ awk '
     printf "|---|---|---|---|---|---|---|---|\n"
     for (i = 0; i < n; i++) {
       key = order[i]; g = r[key, "gatewayd"]; f = r[key, "freeradius"]
-      printf "| %s | %s | %s / %s | %s | %s | %s / %s | %s | %.2fx |\n", key, g, l50[key, "gatewayd"], l99[key, "gatewayd"], lo[key, "gatewayd"],
+      printf "| %s | %s | %s / %s | %s | %s | %s / %s | %s | %.3gx |\n", key, g, l50[key, "gatewayd"], l99[key, "gatewayd"], lo[key, "gatewayd"],
         f, l50[key, "freeradius"], l99[key, "freeradius"], lo[key, "freeradius"], (f > 0 ? g / f : 0)
     }
   }' "$WORK/results"
