@@ -130,12 +130,6 @@ func (w *berWriter) beginResult(tag ber.Tag, code int, matched, diag string) {
 	w.octets(diag)
 }
 
-func encodeResult(id int64, tag ber.Tag, code int, matched, diag string, controls ...[]byte) []byte {
-	var w berWriter
-	w.appendResult(id, tag, code, matched, diag, controls...)
-	return w.b
-}
-
 func (w *berWriter) appendResult(id int64, tag ber.Tag, code int, matched, diag string, controls ...[]byte) {
 	w.beginMessage(id)
 	w.beginResult(tag, code, matched, diag)

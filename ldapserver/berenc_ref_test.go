@@ -198,6 +198,12 @@ func TestOpIdentifier(t *testing.T) {
 		{"truncated", []byte{0x30, 0x05, 0x02, 0x01}, 0, false},
 		{"empty", nil, 0, false},
 	}
+	// A search op in the long tag form would carry tag 3 behind a
+	// 0x7f identifier octet; the decoder refuses that form for tags
+	// below 31, so the guard cannot be bypassed.
+	if _, err := decodeMessage([]byte{0x30, 0x06, 0x02, 0x01, 0x07, 0x7f, 0x03, 0x00}); err == nil {
+		t.Error("a search op in the long tag form was decoded")
+	}
 	for _, tc := range tests {
 		got, ok := opIdentifier(tc.frame)
 		if ok != tc.ok || (ok && got != tc.want) {

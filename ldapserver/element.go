@@ -30,100 +30,103 @@ func parseElement(b []byte, maxElems, maxDepth int) (*element, error) {
 	return e, nil
 }
 
-// decodeElement decodes the element at the start of b and returns it with
-// its encoded size. b has passed scanBER, so the structure is sound; the
-// checks here only keep a bug from becoming a panic.
-func decodeElement(b []byte) (*element, int) {
-	if len(b) < 2 {
-		return nil, 0
+// readHeader reads the identifier and length octets of the element at
+// b[pos:], which must end by limit: its identifier octet and tag number,
+// and where its contents start and how long they are. Tag numbers take at
+// most 4 octets and lengths at most 4; indefinite lengths are refused.
+// This is the one place BER headers are read (scanBER, decodeElement and
+// opIdentifier all come here).
+func readHeader(b []byte, pos, limit int) (id byte, tag ber.Tag, start, n int, err error) {
+	if pos >= limit {
+		return 0, 0, 0, 0, errMalformed
 	}
-	id := b[0]
-	e := &element{class: ber.Class(id & 0xc0), constructed: id&0x20 != 0, tag: ber.Tag(id & 0x1f)}
-	pos := 1
-	if e.tag == 0x1f {
-		e.tag = 0
-		for {
-			if pos >= len(b) {
-				return nil, 0
+	id = b[pos]
+	pos++
+	tag = ber.Tag(id & 0x1f)
+	if tag == 0x1f {
+		tag = 0
+		for k := 0; ; k++ {
+			if pos >= limit || k >= 4 {
+				return 0, 0, 0, 0, errMalformed
 			}
 			c := b[pos]
 			pos++
-			e.tag = e.tag<<7 | ber.Tag(c&0x7f)
+			tag = tag<<7 | ber.Tag(c&0x7f)
 			if c&0x80 == 0 {
 				break
 			}
 		}
+		if tag < 0x1f {
+			// X.690 8.1.2.4: the long form is for tag numbers of 31 and
+			// up. Refusing it also means the identifier octet alone
+			// names every LDAP operation (see opIdentifier).
+			return 0, 0, 0, 0, errMalformed
+		}
 	}
-	if pos >= len(b) {
-		return nil, 0
+	if pos >= limit {
+		return 0, 0, 0, 0, errMalformed
 	}
-	l := int(b[pos])
+	n = int(b[pos])
 	pos++
-	if l > 0x80 {
-		n := l & 0x7f
-		l = 0
-		for range n {
-			if pos >= len(b) {
-				return nil, 0
+	switch {
+	case n == 0x80:
+		return 0, 0, 0, 0, errIndefiniteLen
+	case n == 0xff:
+		return 0, 0, 0, 0, errMalformed
+	case n > 0x80:
+		k := n & 0x7f
+		if k > 4 {
+			return 0, 0, 0, 0, errMalformed
+		}
+		n = 0
+		for range k {
+			if pos >= limit {
+				return 0, 0, 0, 0, errMalformed
 			}
-			l = l<<8 | int(b[pos])
+			n = n<<8 | int(b[pos])
 			pos++
 		}
-	} else if l == 0x80 {
+	}
+	if n > limit-pos {
+		return 0, 0, 0, 0, errMalformed
+	}
+	return id, tag, pos, n, nil
+}
+
+// decodeElement decodes the element at the start of b and returns it with
+// its encoded size. b has passed scanBER, so the structure is sound; the
+// checks here only keep a bug from becoming a panic.
+func decodeElement(b []byte) (*element, int) {
+	id, tag, start, n, err := readHeader(b, 0, len(b))
+	if err != nil {
 		return nil, 0
 	}
-	if l < 0 || l > len(b)-pos {
-		return nil, 0
-	}
-	e.data = b[pos : pos+l]
-	e.raw = b[:pos+l]
+	e := &element{class: ber.Class(id & 0xc0), constructed: id&0x20 != 0, tag: tag,
+		data: b[start : start+n], raw: b[:start+n]}
 	if e.constructed {
 		for rest := e.data; len(rest) > 0; {
-			c, n := decodeElement(rest)
+			c, size := decodeElement(rest)
 			if c == nil {
 				return nil, 0
 			}
 			e.children = append(e.children, c)
-			rest = rest[n:]
+			rest = rest[size:]
 		}
 	}
-	return e, pos + l
+	return e, start + n
 }
 
 // opIdentifier returns the identifier octet of an LDAPMessage's
 // protocolOp (the element after the messageID) without decoding it; ok is
 // false when the frame is too broken to tell (decodeMessage refuses it).
 func opIdentifier(frame []byte) (id byte, ok bool) {
-	pos, _, ok := header(frame, 0) // into the SEQUENCE
-	if !ok {
+	_, _, pos, _, err := readHeader(frame, 0, len(frame)) // into the SEQUENCE
+	if err != nil {
 		return 0, false
 	}
-	start, n, ok := header(frame, pos) // the messageID
-	if !ok || start+n >= len(frame) {
+	_, _, start, n, err := readHeader(frame, pos, len(frame)) // the messageID
+	if err != nil || start+n >= len(frame) {
 		return 0, false
 	}
 	return frame[start+n], true
-}
-
-// header reads the identifier and length of the element at pos and
-// returns where its contents start and their length. It reads
-// single-octet identifiers only (LDAP uses no others).
-func header(b []byte, pos int) (start, n int, ok bool) {
-	if pos+1 >= len(b) || b[pos]&0x1f == 0x1f {
-		return 0, 0, false
-	}
-	l := int(b[pos+1])
-	pos += 2
-	if l > 0x80 {
-		k := l & 0x7f
-		if k > 4 || pos+k > len(b) {
-			return 0, 0, false
-		}
-		l = 0
-		for _, c := range b[pos : pos+k] {
-			l = l<<8 | int(c)
-		}
-		pos += k
-	}
-	return pos, l, l != 0x80 && pos <= len(b)
 }

@@ -134,7 +134,7 @@ func readFrame(r *bufio.Reader, max int, buf *bytes.Buffer) ([]byte, error) {
 
 // scanBER checks that b is exactly one well-formed BER element with
 // definite lengths, at most maxElems elements and maxDepth nesting, before
-// go-asn1-ber allocates a packet per element.
+// anything is decoded.
 func scanBER(b []byte, maxElems, maxDepth int) error {
 	var ends []int
 	pos, count := 0, 0
@@ -149,62 +149,22 @@ func scanBER(b []byte, maxElems, maxDepth int) error {
 		if len(ends) > 0 {
 			limit = ends[len(ends)-1]
 		}
-		if pos >= limit {
-			return errMalformed
-		}
-		id := b[pos]
-		pos++
-		constructed := id&0x20 != 0
-		if id&0x1f == 0x1f {
-			for k := 0; ; k++ {
-				if pos >= limit || k >= 4 {
-					return errMalformed
-				}
-				c := b[pos]
-				pos++
-				if c&0x80 == 0 {
-					break
-				}
-			}
-		}
-		if pos >= limit {
-			return errMalformed
-		}
-		l := int(b[pos])
-		pos++
-		switch {
-		case l == 0x80:
-			return errIndefiniteLen
-		case l == 0xff:
-			return errMalformed
-		case l > 0x80:
-			n := l & 0x7f
-			if n > 4 {
-				return errMalformed
-			}
-			l = 0
-			for i := 0; i < n; i++ {
-				if pos >= limit {
-					return errMalformed
-				}
-				l = l<<8 | int(b[pos])
-				pos++
-			}
-		}
-		if l > limit-pos {
-			return errMalformed
+		id, _, start, n, err := readHeader(b, pos, limit)
+		if err != nil {
+			return err
 		}
 		count++
 		if count > maxElems {
 			return errTooLarge
 		}
-		if constructed {
+		if id&0x20 != 0 { // constructed
 			if len(ends)+1 > maxDepth {
 				return errTooLarge
 			}
-			ends = append(ends, pos+l)
+			ends = append(ends, start+n)
+			pos = start
 		} else {
-			pos += l
+			pos = start + n
 		}
 	}
 	if pos != len(b) {
