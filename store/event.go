@@ -57,8 +57,7 @@ type emitQueue struct {
 	space    sync.Cond // broadcast when the writer takes events or stops
 	events   []Event
 	flushers []chan error
-	closed   bool          // Close began: nothing more is accepted
-	dead     bool          // the writer has stopped
+	closed   bool          // Close began, or the writer stopped: nothing more is accepted
 	wake     chan struct{} // capacity 1
 }
 
@@ -100,10 +99,10 @@ func (s *Store) Emit(ev Event) {
 	}
 	q := &s.q
 	q.mu.Lock()
-	for len(q.events) >= emitQueueSize && !q.closed && !q.dead {
+	for len(q.events) >= emitQueueSize && !q.closed {
 		q.space.Wait()
 	}
-	if q.closed || q.dead {
+	if q.closed {
 		q.mu.Unlock()
 		s.log.Error("audit event emitted after the store was closed; it is lost",
 			"type", ev.Type, "user_id", ev.UserID, "outcome", ev.Outcome)
@@ -125,7 +124,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	done := make(chan error, 1)
 	q := &s.q
 	q.mu.Lock()
-	if q.closed || q.dead {
+	if q.closed {
 		q.mu.Unlock()
 		select {
 		case <-s.writerDone:
@@ -246,7 +245,7 @@ func (s *Store) stopWriter(failed int, err error) {
 	q := &s.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.dead = true
+	q.closed = true
 	if lost := failed + len(q.events); lost > 0 {
 		s.lostEvents = fmt.Errorf("%d audit events could not be written: %w", lost, err)
 		if err == nil {
