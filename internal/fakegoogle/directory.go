@@ -10,7 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gatewayd/gatewayd/sync/google"
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
+	"github.com/gatewayd/gatewayd/internal/sha512crypt"
 )
 
 // Directory API messages, as Google words them.
@@ -26,71 +27,44 @@ const (
 	MsgDomainNotFound    = "Domain not found."
 )
 
-// response is computed under mu and written after it is released.
-type response struct {
-	status int
-	header map[string]string
-	body   []byte
+const contentType = "application/json; charset=UTF-8"
+
+func errResp(status int, reason, message string) *fakehttp.Response {
+	return fakehttp.JSON(status, contentType, googleError(status, reason, message))
 }
 
-func errResp(status int, reason, message string) *response {
-	return &response{status: status, body: googleError(status, reason, message),
-		header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}}
+func jsonResp(status int, v any) *fakehttp.Response {
+	return fakehttp.JSON(status, contentType, v)
 }
 
-func jsonResp(status int, v any) *response {
-	b, _ := json.Marshal(v)
-	return &response{status: status, body: b, header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}}
-}
-
-func (rs *response) write(w http.ResponseWriter) {
-	for k, v := range rs.header {
-		w.Header().Set(k, v)
-	}
-	w.WriteHeader(rs.status)
-	if len(rs.body) > 0 {
-		_, _ = w.Write(rs.body)
-	}
-}
-
-func notFound(what string) *response {
+func notFound(what string) *fakehttp.Response {
 	return errResp(http.StatusNotFound, "notFound", "Resource Not Found: "+what)
 }
 
 func (s *Server) serveDirectory(w http.ResponseWriter, r *http.Request, kind string, segs []string, body []byte) {
-	s.mu.Lock()
-	lat := s.latency
-	s.mu.Unlock()
-	if lat > 0 {
-		t := time.NewTimer(lat)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if s.hooks.Delay(r.Context()) != nil {
+		return
 	}
 	s.mu.Lock()
 	rs := s.directory(r, kind, segs, body)
 	s.mu.Unlock()
-	rs.write(w)
+	rs.Write(w)
 }
 
 // directory decides the answer to one Directory API call. mu held.
-func (s *Server) directory(r *http.Request, kind string, segs []string, body []byte) *response {
+func (s *Server) directory(r *http.Request, kind string, segs []string, body []byte) *fakehttp.Response {
 	now := s.now()
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	tok := s.tokens[bearer]
-	if !ok || tok == nil || !now.Before(tok.expiry) {
+	tok, err := s.tokens.Check(r)
+	if err != nil {
 		rs := errResp(http.StatusUnauthorized, "authError", MsgInvalidCreds)
-		rs.header["WWW-Authenticate"] = `Bearer realm="https://accounts.google.com/", error="invalid_token"`
+		rs.Header.Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="invalid_token"`)
 		return rs
 	}
-	if s.down {
+	if _, down := s.hooks.Down(); down {
 		return errResp(http.StatusServiceUnavailable, "backendError", MsgUnavailable)
 	}
-	if f := s.takeFault(r.Method, kind); f != nil {
-		reason := f.Reason
+	if f, ok := s.hooks.TakeFault(r.Method, kind); ok {
+		reason := f.Code
 		if reason == "" {
 			reason = "backendError"
 		}
@@ -100,14 +74,13 @@ func (s *Server) directory(r *http.Request, kind string, segs []string, body []b
 		}
 		rs := errResp(f.Status, reason, msg)
 		if f.RetryAfter > 0 {
-			rs.header["Retry-After"] = secondsHeader(f.RetryAfter)
+			rs.Header.Set("Retry-After", fakehttp.RetryAfter(f.RetryAfter))
 		}
 		return rs
 	}
-	if s.throttleN > 0 {
-		s.throttleN--
+	if retryAfter, ok := s.hooks.TakeThrottle(); ok {
 		rs := errResp(http.StatusTooManyRequests, "rateLimitExceeded", MsgRateLimit)
-		rs.header["Retry-After"] = secondsHeader(s.throttleAfter)
+		rs.Header.Set("Retry-After", fakehttp.RetryAfter(retryAfter))
 		return rs
 	}
 	if !tok.admin {
@@ -152,7 +125,7 @@ func (s *Server) directory(r *http.Request, kind string, segs []string, body []b
 				return notFound("userKey")
 			}
 			s.removeUser(u)
-			return &response{status: http.StatusNoContent}
+			return &fakehttp.Response{Status: http.StatusNoContent}
 		}
 	case KindGroups:
 		switch r.Method {
@@ -171,7 +144,7 @@ func (s *Server) directory(r *http.Request, kind string, segs []string, body []b
 			return jsonResp(http.StatusOK, s.renderGroup(g))
 		case http.MethodDelete:
 			s.removeGroup(g)
-			return &response{status: http.StatusNoContent}
+			return &fakehttp.Response{Status: http.StatusNoContent}
 		}
 	case KindMembers:
 		g := s.lookupGroup(segs[1])
@@ -203,7 +176,7 @@ func (s *Server) directory(r *http.Request, kind string, segs []string, body []b
 		case http.MethodDelete:
 			ms := s.members[g.ID]
 			s.members[g.ID] = append(ms[:i:i], ms[i+1:]...)
-			return &response{status: http.StatusNoContent}
+			return &fakehttp.Response{Status: http.StatusNoContent}
 		}
 	default:
 		return errResp(http.StatusNotFound, "notFound", "Not Found")
@@ -220,7 +193,7 @@ var coreUserFields = map[string]bool{
 	"isAdmin": true, "creationTime": true, "aliases": true, "customerId": true,
 }
 
-func decodeBody(body []byte) (map[string]any, *response) {
+func decodeBody(body []byte) (map[string]any, *fakehttp.Response) {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return nil, errResp(http.StatusBadRequest, "parseError", "Invalid JSON payload received.")
@@ -231,7 +204,7 @@ func decodeBody(body []byte) (map[string]any, *response) {
 // checkPassword validates a body's password: only a SHA-512 crypt hash
 // with hashFunction "crypt" (at most MaxCryptRounds) is accepted; any
 // other password counts as plaintext seen. mu held.
-func (s *Server) checkPassword(m map[string]any, required bool) (string, bool, *response) {
+func (s *Server) checkPassword(m map[string]any, required bool) (string, bool, *fakehttp.Response) {
 	v, has := m["password"]
 	if !has {
 		if _, hf := m["hashFunction"]; hf {
@@ -244,15 +217,15 @@ func (s *Server) checkPassword(m map[string]any, required bool) (string, bool, *
 	}
 	pw, _ := v.(string)
 	hf, _ := m["hashFunction"].(string)
-	if hf != google.HashFunction {
+	if hf != hashCrypt {
 		s.plaintextSeen++
 		return "", false, errResp(http.StatusBadRequest, "invalid",
 			MsgInvalidPassword+" (fakegoogle accepts a password only as a $6$ hash with hashFunction \"crypt\")")
 	}
-	if google.ValidCryptSHA512(pw) != nil {
+	if sha512crypt.Validate(pw) != nil {
 		return "", false, errResp(http.StatusBadRequest, "invalid", MsgInvalidPassword)
 	}
-	if n, err := google.CryptRounds(pw); err != nil || n > MaxCryptRounds {
+	if n, err := sha512crypt.Rounds(pw); err != nil || n > MaxCryptRounds {
 		return "", false, errResp(http.StatusBadRequest, "invalid", MsgInvalidPassword)
 	}
 	return pw, true, nil
@@ -289,11 +262,11 @@ func nameField(name map[string]any, key string) (string, bool, bool) {
 	return s, true, s != "" && utf8.RuneCountInString(s) <= 60 && !strings.ContainsAny(s, "<>=")
 }
 
-func badName(which string) *response {
+func badName(which string) *fakehttp.Response {
 	return errResp(http.StatusBadRequest, "invalid", "Invalid Given/Family Name: "+which)
 }
 
-func (s *Server) insertUser(body []byte, now time.Time) *response {
+func (s *Server) insertUser(body []byte, now time.Time) *fakehttp.Response {
 	m, rs := decodeBody(body)
 	if rs != nil {
 		return rs
@@ -329,7 +302,7 @@ func (s *Server) insertUser(body []byte, now time.Time) *response {
 		OrgUnitPath:  "/",
 		CreationTime: now.UTC().Truncate(time.Millisecond),
 		PasswordHash: hash,
-		HashFunction: google.HashFunction,
+		HashFunction: hashCrypt,
 	}
 	u.Suspended, _ = m["suspended"].(bool)
 	u.ChangePasswordAtNextLogin, _ = m["changePasswordAtNextLogin"].(bool)
@@ -348,7 +321,7 @@ func (s *Server) insertUser(body []byte, now time.Time) *response {
 	return jsonResp(http.StatusOK, s.renderUser(u))
 }
 
-func (s *Server) patchUser(key string, body []byte) *response {
+func (s *Server) patchUser(key string, body []byte) *fakehttp.Response {
 	u := s.lookupUser(key)
 	if u == nil {
 		return notFound("userKey")
@@ -404,7 +377,7 @@ func (s *Server) patchUser(key string, body []byte) *response {
 		u.OrgUnitPath = ou
 	}
 	if setPW {
-		u.PasswordHash, u.HashFunction = hash, google.HashFunction
+		u.PasswordHash, u.HashFunction = hash, hashCrypt
 	}
 	for k, v := range m {
 		if coreUserFields[k] {
@@ -490,7 +463,7 @@ func (s *Server) customerOK(q url.Values) bool {
 }
 
 // page reads maxResults (1..limit, default limit) and pageToken.
-func page(q url.Values, limit int) (int, int, *response) {
+func page(q url.Values, limit int) (int, int, *fakehttp.Response) {
 	n := limit
 	if v := q.Get("maxResults"); v != "" {
 		k, err := strconv.Atoi(v)
@@ -510,7 +483,7 @@ func page(q url.Values, limit int) (int, int, *response) {
 	return n, skip, nil
 }
 
-func (s *Server) listUsers(q url.Values) *response {
+func (s *Server) listUsers(q url.Values) *fakehttp.Response {
 	if !s.customerOK(q) {
 		return errResp(http.StatusBadRequest, "badRequest", "Bad Request")
 	}
@@ -645,7 +618,7 @@ func parseGroupQuery(q string) (func(*Group) bool, bool) {
 	}, true
 }
 
-func (s *Server) listGroups(q url.Values) *response {
+func (s *Server) listGroups(q url.Values) *fakehttp.Response {
 	if !s.customerOK(q) {
 		return errResp(http.StatusBadRequest, "badRequest", "Bad Request")
 	}
@@ -677,7 +650,7 @@ func (s *Server) listGroups(q url.Values) *response {
 	return jsonResp(http.StatusOK, out)
 }
 
-func (s *Server) insertGroupAPI(body []byte) *response {
+func (s *Server) insertGroupAPI(body []byte) *fakehttp.Response {
 	m, rs := decodeBody(body)
 	if rs != nil {
 		return rs
@@ -717,7 +690,7 @@ func (s *Server) removeGroup(g *Group) {
 	}
 }
 
-func (s *Server) listMembers(g *Group, q url.Values) *response {
+func (s *Server) listMembers(g *Group, q url.Values) *fakehttp.Response {
 	n, skip, rs := page(q, 200)
 	if rs != nil {
 		return rs
@@ -737,7 +710,7 @@ func (s *Server) listMembers(g *Group, q url.Values) *response {
 	return jsonResp(http.StatusOK, out)
 }
 
-func (s *Server) insertMember(g *Group, body []byte) *response {
+func (s *Server) insertMember(g *Group, body []byte) *fakehttp.Response {
 	m, rs := decodeBody(body)
 	if rs != nil {
 		return rs

@@ -23,17 +23,17 @@ package fakegoogle
 import (
 	"crypto/rand"
 	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gatewayd/gatewayd/sync/google"
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
+	"github.com/gatewayd/gatewayd/internal/sha512crypt"
 )
 
 // Defaults of a new fake.
@@ -52,6 +52,10 @@ const (
 	// MaxCryptRounds is the most rounds the fake (like Google) accepts.
 	MaxCryptRounds = 10000
 )
+
+// hashCrypt is Google's hashFunction for a crypt(3) password hash, the
+// only kind of password the fake accepts.
+const hashCrypt = "crypt"
 
 // Path kinds for Count and Request.Kind.
 const (
@@ -148,27 +152,28 @@ type Fault struct {
 	RetryAfter time.Duration // sent as Retry-After (whole seconds) when > 0
 }
 
-type token struct {
-	expiry time.Time
+// grant is what an access token allows.
+type grant struct {
 	scopes map[string]bool
-	admin  bool
+	admin  bool // its subject is an administrator
 }
 
 // Server is the fake. Create with New, stop with Close.
 type Server struct {
-	ts *httptest.Server
+	ts     *httptest.Server
+	clock  *fakehttp.Clock
+	tokens *fakehttp.Tokens[grant]
+	hooks  *fakehttp.Hooks
+	log    fakehttp.Log[Request]
 
-	mu            sync.Mutex
-	now           func() time.Time
-	admin         string
-	customerID    string
-	domains       []string
-	delegated     map[string]bool
-	accounts      map[string]*account // service accounts by client_email
-	saKey         []byte
-	tokenLifetime time.Duration
-	tokens        map[string]*token
-	tokensIssued  int
+	// mu guards what follows; the fields above lock for themselves.
+	mu         sync.Mutex
+	admin      string
+	customerID string
+	domains    []string
+	delegated  map[string]bool
+	accounts   map[string]*account // service accounts by client_email
+	saKey      []byte
 
 	users     map[string]*User // by id
 	userOrder []string
@@ -179,37 +184,29 @@ type Server struct {
 	groupEmail map[string]string   // lower-case email → id
 	members    map[string][]Member // group id → members in insertion order
 
-	requests      []Request
 	raw           []string // every request's path, query and body as received
-	counts        map[string]int
 	plaintextSeen int
 	deleted       []string
-
-	faults        []*Fault
-	throttleN     int
-	throttleAfter time.Duration
-	down          bool
-	latency       time.Duration
 }
 
 // New starts a fake on a loopback port with the default service account
 // (its key is ServiceAccountKey), admin subject, customer and domain.
 func New() *Server {
+	clock := &fakehttp.Clock{}
 	s := &Server{
-		now:           time.Now,
-		admin:         DefaultAdmin,
-		customerID:    DefaultCustomerID,
-		domains:       []string{DefaultDomain},
-		delegated:     map[string]bool{ScopeUser: true, ScopeGroup: true},
-		accounts:      map[string]*account{},
-		tokenLifetime: DefaultTokenLifetime,
-		tokens:        map[string]*token{},
-		users:         map[string]*User{},
-		byEmail:       map[string]string{},
-		groups:        map[string]*Group{},
-		groupEmail:    map[string]string{},
-		members:       map[string][]Member{},
-		counts:        map[string]int{},
+		clock:      clock,
+		tokens:     fakehttp.NewTokens[grant](clock, "ya29.fake-", DefaultTokenLifetime),
+		hooks:      fakehttp.NewHooks(clock, KindToken),
+		admin:      DefaultAdmin,
+		customerID: DefaultCustomerID,
+		domains:    []string{DefaultDomain},
+		delegated:  map[string]bool{ScopeUser: true, ScopeGroup: true},
+		accounts:   map[string]*account{},
+		users:      map[string]*User{},
+		byEmail:    map[string]string{},
+		groups:     map[string]*Group{},
+		groupEmail: map[string]string{},
+		members:    map[string][]Member{},
 	}
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	key, err := serviceAccountKeyJSON(defaultKey(), DefaultServiceAccount, DefaultClientID, "fakekeyid0001", s.TokenURL())
@@ -222,6 +219,8 @@ func New() *Server {
 	s.saKey = key
 	return s
 }
+
+func (s *Server) now() time.Time { return s.clock.Now() }
 
 // URL is the server's base URL.
 func (s *Server) URL() string { return s.ts.URL }
@@ -293,69 +292,34 @@ func (s *Server) SetDomains(domains ...string) {
 }
 
 // SetClock replaces time.Now for timestamps and token expiry.
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
+func (s *Server) SetClock(now func() time.Time) { s.clock.Set(now) }
 
 // SetTokenLifetime sets expires_in (at least a second) of new tokens.
-func (s *Server) SetTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokenLifetime = max(d, time.Second)
-}
+func (s *Server) SetTokenLifetime(d time.Duration) { s.tokens.SetLifetime(d) }
 
 // ExpireTokens revokes every token issued so far: the API answers 401
 // until the client fetches a new one.
-func (s *Server) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	past := s.now().Add(-time.Second)
-	for _, t := range s.tokens {
-		t.expiry = past
-	}
-}
+func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
 
 // TokensIssued counts successful token requests.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokensIssued
-}
+func (s *Server) TokensIssued() int { return s.tokens.Issued() }
 
 // Throttle makes the next n Directory calls answer 429 with Retry-After
 // (whole seconds, at least 1) and Google's rateLimitExceeded error.
-func (s *Server) Throttle(n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.throttleN, s.throttleAfter = n, retryAfter
-}
+func (s *Server) Throttle(n int, retryAfter time.Duration) { s.hooks.Throttle(n, retryAfter) }
 
 // SetDown makes every Directory call answer 503 (without Retry-After)
 // until SetDown(false).
-func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
-}
+func (s *Server) SetDown(down bool) { s.hooks.SetDown(down) }
 
 // Latency delays every Directory call (not token requests) by d.
-func (s *Server) Latency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *Server) Latency(d time.Duration) { s.hooks.SetLatency(d) }
 
 // Fail queues a fault; faults are consumed in order, each by the next
 // matching request.
 func (s *Server) Fail(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f.Times <= 0 {
-		f.Times = 1
-	}
-	s.faults = append(s.faults, &f)
+	s.hooks.Fail(fakehttp.Fault{Method: f.Method, Kind: f.Kind, Times: f.Times, Status: f.Status,
+		Code: f.Reason, Message: f.Message, RetryAfter: f.RetryAfter})
 }
 
 // AddUser pre-creates an account (a takeover target). Missing ID,
@@ -444,7 +408,7 @@ func (s *Server) PasswordMatches(key, pw string) bool {
 		hash = u.PasswordHash
 	}
 	s.mu.Unlock()
-	return hash != "" && google.VerifyCryptSHA512(hash, []byte(pw))
+	return hash != "" && sha512crypt.Verify(hash, []byte(pw))
 }
 
 // PlaintextSeen counts requests that carried a password without
@@ -599,27 +563,19 @@ func (s *Server) memberIndex(groupID, userID string) int {
 }
 
 // Requests is a copy of the request log.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.log.Entries() }
 
 // Count is how many requests of method and kind arrived (whatever their
 // answer), e.g. Count("DELETE", KindUser), Count("POST", KindToken).
-func (s *Server) Count(method, kind string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[method+" "+kind]
-}
+func (s *Server) Count(method, kind string) int { return s.log.Count(method, kind) }
 
 // ResetLog clears the request log, the raw requests and the counters
 // (not PlaintextSeen nor DeletedUsers).
 func (s *Server) ResetLog() {
+	s.log.Reset()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests, s.raw = nil, nil
-	s.counts = map[string]int{}
+	s.raw = nil
 }
 
 // ---- HTTP -----------------------------------------------------------------------
@@ -628,25 +584,6 @@ const (
 	maxBody       = 1 << 20
 	directoryRoot = "/admin/directory/v1/"
 )
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
 
 // route returns the kind of a path and its unescaped segments under the
 // Directory root.
@@ -686,32 +623,25 @@ func route(escapedPath string) (string, []string) {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	kind, segs := route(r.URL.EscapedPath())
-	rec := &recorder{ResponseWriter: w}
 	entry := Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Kind: kind}
-
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	s.mu.Lock()
-	s.raw = append(s.raw, r.URL.EscapedPath()+"?"+r.URL.RawQuery+"\n"+string(body))
-	s.mu.Unlock()
-	switch {
-	case err != nil:
-		writeError(rec, http.StatusBadRequest, "badRequest", "Cannot read the request body.", 0)
-	case len(body) > maxBody:
-		writeError(rec, http.StatusRequestEntityTooLarge, "badRequest", "Request too large.", 0)
-	case kind == KindToken:
-		s.serveToken(rec, r, body)
-	default:
-		entry.HadPassword, entry.HashFunction, entry.Body = redactBody(body)
-		s.serveDirectory(rec, r, kind, segs, body)
-	}
-	clear(body)
-
-	s.mu.Lock()
+	entry.Status = fakehttp.Serve(w, r, maxBody, func(w http.ResponseWriter, body []byte, err error) {
+		s.mu.Lock()
+		s.raw = append(s.raw, r.URL.EscapedPath()+"?"+r.URL.RawQuery+"\n"+string(body))
+		s.mu.Unlock()
+		switch {
+		case errors.Is(err, fakehttp.ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "badRequest", "Request too large.")
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "badRequest", "Cannot read the request body.")
+		case kind == KindToken:
+			s.serveToken(w, r, body)
+		default:
+			entry.HadPassword, entry.HashFunction, entry.Body = redactBody(body)
+			s.serveDirectory(w, r, kind, segs, body)
+		}
+	})
 	entry.Time = s.now()
-	entry.Status = rec.status
-	s.requests = append(s.requests, entry)
-	s.counts[r.Method+" "+kind]++
-	s.mu.Unlock()
+	s.log.Add(r.Method, kind, entry)
 }
 
 // redactBody returns whether a JSON body has a password, its
@@ -734,7 +664,7 @@ func redactBody(body []byte) (bool, string, string) {
 }
 
 // googleError is the Directory API's error body.
-func googleError(status int, reason, message string) []byte {
+func googleError(status int, reason, message string) map[string]any {
 	st := map[int]string{400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
 		404: "NOT_FOUND", 409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED",
 		500: "INTERNAL", 503: "UNAVAILABLE"}[status]
@@ -750,25 +680,11 @@ func googleError(status int, reason, message string) []byte {
 	if st != "" {
 		e["status"] = st
 	}
-	b, _ := json.Marshal(map[string]any{"error": e})
-	return b
+	return map[string]any{"error": e}
 }
 
-func writeError(w http.ResponseWriter, status int, reason, message string, retryAfter time.Duration) {
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", secondsHeader(retryAfter))
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(googleError(status, reason, message))
-}
-
-func secondsHeader(d time.Duration) string {
-	n := int64((d + time.Second - 1) / time.Second)
-	if n < 1 {
-		n = 1
-	}
-	return strconv.FormatInt(n, 10)
+func writeError(w http.ResponseWriter, status int, reason, message string) {
+	errResp(status, reason, message).Write(w)
 }
 
 // newUserID is a 21-digit id like Google's.

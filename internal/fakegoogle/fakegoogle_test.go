@@ -15,7 +15,7 @@ import (
 	"golang.org/x/oauth2"
 	xgoogle "golang.org/x/oauth2/google"
 
-	"github.com/gatewayd/gatewayd/sync/google"
+	"github.com/gatewayd/gatewayd/internal/sha512crypt"
 )
 
 // fetchToken runs x/oauth2's service-account JWT flow against the fake.
@@ -200,11 +200,11 @@ func TestPasswords(t *testing.T) {
 	s := New()
 	defer s.Close()
 	c := newClient(t, s, DefaultAdmin)
-	hash, err := google.NewCryptSHA512([]byte("Correct-Horse-42"))
+	hash, err := sha512crypt.Hash([]byte("Correct-Horse-42"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tooMany, _ := google.CryptSHA512([]byte("x"), "$6$rounds=20000$abcdefgh")
+	tooMany, _ := sha512crypt.Crypt([]byte("x"), "$6$rounds=20000$abcdefgh")
 	md5 := "$1$saltstri$YMyguxXMBpd2TEZ.vS/3q1"
 	name := map[string]any{"givenName": "A", "familyName": "L"}
 

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
 )
 
 // account is a registered service account.
@@ -151,8 +153,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, body []byte)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.takeFault(r.Method, KindToken); f != nil {
-		code := f.Reason
+	if f, ok := s.hooks.TakeFault(r.Method, KindToken); ok {
+		code := f.Code
 		if code == "" {
 			code = "internal_failure"
 		}
@@ -194,16 +196,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, body []byte)
 		}
 		isAdmin = u.IsAdmin
 	}
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	tok := "ya29.fake-" + base64.RawURLEncoding.EncodeToString(b[:])
-	s.tokens[tok] = &token{expiry: s.now().Add(s.tokenLifetime), scopes: scopes, admin: isAdmin}
-	s.tokensIssued++
+	tok, lifetime := s.tokens.Issue(grant{scopes: scopes, admin: isAdmin})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"access_token": tok,
-		"expires_in":   int64(s.tokenLifetime / time.Second),
+		"expires_in":   int64(lifetime / time.Second),
 		"token_type":   "Bearer",
 	})
 }
@@ -256,7 +254,7 @@ func (s *Server) verifyAssertion(jwt string) (claims, string) {
 func tokenError(w http.ResponseWriter, status int, code, desc string, retryAfter time.Duration) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if retryAfter > 0 {
-		w.Header().Set("Retry-After", secondsHeader(retryAfter))
+		w.Header().Set("Retry-After", fakehttp.RetryAfter(retryAfter))
 	}
 	w.WriteHeader(status)
 	body := map[string]string{"error": code}
@@ -264,25 +262,4 @@ func tokenError(w http.ResponseWriter, status int, code, desc string, retryAfter
 		body["error_description"] = desc
 	}
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// takeFault consumes the first queued fault matching method and kind (a
-// fault with empty Kind matches every Directory call, never the token
-// endpoint). mu held.
-func (s *Server) takeFault(method, kind string) *Fault {
-	for i, f := range s.faults {
-		if f.Method != "" && f.Method != method {
-			continue
-		}
-		if f.Kind != kind && !(f.Kind == "" && kind != KindToken) {
-			continue
-		}
-		f.Times--
-		if f.Times <= 0 {
-			s.faults = append(s.faults[:i], s.faults[i+1:]...)
-		}
-		c := *f
-		return &c
-	}
-	return nil
 }

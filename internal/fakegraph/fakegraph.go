@@ -16,15 +16,16 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
 )
 
 // Defaults for the app registration the token endpoint accepts.
@@ -130,52 +131,47 @@ type user struct {
 
 // Server is the fake. Create with New, stop with Close.
 type Server struct {
-	ts *httptest.Server
+	ts     *httptest.Server
+	clock  *fakehttp.Clock
+	tokens *fakehttp.Tokens[struct{}] // a client-credentials token grants everything
+	hooks  *fakehttp.Hooks
+	log    fakehttp.Log[Request]
 
-	mu            sync.Mutex
-	now           func() time.Time
-	tenant        string
-	clientID      string
-	clientSecret  string
-	tokenLifetime time.Duration
-	tokens        map[string]time.Time // access token → expiry
-	tokensIssued  int
-	users         map[string]*user // by id
-	order         []string         // ids, creation order (listing)
-	byUPN         map[string]string
-	requests      []Request
-	counts        map[string]int // "METHOD kind"
-	faults        []*Fault
-	throttleN     int
-	throttleAfter time.Duration
-	down          bool
-	downUntil     time.Time
-	replDelay     time.Duration
-	latency       time.Duration
-	denyWrites    bool
-	domains       []string
-	groups        map[string]*Group // by id
-	groupOrder    []string          // ids, creation order (listing)
-	maxPage       int               // 0: as asked by $top
+	// mu guards what follows; the fields above lock for themselves.
+	mu           sync.Mutex
+	tenant       string
+	clientID     string
+	clientSecret string
+	users        map[string]*user // by id
+	order        []string         // ids, creation order (listing)
+	byUPN        map[string]string
+	replDelay    time.Duration
+	denyWrites   bool
+	domains      []string
+	groups       map[string]*Group // by id
+	groupOrder   []string          // ids, creation order (listing)
+	maxPage      int               // 0: as asked by $top
 }
 
 // New starts a fake on a loopback port with the default credentials.
 func New() *Server {
+	clock := &fakehttp.Clock{}
 	s := &Server{
-		now:           time.Now,
-		tenant:        DefaultTenant,
-		clientID:      DefaultClientID,
-		clientSecret:  DefaultClientSecret,
-		tokenLifetime: DefaultTokenLifetime,
-		tokens:        map[string]time.Time{},
-		users:         map[string]*user{},
-		byUPN:         map[string]string{},
-		counts:        map[string]int{},
-		groups:        map[string]*Group{},
+		clock:        clock,
+		tokens:       fakehttp.NewTokens[struct{}](clock, "fake.", DefaultTokenLifetime),
+		hooks:        fakehttp.NewHooks(clock, KindToken),
+		tenant:       DefaultTenant,
+		clientID:     DefaultClientID,
+		clientSecret: DefaultClientSecret,
+		users:        map[string]*user{},
+		byUPN:        map[string]string{},
+		groups:       map[string]*Group{},
 	}
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
 }
+
+func (s *Server) now() time.Time { return s.clock.Now() }
 
 // URL is the base URL for both the authority and Graph
 // (authority_url = graph_url = URL()).
@@ -201,62 +197,28 @@ func (s *Server) Credentials() (tenant, clientID, secret string) {
 
 // SetClock replaces time.Now for timestamps, token expiry, replication
 // delay and outages (not for Latency, which sleeps).
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
+func (s *Server) SetClock(now func() time.Time) { s.clock.Set(now) }
 
 // SetTokenLifetime sets the lifetime (expires_in, whole seconds, at least
 // one) of tokens issued from now on.
-func (s *Server) SetTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokenLifetime = max(d, time.Second)
-}
+func (s *Server) SetTokenLifetime(d time.Duration) { s.tokens.SetLifetime(d) }
 
 // ExpireTokens makes every token issued so far expired: Graph answers 401
 // InvalidAuthenticationToken until the client fetches a new one.
-func (s *Server) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	past := s.now().Add(-time.Second)
-	for t := range s.tokens {
-		s.tokens[t] = past
-	}
-}
+func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
 
 // TokensIssued counts successful token requests.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokensIssued
-}
+func (s *Server) TokensIssued() int { return s.tokens.Issued() }
 
 // Throttle makes the next n Graph calls answer 429 TooManyRequests with
 // Retry-After (whole seconds, at least 1).
-func (s *Server) Throttle(n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.throttleN, s.throttleAfter = n, retryAfter
-}
+func (s *Server) Throttle(n int, retryAfter time.Duration) { s.hooks.Throttle(n, retryAfter) }
 
 // Outage makes Graph answer 503 for d, with Retry-After the time left.
-func (s *Server) Outage(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.downUntil = s.now().Add(d)
-}
+func (s *Server) Outage(d time.Duration) { s.hooks.Outage(d) }
 
 // SetDown makes Graph answer 503 (Retry-After: 5) until SetDown(false).
-func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
-	if !down {
-		s.downUntil = time.Time{}
-	}
-}
+func (s *Server) SetDown(down bool) { s.hooks.SetDown(down) }
 
 // ReplicationDelay: a GET of a user created less than d ago answers 404
 // Request_ResourceNotFound, as a replica that has not seen it yet would.
@@ -267,22 +229,11 @@ func (s *Server) ReplicationDelay(d time.Duration) {
 }
 
 // Latency delays every Graph call (not token requests) by d.
-func (s *Server) Latency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *Server) Latency(d time.Duration) { s.hooks.SetLatency(d) }
 
 // Fail queues a fault; faults are consumed in order, each by the next
 // matching request.
-func (s *Server) Fail(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f.Times <= 0 {
-		f.Times = 1
-	}
-	s.faults = append(s.faults, &f)
-}
+func (s *Server) Fail(f Fault) { s.hooks.Fail(fakehttp.Fault(f)) }
 
 // DenyWrites makes every POST, PATCH and DELETE answer 403
 // Authorization_RequestDenied, as for an app without User.ReadWrite.All
@@ -429,38 +380,17 @@ func hashPassword(salt [16]byte, pw []byte) [32]byte {
 }
 
 // Requests is a copy of the request log.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.log.Entries() }
 
 // Count is how many requests of method and kind arrived (whatever their
 // answer), e.g. Count("DELETE", KindUser), Count("POST", KindToken).
-func (s *Server) Count(method, kind string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[method+" "+kind]
-}
+func (s *Server) Count(method, kind string) int { return s.log.Count(method, kind) }
 
 // Counts is a copy of every counter, keyed "METHOD kind".
-func (s *Server) Counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := make(map[string]int, len(s.counts))
-	for k, v := range s.counts {
-		m[k] = v
-	}
-	return m
-}
+func (s *Server) Counts() map[string]int { return s.log.Counts() }
 
 // ResetLog clears the request log and the counters.
-func (s *Server) ResetLog() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-	s.counts = map[string]int{}
-}
+func (s *Server) ResetLog() { s.log.Reset() }
 
 // lookup finds a user by id, or by UPN case-insensitively. mu held.
 func (s *Server) lookup(key string) *user {
@@ -477,25 +407,6 @@ func (s *Server) lookup(key string) *user {
 
 const maxBody = 1 << 20
 
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	kind := KindOther
@@ -510,30 +421,23 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(segs) >= 2 && segs[0] == "v1.0" && segs[1] == "groups":
 		kind = groupKind(segs)
 	}
-	rec := &recorder{ResponseWriter: w}
 	entry := Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Kind: kind}
-
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	switch {
-	case err != nil:
-		writeError(rec, http.StatusBadRequest, "BadRequest", "Cannot read the request body.")
-	case len(body) > maxBody:
-		writeError(rec, http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", "The request is too large.")
-	case kind == KindToken:
-		tenant, _ := url.PathUnescape(segs[0])
-		s.serveToken(rec, r, tenant, body)
-	default:
-		entry.HadPasswordProfile, entry.Body = redactBody(body)
-		s.serveGraph(rec, r, kind, segs, body)
-	}
-	clear(body)
-
-	s.mu.Lock()
+	entry.Status = fakehttp.Serve(w, r, maxBody, func(w http.ResponseWriter, body []byte, err error) {
+		switch {
+		case errors.Is(err, fakehttp.ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, "Request_EntityTooLarge", "The request is too large.")
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "BadRequest", "Cannot read the request body.")
+		case kind == KindToken:
+			tenant, _ := url.PathUnescape(segs[0])
+			s.serveToken(w, r, tenant, body)
+		default:
+			entry.HadPasswordProfile, entry.Body = redactBody(body)
+			s.serveGraph(w, r, kind, segs, body)
+		}
+	})
 	entry.Time = s.now()
-	entry.Status = rec.status
-	s.requests = append(s.requests, entry)
-	s.counts[r.Method+" "+kind]++
-	s.mu.Unlock()
+	s.log.Add(r.Method, kind, entry)
 }
 
 // redactBody reports whether a JSON body has a passwordProfile and returns
@@ -562,10 +466,10 @@ func redactBody(body []byte) (bool, string) {
 	return had, string(out)
 }
 
-// graphErrorBody is Graph's documented error shape.
-func graphErrorBody(code, message string) []byte {
+// graphError is Graph's documented error shape.
+func graphError(code, message string) map[string]any {
 	now := time.Now().UTC()
-	b, _ := json.Marshal(map[string]any{
+	return map[string]any{
 		"error": map[string]any{
 			"code":    code,
 			"message": message,
@@ -575,14 +479,11 @@ func graphErrorBody(code, message string) []byte {
 				"client-request-id": newUUID(),
 			},
 		},
-	})
-	return b
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(graphErrorBody(code, message))
+	errResp(status, code, message).Write(w)
 }
 
 func newUUID() string {
@@ -592,12 +493,4 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func secondsHeader(d time.Duration) string {
-	n := int64((d + time.Second - 1) / time.Second)
-	if n < 1 {
-		n = 1
-	}
-	return strconv.FormatInt(n, 10)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
 )
 
 // Graph's messages for groups and memberships, as the service words them.
@@ -196,12 +198,12 @@ func groupKind(segs []string) string {
 	return KindOther
 }
 
-func notAllowed() *response {
+func notAllowed() *fakehttp.Response {
 	return errResp(http.StatusMethodNotAllowed, "Request_BadRequest", "The requested method is not allowed for this resource.")
 }
 
 // serveGroups answers the group endpoints. mu held.
-func (s *Server) serveGroups(r *http.Request, kind string, segs []string, body []byte, now time.Time) *response {
+func (s *Server) serveGroups(r *http.Request, kind string, segs []string, body []byte, now time.Time) *fakehttp.Response {
 	var gid string
 	if len(segs) >= 3 {
 		var err error
@@ -259,7 +261,7 @@ func (s *Server) groupVisible(g *Group, now time.Time) bool {
 }
 
 // page parses $top (default def, 1..999) and $skiptoken, with MaxPageSize.
-func (s *Server) page(q url.Values, def int) (top, skip int, rs *response) {
+func (s *Server) page(q url.Values, def int) (top, skip int, rs *fakehttp.Response) {
 	top = def
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -290,7 +292,7 @@ func (s *Server) nextLink(path string, q url.Values, next int) string {
 	return s.ts.URL + path + "?" + nq.Encode()
 }
 
-func (s *Server) listGroups(r *http.Request, now time.Time) *response {
+func (s *Server) listGroups(r *http.Request, now time.Time) *fakehttp.Response {
 	q := r.URL.Query()
 	sel, rs := parseGroupSelect(q.Get("$select"))
 	if rs != nil {
@@ -324,7 +326,7 @@ func (s *Server) listGroups(r *http.Request, now time.Time) *response {
 // parseGroupFilter supports the one filter a connector needs:
 // displayName eq '<literal>' (quotes doubled inside), compared
 // case-insensitively as Graph does.
-func parseGroupFilter(f string) (func(*Group) bool, *response) {
+func parseGroupFilter(f string) (func(*Group) bool, *fakehttp.Response) {
 	f = strings.TrimSpace(f)
 	if f == "" {
 		return func(*Group) bool { return true }, nil
@@ -351,7 +353,7 @@ func parseGroupFilter(f string) (func(*Group) bool, *response) {
 var groupProps = []string{"id", "displayName", "description", "mailNickname", "mailEnabled",
 	"securityEnabled", "groupTypes", "createdDateTime", "mail"}
 
-func parseGroupSelect(v string) ([]string, *response) {
+func parseGroupSelect(v string) ([]string, *fakehttp.Response) {
 	if strings.TrimSpace(v) == "" {
 		return groupProps, nil
 	}
@@ -400,7 +402,7 @@ func renderGroup(g *Group, sel []string) map[string]any {
 	return out
 }
 
-func badGroupValue(p string) *response {
+func badGroupValue(p string) *fakehttp.Response {
 	return errResp(http.StatusBadRequest, "Request_BadRequest",
 		fmt.Sprintf("Invalid value specified for property '%s' of resource 'Group'.", p))
 }
@@ -410,7 +412,7 @@ func badGroupValue(p string) *response {
 // Graph creates only security groups and Microsoft 365 (Unified) groups:
 // mailEnabled true without Unified (a mail-enabled security group or a
 // distribution list) is refused.
-func (s *Server) createGroup(body []byte, now time.Time) *response {
+func (s *Server) createGroup(body []byte, now time.Time) *fakehttp.Response {
 	m, ae := decodeObject(body)
 	if ae != nil {
 		return errResp(ae.status, ae.code, ae.message)
@@ -471,14 +473,14 @@ func (s *Server) createGroup(body []byte, now time.Time) *response {
 	out := renderGroup(g, groupProps)
 	out["@odata.context"] = s.ts.URL + "/v1.0/$metadata#groups/$entity"
 	rs := jsonResp(http.StatusCreated, out)
-	rs.header["Location"] = s.ts.URL + "/v1.0/directoryObjects/" + g.ID + "/Microsoft.DirectoryServices.Group"
+	rs.Header.Set("Location", s.ts.URL+"/v1.0/directoryObjects/"+g.ID+"/Microsoft.DirectoryServices.Group")
 	return rs
 }
 
 // listMembers is GET /groups/{id}/members, optionally cast to one type
 // (microsoft.graph.user or microsoft.graph.group). Every item carries
 // @odata.type, as Graph's directoryObject collections do.
-func (s *Server) listMembers(r *http.Request, gid, cast string, now time.Time) *response {
+func (s *Server) listMembers(r *http.Request, gid, cast string, now time.Time) *fakehttp.Response {
 	g := s.groups[gid]
 	if g == nil || !s.groupVisible(g, now) {
 		return notFound(gid)
@@ -584,7 +586,7 @@ func (s *Server) refID(ref string) (string, bool) {
 	return segs[2], true
 }
 
-func (s *Server) addMember(gid string, body []byte, now time.Time) *response {
+func (s *Server) addMember(gid string, body []byte, now time.Time) *fakehttp.Response {
 	g := s.groups[gid]
 	if g == nil {
 		return notFound(gid)
@@ -617,10 +619,10 @@ func (s *Server) addMember(gid string, body []byte, now time.Time) *response {
 		return errResp(http.StatusBadRequest, "Request_BadRequest", MsgMemberExists)
 	}
 	g.Members = append(g.Members, id)
-	return &response{status: http.StatusNoContent}
+	return &fakehttp.Response{Status: http.StatusNoContent}
 }
 
-func (s *Server) removeMember(gid, uid string) *response {
+func (s *Server) removeMember(gid, uid string) *fakehttp.Response {
 	g := s.groups[gid]
 	if g == nil {
 		return notFound(gid)
@@ -631,7 +633,7 @@ func (s *Server) removeMember(gid, uid string) *response {
 	for i, m := range g.Members {
 		if m == uid {
 			g.Members = append(g.Members[:i], g.Members[i+1:]...)
-			return &response{status: http.StatusNoContent}
+			return &fakehttp.Response{Status: http.StatusNoContent}
 		}
 	}
 	return notFound(uid)

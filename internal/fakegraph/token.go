@@ -1,8 +1,6 @@
 package fakegraph
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
 )
 
 // serveToken is the client-credentials token endpoint,
@@ -41,9 +41,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.takeFault(r.Method, KindToken); f != nil {
+	if f, ok := s.hooks.TakeFault(r.Method, KindToken); ok {
 		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", secondsHeader(f.RetryAfter))
+			w.Header().Set("Retry-After", fakehttp.RetryAfter(f.RetryAfter))
 		}
 		code := f.Code
 		if code == "" {
@@ -75,12 +75,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 		tokenError(w, http.StatusBadRequest, "invalid_scope", 1002012,
 			fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", form.Get("scope")))
 	default:
-		var b [32]byte
-		_, _ = rand.Read(b[:])
-		tok := "fake." + base64.RawURLEncoding.EncodeToString(b[:])
-		s.tokens[tok] = s.now().Add(s.tokenLifetime)
-		s.tokensIssued++
-		secs := int64(s.tokenLifetime / time.Second)
+		tok, lifetime := s.tokens.Issue(struct{}{})
+		secs := int64(lifetime / time.Second)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store, no-cache")
 		_ = json.NewEncoder(w).Encode(map[string]any{
@@ -133,25 +129,4 @@ func tokenError(w http.ResponseWriter, status int, code string, aadsts int, desc
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// takeFault consumes the first queued fault matching method and kind
-// (a fault with empty Kind matches every Graph call, never the token
-// endpoint). mu held.
-func (s *Server) takeFault(method, kind string) *Fault {
-	for i, f := range s.faults {
-		if f.Method != "" && f.Method != method {
-			continue
-		}
-		if f.Kind != kind && !(f.Kind == "" && kind != KindToken) {
-			continue
-		}
-		f.Times--
-		if f.Times <= 0 {
-			s.faults = append(s.faults[:i], s.faults[i+1:]...)
-		}
-		c := *f
-		return &c
-	}
-	return nil
 }

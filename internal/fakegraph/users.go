@@ -2,6 +2,7 @@ package fakegraph
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatewayd/gatewayd/internal/fakehttp"
 )
 
 // Graph's messages, as the service words them.
@@ -21,97 +24,66 @@ const (
 	MsgUnavailable  = "The service is temporarily unavailable for maintenance or is overloaded. You may repeat the request after a delay, the length of which may be specified in a Retry-After header."
 )
 
-// response is computed under mu and written after it is released.
-type response struct {
-	status int
-	header map[string]string
-	body   []byte
+func errResp(status int, code, message string) *fakehttp.Response {
+	return fakehttp.JSON(status, "application/json", graphError(code, message))
 }
 
-func errResp(status int, code, message string) *response {
-	return &response{status: status, body: graphErrorBody(code, message),
-		header: map[string]string{"Content-Type": "application/json"}}
-}
-
-func jsonResp(status int, v any) *response {
-	b, _ := json.Marshal(v)
-	return &response{status: status, body: b, header: map[string]string{
-		"Content-Type": "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"}}
-}
-
-func (rs *response) write(w http.ResponseWriter) {
-	for k, v := range rs.header {
-		w.Header().Set(k, v)
-	}
-	w.Header().Set("request-id", newUUID())
-	w.WriteHeader(rs.status)
-	if len(rs.body) > 0 {
-		_, _ = w.Write(rs.body)
-	}
+func jsonResp(status int, v any) *fakehttp.Response {
+	return fakehttp.JSON(status, "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8", v)
 }
 
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, kind string, segs []string, body []byte) {
-	s.mu.Lock()
-	lat := s.latency
-	s.mu.Unlock()
-	if lat > 0 {
-		t := time.NewTimer(lat)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if s.hooks.Delay(r.Context()) != nil {
+		return
 	}
 	s.mu.Lock()
 	rs := s.graph(r, kind, segs, body)
 	s.mu.Unlock()
-	rs.write(w)
+	w.Header().Set("request-id", newUUID())
+	rs.Write(w)
+}
+
+// authFailure is Graph's wording of why a bearer token was refused.
+func authFailure(err error) string {
+	switch {
+	case errors.Is(err, fakehttp.ErrNoToken):
+		return "Access token is empty."
+	case errors.Is(err, fakehttp.ErrTokenExpired):
+		return "Lifetime validation failed, the token is expired."
+	}
+	return "Access token validation failure. Invalid audience."
 }
 
 // graph decides the answer to one Graph call. mu held.
-func (s *Server) graph(r *http.Request, kind string, segs []string, body []byte) *response {
+func (s *Server) graph(r *http.Request, kind string, segs []string, body []byte) *fakehttp.Response {
 	now := s.now()
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	exp, known := s.tokens[tok]
-	var authFail string
-	switch {
-	case !ok || tok == "":
-		authFail = "Access token is empty."
-	case !known:
-		authFail = "Access token validation failure. Invalid audience."
-	case !now.Before(exp):
-		authFail = "Lifetime validation failed, the token is expired."
-	}
-	if authFail != "" {
-		rs := errResp(http.StatusUnauthorized, "InvalidAuthenticationToken", authFail)
-		rs.header["WWW-Authenticate"] = `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`
+	if _, err := s.tokens.Check(r); err != nil {
+		rs := errResp(http.StatusUnauthorized, "InvalidAuthenticationToken", authFailure(err))
+		rs.Header.Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`)
 		return rs
 	}
-	if s.down || now.Before(s.downUntil) {
-		rs := errResp(http.StatusServiceUnavailable, "serviceNotAvailable", MsgUnavailable)
-		ra := 5 * time.Second
-		if !s.down {
-			ra = s.downUntil.Sub(now)
+	if left, down := s.hooks.Down(); down {
+		if left == 0 {
+			left = 5 * time.Second // SetDown's outage has no known end
 		}
-		rs.header["Retry-After"] = secondsHeader(ra)
+		rs := errResp(http.StatusServiceUnavailable, "serviceNotAvailable", MsgUnavailable)
+		rs.Header.Set("Retry-After", fakehttp.RetryAfter(left))
 		return rs
 	}
-	if f := s.takeFault(r.Method, kind); f != nil {
-		code, msg := f.Code, f.Message
+	if f, ok := s.hooks.TakeFault(r.Method, kind); ok {
+		code := f.Code
 		if code == "" {
 			code = http.StatusText(f.Status)
 		}
-		rs := errResp(f.Status, code, msg)
+		rs := errResp(f.Status, code, f.Message)
 		if f.RetryAfter > 0 {
-			rs.header["Retry-After"] = secondsHeader(f.RetryAfter)
+			rs.Header.Set("Retry-After", fakehttp.RetryAfter(f.RetryAfter))
 		}
 		return rs
 	}
-	if s.throttleN > 0 {
-		s.throttleN--
+	if retryAfter, ok := s.hooks.TakeThrottle(); ok {
 		rs := errResp(http.StatusTooManyRequests, "TooManyRequests", MsgThrottled)
-		rs.header["Retry-After"] = secondsHeader(s.throttleAfter)
+		rs.Header.Set("Retry-After", fakehttp.RetryAfter(retryAfter))
 		return rs
 	}
 	if s.denyWrites && r.Method != http.MethodGet {
@@ -143,7 +115,7 @@ func (s *Server) graph(r *http.Request, kind string, segs []string, body []byte)
 				return notFound(key)
 			}
 			s.remove(u)
-			return &response{status: http.StatusNoContent}
+			return &fakehttp.Response{Status: http.StatusNoContent}
 		}
 		return errResp(http.StatusMethodNotAllowed, "Request_BadRequest", "The requested method is not allowed for this resource.")
 	case KindGroups, KindGroup, KindMembers, KindMemberRef:
@@ -173,7 +145,7 @@ func userKey(segs []string) (string, error) {
 	return strings.ReplaceAll(inner, "''", "'"), nil
 }
 
-func notFound(key string) *response {
+func notFound(key string) *fakehttp.Response {
 	return errResp(http.StatusNotFound, "Request_ResourceNotFound",
 		fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", key))
 }
@@ -195,7 +167,7 @@ func (s *Server) visible(u *user, now time.Time) bool {
 	return s.replDelay <= 0 || now.Sub(u.CreatedDateTime) >= s.replDelay
 }
 
-func (s *Server) getUser(r *http.Request, key string, now time.Time) *response {
+func (s *Server) getUser(r *http.Request, key string, now time.Time) *fakehttp.Response {
 	u := s.lookup(key)
 	if u == nil || !s.visible(u, now) {
 		return notFound(key)
@@ -209,7 +181,7 @@ func (s *Server) getUser(r *http.Request, key string, now time.Time) *response {
 	return jsonResp(http.StatusOK, out)
 }
 
-func (s *Server) listUsers(r *http.Request, now time.Time) *response {
+func (s *Server) listUsers(r *http.Request, now time.Time) *fakehttp.Response {
 	q := r.URL.Query()
 	sel, rs := parseSelect(q.Get("$select"))
 	if rs != nil {
@@ -264,7 +236,7 @@ func (s *Server) listUsers(r *http.Request, now time.Time) *response {
 
 // parseFilter supports what an import needs: accountEnabled eq
 // true|false, and userPrincipalName / mailNickname / displayName eq '...'.
-func parseFilter(f string) (func(*user) bool, *response) {
+func parseFilter(f string) (func(*user) bool, *fakehttp.Response) {
 	f = strings.TrimSpace(f)
 	if f == "" {
 		return func(*user) bool { return true }, nil
@@ -331,7 +303,7 @@ func knownProp(p string) bool {
 	return coreProps[p] || stringAttrs[p] || arrayAttrs[p] || readOnly[p]
 }
 
-func parseSelect(v string) ([]string, *response) {
+func parseSelect(v string) ([]string, *fakehttp.Response) {
 	if strings.TrimSpace(v) == "" {
 		return defaultSelect, nil
 	}
@@ -555,7 +527,7 @@ func setAttr(u *user, p string, v any, clearIt bool) {
 	u.Attributes[p] = v
 }
 
-func (s *Server) createUser(body []byte, now time.Time) *response {
+func (s *Server) createUser(body []byte, now time.Time) *fakehttp.Response {
 	m, ae := decodeObject(body)
 	if ae != nil {
 		return errResp(ae.status, ae.code, ae.message)
@@ -588,11 +560,11 @@ func (s *Server) createUser(body []byte, now time.Time) *response {
 	out := render(u, defaultSelect)
 	out["@odata.context"] = s.ts.URL + "/v1.0/$metadata#users/$entity"
 	rs := jsonResp(http.StatusCreated, out)
-	rs.header["Location"] = s.ts.URL + "/v1.0/directoryObjects/" + u.ID + "/Microsoft.DirectoryServices.User"
+	rs.Header.Set("Location", s.ts.URL+"/v1.0/directoryObjects/"+u.ID+"/Microsoft.DirectoryServices.User")
 	return rs
 }
 
-func (s *Server) patchUser(key string, body []byte) *response {
+func (s *Server) patchUser(key string, body []byte) *fakehttp.Response {
 	stored := s.lookup(key)
 	if stored == nil {
 		return notFound(key)
@@ -624,7 +596,7 @@ func (s *Server) patchUser(key string, body []byte) *response {
 		s.byUPN[strings.ToLower(u.UserPrincipalName)] = u.ID
 	}
 	*stored = *u
-	return &response{status: http.StatusNoContent}
+	return &fakehttp.Response{Status: http.StatusNoContent}
 }
 
 func validUPN(upn string) bool {

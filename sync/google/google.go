@@ -44,6 +44,7 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
+	"github.com/gatewayd/gatewayd/internal/sha512crypt"
 	"github.com/gatewayd/gatewayd/secret"
 	gsync "github.com/gatewayd/gatewayd/sync"
 )
@@ -441,7 +442,7 @@ func (c *Connector) CreateUser(ctx context.Context, a gsync.Account, pw secret.S
 	if pw.IsEmpty() {
 		hash, err = randomPasswordHash()
 	} else {
-		hash, err = NewCryptSHA512(pw.Bytes())
+		hash, err = sha512crypt.Hash(pw.Bytes())
 	}
 	if err != nil {
 		return nil, c.permanent(op, "cannot hash the password: "+err.Error())
@@ -526,7 +527,7 @@ func (c *Connector) SetPassword(ctx context.Context, id string, pw secret.String
 	if pw.IsEmpty() {
 		return time.Time{}, c.permanent(op, "the password is empty")
 	}
-	hash, err := NewCryptSHA512(pw.Bytes())
+	hash, err := sha512crypt.Hash(pw.Bytes())
 	if err != nil {
 		return time.Time{}, c.permanent(op, "cannot hash the password: "+err.Error())
 	}
@@ -560,7 +561,7 @@ func randomPasswordHash() (string, error) {
 	pw := make([]byte, base64.RawURLEncoding.EncodedLen(len(raw)))
 	base64.RawURLEncoding.Encode(pw, raw[:])
 	clear(raw[:])
-	h, err := NewCryptSHA512(pw)
+	h, err := sha512crypt.Hash(pw)
 	clear(pw)
 	return h, err
 }
