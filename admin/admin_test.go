@@ -309,7 +309,7 @@ func TestGroupsAndEvents(t *testing.T) {
 	e.call("GET", "/v1/events?user=dave", nil, &evs)
 	var types []string
 	for _, ev := range evs.Events {
-		types = append(types, ev.Type)
+		types = append(types, string(ev.Type))
 	}
 	if want := []string{"user_create", "group_member_add", "group_member_remove"}; !reflect.DeepEqual(types, want) {
 		t.Fatalf("events for dave %v, want %v", types, want)

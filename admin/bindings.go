@@ -26,6 +26,27 @@ func (s *Server) listDirectories(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// forgetDirectory drops a directory's bindings and sync state; its remote
+// accounts stay as they are (SPEC 4.5). A directory still configured comes
+// back, empty, at the next start.
+func (s *Server) forgetDirectory(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Forget == nil {
+		return &apiError{http.StatusNotImplemented, "this server cannot forget directories"}
+	}
+	name := r.PathValue("dir")
+	f, err := s.cfg.Forget(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return &apiError{http.StatusNotFound, fmt.Sprintf("the gateway knows no directory %q", name)}
+	}
+	if err != nil {
+		return err
+	}
+	s.st.Emit(store.Event{Type: store.EventDirectoryForget, Outcome: store.OutcomeSuccess, Source: "admin", Directory: name,
+		Detail: fmt.Sprintf("%d bindings, %d sync states", f.Bindings, f.SyncStates)})
+	writeJSON(w, http.StatusOK, map[string]any{"directory": name, "bindings": f.Bindings, "sync_states": f.SyncStates})
+	return nil
+}
+
 func (s *Server) lookupDirectory(name string) (*store.Directory, error) {
 	d, err := s.st.DirectoryByName(name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -48,7 +69,7 @@ func (s *Server) bindUser(bind bool) handlerFunc {
 		if err := s.binding(bind, d.Name, store.BindUser, u.ID, u.Username); err != nil {
 			return err
 		}
-		s.audit(map[bool]string{true: "user_bind", false: "user_unbind"}[bind], u, d.Name)
+		s.audit(store.Event{Type: map[bool]store.EventType{true: store.EventUserBind, false: store.EventUserUnbind}[bind], Directory: d.Name}, u, nil)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -67,8 +88,7 @@ func (s *Server) bindGroup(bind bool) handlerFunc {
 		if err := s.binding(bind, d.Name, store.BindGroup, g.ID, g.Name); err != nil {
 			return err
 		}
-		s.st.Emit(store.Event{Type: map[bool]string{true: "group_bind", false: "group_unbind"}[bind], Outcome: store.OutcomeSuccess,
-			Source: "admin", Directory: d.Name, Detail: g.Name})
+		s.audit(store.Event{Type: map[bool]store.EventType{true: store.EventGroupBind, false: store.EventGroupUnbind}[bind], Directory: d.Name}, nil, g)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gatewayd/gatewayd/store"
 )
 
-// listEvents: GET /v1/events?user=&type=&since=&until=&after=&limit=
+// listEvents: GET /v1/events?user=&group=&type=&directory=&outcome=&reason=&since=&until=&after=&limit=
 // since/until are RFC 3339; after is the "next" cursor of the previous page.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -18,7 +18,13 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = limitParam(r); err != nil {
 		return err
 	}
-	f.Type = q.Get("type")
+	f.Type = store.EventType(q.Get("type"))
+	f.Directory, f.Reason = q.Get("directory"), q.Get("reason")
+	switch f.Outcome = q.Get("outcome"); f.Outcome {
+	case "", store.OutcomeSuccess, store.OutcomeFailure:
+	default:
+		return badRequest("outcome must be %s or %s", store.OutcomeSuccess, store.OutcomeFailure)
+	}
 	if ref := q.Get("user"); ref != "" {
 		u, err := s.lookupUser(ref)
 		var ae *apiError
@@ -28,6 +34,19 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 		case errors.As(err, &ae) && ae.status == http.StatusNotFound:
 			// A deleted user's events are still there under its id.
 			f.UserID = ref
+		default:
+			return err
+		}
+	}
+	if ref := q.Get("group"); ref != "" {
+		g, err := s.lookupGroup(ref)
+		var ae *apiError
+		switch {
+		case err == nil:
+			f.GroupID = g.ID
+		case errors.As(err, &ae) && ae.status == http.StatusNotFound:
+			// Like a user's, a deleted group's events stay under its id.
+			f.GroupID = ref
 		default:
 			return err
 		}

@@ -22,7 +22,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.st.Emit(store.Event{Type: "group_create", Outcome: store.OutcomeSuccess, Source: "admin", Detail: g.Name})
+	s.audit(store.Event{Type: store.EventGroupCreate}, nil, g)
 	writeJSON(w, http.StatusCreated, viewGroup(g))
 	return nil
 }
@@ -85,7 +85,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.st.DeleteGroup(g.ID); err != nil {
 		return err
 	}
-	s.st.Emit(store.Event{Type: "group_delete", Outcome: store.OutcomeSuccess, Source: "admin", Detail: g.Name})
+	s.audit(store.Event{Type: store.EventGroupDelete}, nil, g)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -100,11 +100,11 @@ func (s *Server) membership(add bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		typ := "group_member_add"
+		typ := store.EventGroupMemberAdd
 		if add {
 			err = s.st.AddMember(g.ID, u.ID)
 		} else {
-			typ = "group_member_remove"
+			typ = store.EventGroupMemberRemove
 			err = s.st.RemoveMember(g.ID, u.ID)
 			if errors.Is(err, store.ErrNotFound) {
 				return &apiError{http.StatusNotFound, fmt.Sprintf("user %s is not a member of group %s", u.Username, g.Name)}
@@ -113,7 +113,7 @@ func (s *Server) membership(add bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		s.audit(typ, u, g.Name)
+		s.audit(store.Event{Type: typ}, u, g)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

@@ -161,7 +161,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request) error {
 				res.Message = err.Error()
 			default:
 				res.Result = "imported"
-				s.audit("user_import", nu, dir)
+				s.audit(store.Event{Type: store.EventUserImport, Directory: dir}, nu, nil)
 				if bind {
 					if _, err := s.st.PutBinding(&store.Binding{Directory: dir, Kind: store.BindUser, SubjectID: nu.ID}); err != nil {
 						res.Message = "imported, but binding failed: " + err.Error()

@@ -56,19 +56,21 @@ type Passwords interface {
 	ChangePassword(ctx context.Context, userID string, pw secret.String, actor string) error
 }
 
-// HealthCheck reports one component's health; nil means healthy.
-type HealthCheck func(ctx context.Context) error
-
 // Config is the API's setup.
 type Config struct {
 	Token secret.String
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
-	Checks   map[string]HealthCheck
+	// Checks are run by /healthz, by name (see HealthCheck and README.md).
+	Checks map[string]HealthCheck
 	// Importers are the directories users can be imported from, by name.
 	Importers map[string]ImportSource
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Forget makes the daemon forget a directory (SPEC 4.5): the sync
+	// engine stops sending to it, then its bindings and sync state are
+	// deleted. Nil: the route answers 501.
+	Forget func(name string) (store.Forgotten, error)
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // maxBody bounds every request body; users and groups are small.
@@ -83,6 +85,8 @@ type Server struct {
 	now  func() time.Time
 	mux  *http.ServeMux
 	reqs *prometheus.CounterVec
+
+	health healthLog
 }
 
 // New builds the handler; register its metrics with reg (may be nil).
@@ -127,6 +131,7 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/groups/{group}/members/{user}", s.removeMember)
 	s.handle("GET /v1/events", s.listEvents)
 	s.handle("GET /v1/directories", s.listDirectories)
+	s.handle("DELETE /v1/directories/{dir}", s.forgetDirectory)
 	s.handle("PUT /v1/directories/{dir}/users/{user}", s.bindUser(true))
 	s.handle("DELETE /v1/directories/{dir}/users/{user}", s.bindUser(false))
 	s.handle("PUT /v1/directories/{dir}/groups/{group}", s.bindGroup(true))
@@ -262,22 +267,6 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status, code := "ok", http.StatusOK
-	checks := map[string]string{}
-	for name, check := range s.cfg.Checks {
-		if err := check(ctx); err != nil {
-			checks[name] = err.Error()
-			status, code = "degraded", http.StatusServiceUnavailable
-		} else {
-			checks[name] = "ok"
-		}
-	}
-	writeJSON(w, code, map[string]any{"status": status, "checks": checks})
-}
 
 // limitParam parses ?limit= (default 100, at most 1000).
 func limitParam(r *http.Request) (int, error) {

@@ -60,7 +60,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit("user_create", u, "")
+	s.audit(store.Event{Type: store.EventUserCreate}, u, nil)
 	writeJSON(w, http.StatusCreated, viewUser(u, s.now()))
 	return nil
 }
@@ -147,7 +147,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit("user_update", nu, "")
+	s.audit(store.Event{Type: store.EventUserUpdate}, nu, nil)
 	writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
 	return nil
 }
@@ -166,7 +166,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err := s.st.DeleteUser(u.ID); err != nil {
 		return err
 	}
-	s.audit("user_delete", u, "")
+	s.audit(store.Event{Type: store.EventUserDelete}, u, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -184,11 +184,11 @@ func (s *Server) setState(state store.State) handlerFunc {
 		if err != nil {
 			return err
 		}
-		typ := "user_suspend"
+		typ := store.EventUserSuspend
 		if state == store.StateActive {
-			typ = "user_unsuspend"
+			typ = store.EventUserUnsuspend
 		}
-		s.audit(typ, nu, "")
+		s.audit(store.Event{Type: typ}, nu, nil)
 		writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
 		return nil
 	}
@@ -206,7 +206,7 @@ func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.audit("user_unlock", nu, "")
+	s.audit(store.Event{Type: store.EventUserUnlock}, nu, nil)
 	writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
 	return nil
 }
@@ -249,6 +249,16 @@ func (s *Server) userGroups(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) audit(typ string, u *store.User, detail string) {
-	s.st.Emit(store.Event{Type: typ, UserID: u.ID, Username: u.Username, Outcome: store.OutcomeSuccess, Source: "admin", Detail: detail})
+// audit records a change made through the API: ev names its type and
+// anything else it touched (a directory, a detail); u and g, when not nil,
+// are the user and the group it was about.
+func (s *Server) audit(ev store.Event, u *store.User, g *store.Group) {
+	ev.Outcome, ev.Source = store.OutcomeSuccess, "admin"
+	if u != nil {
+		ev.UserID, ev.Username = u.ID, u.Username
+	}
+	if g != nil {
+		ev.GroupID, ev.Group = g.ID, g.Name
+	}
+	s.st.Emit(ev)
 }

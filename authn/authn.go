@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/secret"
 	"github.com/gatewayd/gatewayd/store"
 )
@@ -40,37 +41,39 @@ type PasswordObserver interface {
 	PasswordChanged(user *store.User, pw secret.String)
 }
 
-// Config is authn's policy. The zero value is usable: default hash
-// parameters, cache off, no lockout, no rate limit.
+// Config is authn's policy and the [authn] block of gatewayd.toml. The
+// zero value is usable: default hash parameters, cache off, no lockout,
+// no rate limit. Defaults sets what the daemon runs with when the file
+// says nothing, which turns all three on.
 type Config struct {
-	Hash HashParams
+	Hash HashParams `toml:"argon2"`
 	// MaxConcurrentHashes bounds argon2 work in flight: each one holds
 	// MemoryKiB of RAM, so a burst must queue rather than exhaust memory.
-	MaxConcurrentHashes int
+	MaxConcurrentHashes int `toml:"max_concurrent_hashes"`
 	// QueueTimeout is how long a login waits for a hashing slot before it
 	// fails with reason "busy".
-	QueueTimeout time.Duration
+	QueueTimeout time.Duration `toml:"hash_queue_timeout"`
 	// CacheTTL keeps a keyed digest of a verified password in memory so a
 	// repeat login skips argon2. 0 disables the cache.
-	CacheTTL time.Duration
+	CacheTTL time.Duration `toml:"credential_cache_ttl"`
 	// Lockout: MaxFailures bad passwords within Window lock the account
 	// for Duration. MaxFailures 0 disables lockout.
-	Lockout LockoutPolicy
+	Lockout LockoutPolicy `toml:"lockout"`
 	// RateLimit bounds failed logins per source address.
-	RateLimit RateLimitPolicy
+	RateLimit RateLimitPolicy `toml:"rate_limit"`
 	// UPNDomains: an identifier name@domain with a listed domain resolves
 	// to the user named name when no user has that email.
-	UPNDomains []string
+	UPNDomains []string `toml:"upn_domains"`
 	// Password length policy for passwords set through the gateway.
-	MinPasswordLength int
-	MaxPasswordLength int
+	MinPasswordLength int `toml:"min_password_length"`
+	MaxPasswordLength int `toml:"max_password_length"`
 }
 
 // LockoutPolicy is SPEC 8's lockout after N failures in a window.
 type LockoutPolicy struct {
-	MaxFailures int
-	Window      time.Duration
-	Duration    time.Duration
+	MaxFailures int           `toml:"max_failures"`
+	Window      time.Duration `toml:"window"`
+	Duration    time.Duration `toml:"duration"`
 }
 
 // RateLimitPolicy: a source may produce FailuresPerSecond failed logins
@@ -78,8 +81,80 @@ type LockoutPolicy struct {
 // work. Successes don't count, so a busy NAS fronting many users is not
 // throttled while an address spraying passwords is.
 type RateLimitPolicy struct {
-	FailuresPerSecond float64
-	Burst             int
+	FailuresPerSecond float64 `toml:"failures_per_second"`
+	Burst             int     `toml:"burst"`
+}
+
+// Defaults of the settings that a zero Config leaves off or zero.
+const (
+	DefaultMaxConcurrentHashes = 4
+	DefaultQueueTimeout        = 5 * time.Second
+	DefaultCacheTTL            = 15 * time.Minute
+	DefaultMinPasswordLength   = 8
+	DefaultMaxPasswordLength   = 256
+)
+
+// Defaults sets the [authn] defaults: the credential cache for 15
+// minutes, lockout after 10 failures in 15 minutes for 15 minutes, and 5
+// failed logins per second (burst 20) per source.
+func (c *Config) Defaults() {
+	*c = Config{
+		CacheTTL:  DefaultCacheTTL,
+		Lockout:   LockoutPolicy{MaxFailures: 10, Window: 15 * time.Minute, Duration: 15 * time.Minute},
+		RateLimit: RateLimitPolicy{FailuresPerSecond: 5, Burst: 20},
+	}
+	c.setDefaults()
+}
+
+// Validate checks the block.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) { errs = append(errs, config.Errorf(key, format, args...)) }
+	h := c.Hash
+	if h.Time < 1 {
+		bad("argon2.time", "must be at least 1")
+	}
+	if h.Threads < 1 {
+		bad("argon2.threads", "must be at least 1")
+	}
+	if h.MemoryKiB < 8*uint32(h.Threads) || h.MemoryKiB > 4<<20 {
+		bad("argon2.memory_kib", "must be between 8×threads and 4194304 (4 GiB); 65536 is the recommended 64 MiB")
+	}
+	if c.MaxConcurrentHashes < 1 {
+		bad("max_concurrent_hashes", "must be at least 1 (each holds argon2.memory_kib of RAM)")
+	}
+	if c.QueueTimeout <= 0 {
+		bad("hash_queue_timeout", "must be positive")
+	}
+	if c.MinPasswordLength < 1 {
+		bad("min_password_length", "must be at least 1")
+	}
+	if c.MaxPasswordLength < c.MinPasswordLength {
+		bad("max_password_length", "must be at least min_password_length (%d)", c.MinPasswordLength)
+	}
+	if c.Lockout.MaxFailures < 0 {
+		bad("lockout.max_failures", "must be 0 (off) or more")
+	}
+	if c.Lockout.MaxFailures > 0 {
+		if c.Lockout.Window <= 0 {
+			bad("lockout.window", "must be positive when max_failures is set")
+		}
+		if c.Lockout.Duration <= 0 {
+			bad("lockout.duration", "must be positive when max_failures is set")
+		}
+	}
+	if c.RateLimit.FailuresPerSecond < 0 {
+		bad("rate_limit.failures_per_second", "must not be negative")
+	}
+	if c.RateLimit.Burst < 0 {
+		bad("rate_limit.burst", "must not be negative")
+	}
+	for i, d := range c.UPNDomains {
+		if d == "" || strings.ContainsAny(d, "@ ") {
+			bad("upn_domains", "entry %d, %q, is not a domain name", i+1, d)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) setDefaults() {
@@ -93,16 +168,16 @@ func (c *Config) setDefaults() {
 		c.Hash.KeyLen = 32
 	}
 	if c.MaxConcurrentHashes <= 0 {
-		c.MaxConcurrentHashes = 4
+		c.MaxConcurrentHashes = DefaultMaxConcurrentHashes
 	}
 	if c.QueueTimeout <= 0 {
-		c.QueueTimeout = 5 * time.Second
+		c.QueueTimeout = DefaultQueueTimeout
 	}
 	if c.MinPasswordLength <= 0 {
-		c.MinPasswordLength = 8
+		c.MinPasswordLength = DefaultMinPasswordLength
 	}
 	if c.MaxPasswordLength <= 0 {
-		c.MaxPasswordLength = 256
+		c.MaxPasswordLength = DefaultMaxPasswordLength
 	}
 }
 
@@ -433,7 +508,7 @@ func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.
 		a.log.Error("login: could not record lockout", "user", u.Username, "err", err)
 		return nil
 	}
-	a.events.Emit(store.Event{Type: "user_locked", UserID: u.ID, Username: u.Username,
+	a.events.Emit(store.Event{Type: store.EventUserLocked, UserID: u.ID, Username: u.Username,
 		Reason: "too_many_failures", Source: sourceString(req.Source),
 		Detail: fmt.Sprintf("%d failures within %v; locked until %s", cfg.Lockout.MaxFailures, cfg.Lockout.Window, until.UTC().Format(time.RFC3339))})
 	a.log.Warn("account locked", "user", u.Username, "until", until)

@@ -123,7 +123,7 @@ func (a *Authenticator) adAccepted(ctx context.Context, u *store.User, pw secret
 			if old == "" {
 				detail = fmt.Sprintf("password version %d: first AD-validated password stored", nu.PasswordVersion)
 			}
-			a.events.Emit(store.Event{Type: "password_change", UserID: nu.ID, Username: nu.Username,
+			a.events.Emit(store.Event{Type: store.EventPasswordChange, UserID: nu.ID, Username: nu.Username,
 				Outcome: store.OutcomeSuccess, Source: "ad", Directory: dr.Domain, Detail: detail})
 		} else {
 			a.metrics.rehashes.Inc()

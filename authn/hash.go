@@ -13,11 +13,11 @@ import (
 
 // HashParams are the argon2id cost parameters (SPEC 2.8).
 type HashParams struct {
-	Time      uint32 // iterations
-	MemoryKiB uint32
-	Threads   uint8
-	SaltLen   uint32
-	KeyLen    uint32
+	Time      uint32 `toml:"time"` // iterations
+	MemoryKiB uint32 `toml:"memory_kib"`
+	Threads   uint8  `toml:"threads"`
+	SaltLen   uint32 `toml:"-"`
+	KeyLen    uint32 `toml:"-"`
 }
 
 // DefaultHashParams: t=1, 64 MiB, p=2 measured 22–24 ms per verify on the

@@ -52,7 +52,7 @@ func (a *Authenticator) ChangePassword(ctx context.Context, userID string, pw se
 	if err != nil {
 		return err
 	}
-	a.events.Emit(store.Event{Type: "password_change", UserID: nu.ID, Username: nu.Username,
+	a.events.Emit(store.Event{Type: store.EventPasswordChange, UserID: nu.ID, Username: nu.Username,
 		Outcome: store.OutcomeSuccess, Source: actor, Detail: fmt.Sprintf("password version %d", nu.PasswordVersion)})
 	if a.observer != nil {
 		a.observer.PasswordChanged(nu.Copy(), pw.Clone())

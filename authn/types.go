@@ -48,15 +48,15 @@ const (
 	ProtocolAdmin  Protocol = "admin"
 )
 
-// EventType returns the audit event name for a login through p.
-func (p Protocol) EventType() string {
+// EventType returns the audit event type for a login through p.
+func (p Protocol) EventType() store.EventType {
 	switch p {
 	case ProtocolLDAP:
-		return "ldap_bind"
+		return store.EventLDAPBind
 	case ProtocolRADIUS:
-		return "radius_auth"
-	default:
-		return string(p) + "_login"
+		return store.EventRADIUSAuth
+	default: // ProtocolAdmin; a door without a type of its own counts as one
+		return store.EventAdminLogin
 	}
 }
 

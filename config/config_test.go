@@ -1,104 +1,235 @@
 package config
 
 import (
-	"net"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	gatewayd "github.com/gatewayd/gatewayd"
 )
 
-func TestExampleIsValid(t *testing.T) {
-	c, err := Parse("gatewayd.toml.example", gatewayd.ExampleConfig)
+// A root and blocks shaped like the daemon's, owned by this test.
+type testRoot struct {
+	Name  string           `toml:"name"`
+	Door  doorBlock        `toml:"door"`
+	Items []itemBlock      `toml:"item"`
+	Dirs  []DirectoryBlock `toml:"directory"`
+	root  int              // unexported: never decoded
+}
+
+func (r *testRoot) Defaults() { r.Name = "gw" }
+
+func (r *testRoot) Validate() error {
+	if r.Name == "cross" {
+		return Errorf("door.port", "name %q conflicts with the door", r.Name)
+	}
+	return nil
+}
+
+type doorBlock struct {
+	Port    int           `toml:"port"`
+	Open    bool          `toml:"open"`
+	Timeout time.Duration `toml:"timeout"`
+	Key     Secret        `toml:"key"`
+	Clients []itemBlock   `toml:"client"`
+}
+
+func (d *doorBlock) Defaults() { *d = doorBlock{Port: 389, Open: true, Timeout: time.Minute} }
+
+func (d *doorBlock) Validate() error {
+	var errs []error
+	if d.Port < 1 || d.Port > 65535 {
+		errs = append(errs, Errorf("port", "must be 1-65535, got %d", d.Port))
+	}
+	if d.Timeout <= 0 {
+		errs = append(errs, Errorf("timeout", "must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+type itemBlock struct {
+	Label   string `toml:"label"`
+	Enabled bool   `toml:"enabled"`
+}
+
+func (i *itemBlock) Defaults() { *i = itemBlock{Enabled: true} }
+
+func (i *itemBlock) Validate() error {
+	if i.Label == "" {
+		return Errorf("label", "is required")
+	}
+	return nil
+}
+
+type fakeDir struct {
+	Type   string `toml:"type"`
+	Tenant string `toml:"tenant"`
+	Limit  int    `toml:"limit"`
+}
+
+func (f *fakeDir) Defaults() { *f = fakeDir{Type: "fake", Limit: 7} }
+func (f *fakeDir) Validate() error {
+	if f.Tenant == "" {
+		return Errorf("tenant", "is required for type fake")
+	}
+	return nil
+}
+
+func init() {
+	RegisterDirectoryType("fake", func() DirectoryBlock { return new(fakeDir) })
+}
+
+func parseTest(t *testing.T, text string, opts Options) (*testRoot, error) {
+	t.Helper()
+	r := &testRoot{}
+	_, err := Parse("test.toml", []byte(text), r, opts)
+	return r, err
+}
+
+func TestDefaultsThenFile(t *testing.T) {
+	r, err := parseTest(t, `
+[door]
+open = false
+[[door.client]]
+label = "a"
+[[door.client]]
+label = "b"
+enabled = false
+[[item]]
+label = "x"
+[[directory]]
+type = "fake"
+tenant = "t1"
+`, Options{})
 	if err != nil {
-		t.Fatalf("the shipped example must load as is:\n%v", err)
+		t.Fatal(err)
 	}
-	if c.DataDir != "./data" || c.Admin.Listen != "127.0.0.1:8480" || c.LDAP.BaseDN == "" {
-		t.Fatalf("unexpected example values: %+v", c)
+	if r.Name != "gw" || r.Door.Port != 389 || r.Door.Timeout != time.Minute {
+		t.Errorf("defaults not kept for keys the file leaves out: %+v", r)
 	}
-	if c.Authn.CredentialCacheTTL.Duration != 15*time.Minute {
-		t.Fatal("cache ttl default")
+	if r.Door.Open {
+		t.Error("a false in the file must win over a true default")
+	}
+	if len(r.Door.Clients) != 2 || !r.Door.Clients[0].Enabled || r.Door.Clients[1].Enabled {
+		t.Errorf("array elements must start from their Defaults: %+v", r.Door.Clients)
+	}
+	if len(r.Items) != 1 || !r.Items[0].Enabled {
+		t.Errorf("top-level array elements: %+v", r.Items)
+	}
+	if len(r.Dirs) != 1 {
+		t.Fatalf("directories: %+v", r.Dirs)
+	}
+	if d := r.Dirs[0].(*fakeDir); d.Tenant != "t1" || d.Limit != 7 {
+		t.Errorf("directory block by type, with its defaults: %+v", d)
 	}
 }
 
-func TestProblemsCarryLines(t *testing.T) {
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "s")
-	os.WriteFile(secretFile, []byte("testing123\n"), 0o600)
-	t.Setenv("GW_TEST_SECRET", "abc")
+func TestProblemsAtTheirKeys(t *testing.T) {
+	t.Setenv("GW_CONFIG_TEST", "s3cret")
 	tests := []struct {
 		name string
-		toml string
+		text string
 		line int
 		want string
 	}{
-		{"unknown top key", "data_dir = \"x\"\nbogus = 1\n", 2, `unknown key "bogus"`},
-		{"unknown nested key", "[ldap]\nlisten = \"127.0.0.1:3890\"\nbase_dn = \"dc=x\"\nlisen = \"x\"\n", 4, `unknown key "ldap.lisen"`},
-		{"unknown key in client", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"env:GW_TEST_SECRET\"\nnme = 1\n", 5, `unknown key "radius.client.nme"`},
-		{"bad cidr", "[[radius.client]]\nname = \"a\"\nsecret = \"env:GW_TEST_SECRET\"\nnetworks = [\"10.0.0.0/33\"]\n", 4, "is not a CIDR"},
-		{"bad cidr second client", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"env:GW_TEST_SECRET\"\n\n[[radius.client]]\nname = \"b\"\nsecret = \"env:GW_TEST_SECRET\"\nnetworks = [\"nope\"]\n", 9, `"nope" is not a CIDR`},
-		{"same network twice", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"env:GW_TEST_SECRET\"\n[[radius.client]]\nname = \"b\"\nnetworks = [\"10.1.0.0/8\"]\nsecret = \"env:GW_TEST_SECRET\"\n", 7, `already claimed by client "a"`},
-		{"missing secret file", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"file:/nonexistent/secret\"\n", 4, "cannot read secret file"},
-		{"literal secret", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"testing123\"\n", 4, "must be references"},
-		{"unset env", "[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"env:GW_TEST_UNSET_VAR\"\n", 4, "GW_TEST_UNSET_VAR"},
-		{"bad duration", "[authn]\ncredential_cache_ttl = \"soon\"\n", 2, "not a duration"},
-		{"syntax", "data_dir = \"x\"\n[ldap\nlisten = 1\n", 3, "table name"},
-		{"wrong type", "data_dir = 5\n", 1, ""},
-		{"bad log level", "[log]\nlevel = \"loud\"\n", 2, "log.level"},
-		{"bad base dn", "[ldap]\nlisten = \"127.0.0.1:1\"\nbase_dn = \"not a dn\"\n", 3, "not a DN"},
-		{"bad listen", "[admin]\nlisten = \"8480\"\n", 2, "not host:port"},
-		{"missing cert", "[ldap]\nlisten = \"127.0.0.1:1\"\nbase_dn = \"dc=x\"\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n", 4, "certificate"},
+		{"unknown top key", "name = \"x\"\nbogus = 1\n", 2, `unknown key "bogus"`},
+		{"unknown nested key", "[door]\nport = 1\nprot = 2\n", 3, `unknown key "door.prot"`},
+		{"unknown key in array", "[[door.client]]\nlabel = \"a\"\nlable = \"b\"\n", 3, `unknown key "door.client.lable"`},
+		{"block error at its key", "[door]\nopen = true\nport = 70000\n", 3, "door.port: must be 1-65535"},
+		{"defaulted key reported at its table", "[door]\ntimeout = \"0s\"\n", 2, "door.timeout: must be positive"},
+		{"second element", "[[item]]\nlabel = \"a\"\n\n[[item]]\nenabled = true\n", 4, "item[1].label: is required"},
+		{"nested element", "[door]\nport = 1\n[[door.client]]\nlabel = \"a\"\n[[door.client]]\nenabled = false\n", 5, "door.client[1].label: is required"},
+		{"type error", "[door]\nport = \"x\"\n", 2, "door"},
+		{"bad duration", "[door]\ntimeout = \"soon\"\n", 2, "invalid duration"},
+		{"unset env secret", "[door]\nkey = \"env:GW_CONFIG_TEST_UNSET\"\n", 2, "door.key: environment variable GW_CONFIG_TEST_UNSET"},
+		{"literal secret", "[door]\nkey = \"hunter2\"\n", 2, "must be references"},
+		{"missing secret file", "[door]\nkey = \"file:/nonexistent/x\"\n", 2, "cannot read secret file"},
+		{"unknown directory type", "[[directory]]\ntype = \"okta\"\nwhatever = 1\n", 2, `type "okta" is not supported (supported: fake)`},
+		{"directory without type", "[[directory]]\ntenant = \"t\"\n", 1, "needs a type"},
+		{"directory block error", "[[directory]]\ntype = \"fake\"\n", 1, "directory[0].tenant: is required"},
+		{"unknown directory key", "[[directory]]\ntype = \"fake\"\ntenant = \"t\"\ntennant = \"t\"\n", 4, `unknown key "directory.tennant"`},
+		{"root validate", "name = \"cross\"\n[door]\nport = 5\n", 3, "door.port: name \"cross\""},
+		{"syntax", "[door\nport = 1\n", 2, "table name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("test.toml", []byte(tc.toml))
-			if err == nil {
-				t.Fatal("accepted a broken config")
+			_, err := parseTest(t, tc.text, Options{})
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("want Problems, got %v", err)
 			}
-			ps, ok := err.(Problems)
-			if !ok || len(ps) == 0 {
-				t.Fatalf("error is not Problems: %v", err)
+			if len(ps) != 1 {
+				t.Errorf("want exactly one problem, got:\n%v", ps)
 			}
 			got := ps[0]
-			if got.Line != tc.line || !strings.Contains(got.String(), tc.want) {
-				t.Fatalf("got %q (line %d), want line %d containing %q", got.String(), got.Line, tc.line, tc.want)
-			}
-			if !strings.HasPrefix(got.String(), "test.toml:") {
-				t.Fatalf("problem must start with the file name: %q", got)
+			if got.Line != tc.line || !strings.Contains(got.String(), tc.want) || !strings.HasPrefix(got.String(), "test.toml:") {
+				t.Fatalf("got %q (line %d), want line %d containing %q", got, got.Line, tc.line, tc.want)
 			}
 		})
 	}
-	// Secret from file and env both resolve; trailing newline is dropped.
-	c, err := Parse("ok.toml", []byte("[[radius.client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\nsecret = \"file:"+secretFile+"\"\n"+
-		"[[radius.client]]\nname = \"b\"\nnetworks = [\"::1/128\"]\nsecret = \"env:GW_TEST_SECRET\"\nrequire_message_authenticator = false\n"))
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, err := parseTest(t, "[door]\nport = 0\ntimeout = \"0s\"\n[[item]]\n[[item]]\n", Options{})
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 4 {
+		t.Fatalf("want four problems, got %v", err)
 	}
-	if string(c.RADIUS.Clients[0].Secret.Value.Bytes()) != "testing123" || string(c.RADIUS.Clients[1].Secret.Value.Bytes()) != "abc" {
-		t.Fatal("secrets not resolved")
-	}
-	if !*c.RADIUS.Clients[0].RequireMessageAuthenticator || *c.RADIUS.Clients[1].RequireMessageAuthenticator {
-		t.Fatal("require_message_authenticator default/override")
+	for i := 1; i < len(ps); i++ {
+		if ps[i].Line < ps[i-1].Line {
+			t.Fatalf("problems out of file order: %v", ps)
+		}
 	}
 }
 
-func TestCheckPortsReportsTakenPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s")
+	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	text := "[admin]\nlisten = \"" + l.Addr().String() + "\"\n[ldap]\nlisten = \"\"\n[radius]\nlisten = []\n"
-	c, err := Parse("p.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
+	t.Setenv("GW_CONFIG_TEST", "from-env")
+	for _, tc := range []struct{ ref, want string }{{"file:" + f, "from-file"}, {"env:GW_CONFIG_TEST", "from-env"}} {
+		r, err := parseTest(t, "[door]\nkey = \""+tc.ref+"\"\n", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(r.Door.Key.Value.Bytes()); got != tc.want || r.Door.Key.String() != tc.ref {
+			t.Errorf("%s resolved to %q (shown as %q)", tc.ref, got, r.Door.Key)
+		}
 	}
-	ps := c.CheckPorts()
-	if len(ps) != 1 || ps[0].Line != 2 || !strings.Contains(ps[0].Msg, "cannot listen") {
-		t.Fatalf("got %v", ps)
+}
+
+func TestOnlyResolvesAndChecksWhatIsAsked(t *testing.T) {
+	text := "name = \"cross\"\n[door]\nport = 0\nkey = \"env:GW_CONFIG_TEST_UNSET\"\n[[item]]\n"
+	if _, err := parseTest(t, text, Options{}); err == nil {
+		t.Fatal("the whole file must be refused")
+	}
+	r, err := parseTest(t, text, Options{Only: []string{"name"}})
+	if err != nil {
+		t.Fatalf("with Only, other blocks are neither resolved nor checked: %v", err)
+	}
+	if r.Door.Key.Ref == "" || !r.Door.Key.Value.IsEmpty() {
+		t.Fatal("the reference is kept, unresolved")
+	}
+	if _, err := parseTest(t, text+"bogus = 1\n", Options{Only: []string{"name"}}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown keys are still refused with Only: %v", err)
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	err := Prefix("radius", errors.Join(Errorf("client[1].networks", "bad"), Errorf("[2]", "x"), errors.New("plain")))
+	var keys []string
+	for _, e := range flatten(err) {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("not a FieldError: %v", e)
+		}
+		keys = append(keys, fe.Key)
+	}
+	if strings.Join(keys, " ") != "radius.client[1].networks radius[2] radius" {
+		t.Fatalf("keys: %v", keys)
 	}
 }
 
@@ -111,49 +242,11 @@ func TestLocate(t *testing.T) {
 	}
 }
 
-func TestDirectoriesRefuseDuplicates(t *testing.T) {
-	t.Setenv("GW_M365", "s3cret")
-	block := func(name, tenant, domain string) string {
-		return "[[directory]]\ntype = \"entra\"\nname = \"" + name + "\"\ntenant_id = \"" + tenant + "\"\nclient_id = \"c\"\nclient_secret = \"env:GW_M365\"\ndomains = [\"" + domain + "\"]\n"
-	}
-	creds := filepath.Join(t.TempDir(), "sa.json")
-	os.WriteFile(creds, []byte("{}"), 0o600)
-	gblock := func(name, customer, file string) string {
-		return "[[directory]]\ntype = \"google\"\nname = \"" + name + "\"\ncustomer_id = \"" + customer + "\"\ncredentials_file = \"" + file + "\"\nadmin_subject = \"admin@x.test\"\n"
-	}
-	tests := []struct {
-		name, text string
-		line       int
-		want       []string
-	}{
-		{"same tenant", block("a", "T1", "a.test") + block("b", "t1", "b.test"), 11, []string{`directory #2 ("b")`, `directory #1 ("a")`, "tenant"}},
-		{"same domain", block("a", "T1", "x.test") + block("b", "T2", "X.test"), 14, []string{`directory #2 ("b")`, `directory #1 ("a")`, "domain"}},
-		{"same name", block("a", "T1", "x.test") + block("a", "T2", "y.test"), 10, []string{"also used by directory #1"}},
-		{"bad type", "[[directory]]\ntype = \"okta\"\nname = \"o\"\n", 2, []string{`type "okta" is not supported`}},
-		{"same google customer", gblock("g1", "C01", creds) + gblock("g2", "c01", creds), 10, []string{`directory #2 ("g2")`, `directory #1 ("g1")`, "customer"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("d.toml", []byte(tc.text))
-			ps, ok := err.(Problems)
-			if !ok || len(ps) != 1 {
-				t.Fatalf("want one problem, got %v", err)
-			}
-			if ps[0].Line != tc.line {
-				t.Errorf("line %d, want %d: %s", ps[0].Line, tc.line, ps[0])
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(ps[0].Msg, w) {
-					t.Errorf("%q lacks %q", ps[0].Msg, w)
-				}
-			}
-		})
-	}
-	c, err := Parse("ok.toml", []byte(block("a", "T1", "a.test")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := c.Directories[0].PasswordPolicy; p.MinLength != 8 || p.MaxLength != 256 {
-		t.Fatalf("entra default policy: %+v", p)
+func TestCheckListen(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:389": true, "[::1]:1812": true, ":8480": true, "localhost:1": true,
+		"8480": false, "example.com:389": false, "127.0.0.1:http2x": false} {
+		if err := CheckListen(addr); (err == nil) != ok {
+			t.Errorf("%s: %v", addr, err)
+		}
 	}
 }

@@ -354,19 +354,56 @@ func (d *Delegator) probeDue(kicked bool) {
 	wg.Wait()
 }
 
-// HealthChecks returns one check per DC, named "ad:<name>:<url>": nil
-// while the DC is in use, an error saying since when and why while it is
-// marked down. They report the prober's and the logins' view and do no
-// network I/O of their own.
+// HealthChecks returns one check per domain, named "ad:<name>", for
+// /healthz: nil while every DC of the domain is in use; while only some
+// are (the others marked down, or refusing the service account), an error
+// naming them whose Degraded method returns true, since logins fail over
+// to the rest; when none is, a plain error. They read the state that the
+// logins and the prober keep and do no network I/O, so a load balancer
+// polling /healthz costs AD nothing.
 func (d *Delegator) HealthChecks() map[string]func(context.Context) error {
-	out := map[string]func(context.Context) error{}
+	out := make(map[string]func(context.Context) error, len(d.domains))
 	for _, dom := range d.domains {
-		for _, x := range dom.dcs {
-			out["ad:"+dom.cfg.Name+":"+x.url] = func(context.Context) error { return x.state() }
-		}
+		out["ad:"+dom.cfg.Name] = func(context.Context) error { return dom.health() }
 	}
 	return out
 }
+
+// health sums up the domain's DCs for its check.
+func (dom *domain) health() error {
+	var bad []string
+	down := 0
+	for _, x := range dom.dcs {
+		if err := x.state(); err != nil {
+			bad = append(bad, x.url+" "+err.Error())
+			if x.down.Load() {
+				down++
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(bad) < len(dom.dcs) {
+		return &degradedError{fmt.Sprintf("%d of %d domain controllers cannot be used, logins fail over to the others: %s",
+			len(bad), len(dom.dcs), strings.Join(bad, "; "))}
+	}
+	msg := "no domain controller can validate logins: " + strings.Join(bad, "; ")
+	if down == len(dom.dcs) && dom.cfg.OfflineLogin > 0 {
+		msg += fmt.Sprintf(" (users AD accepted within offline_login = %s can still log in from their stored hash)", dom.cfg.OfflineLogin)
+	}
+	return errors.New(msg)
+}
+
+// degradedError is a domain that still validates logins, with fewer DCs
+// than configured.
+type degradedError struct{ msg string }
+
+func (e *degradedError) Error() string { return e.msg }
+
+// Degraded tells /healthz (see admin.HealthCheck) that the domain still
+// serves: a load balancer should keep sending logins.
+func (e *degradedError) Degraded() bool { return true }
 
 // Validate implements authn.Delegator.
 func (d *Delegator) Validate(ctx context.Context, u *store.User, pw secret.String) authn.DelegationResult {

@@ -163,6 +163,10 @@ type dc struct {
 	mu        sync.Mutex
 	downSince time.Time
 	lastErr   string
+	// refusedSince/refusedErr: the last service bind on this DC was
+	// refused (empty refusedErr: it was not, or there is no bind_dn).
+	refusedSince time.Time
+	refusedErr   string
 }
 
 // timeoutFor is the operation timeout bounded by ctx's deadline.
@@ -224,7 +228,20 @@ func (d *dc) serviceBind(c *conn) error {
 	cfg := d.dom.cfg
 	err := c.bind(cfg.BindDN, string(cfg.BindPassword.Bytes()), cfg.Timeout)
 	if err != nil && classify(err) == classCredentials {
+		// The DC is not marked down for this (see probe), so /healthz
+		// learns of it here: every login that needs a search fails.
+		d.mu.Lock()
+		if d.refusedErr == "" {
+			d.refusedSince = time.Now()
+		}
+		d.refusedErr = err.Error()
+		d.mu.Unlock()
 		return &serviceError{err}
+	}
+	if err == nil {
+		d.mu.Lock()
+		d.refusedErr = ""
+		d.mu.Unlock()
 	}
 	return err
 }
@@ -300,14 +317,17 @@ func (d *dc) markUp() {
 	}
 }
 
-// state describes the DC for /healthz.
+// state describes the DC for /healthz: nil while logins can use it.
 func (d *dc) state() error {
-	if !d.down.Load() {
-		return nil
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fmt.Errorf("down since %s: %s", d.downSince.UTC().Format(time.RFC3339), d.lastErr)
+	switch {
+	case d.down.Load():
+		return fmt.Errorf("down since %s: %s", d.downSince.UTC().Format(time.RFC3339), d.lastErr)
+	case d.refusedErr != "":
+		return fmt.Errorf("refusing the service account (check bind_dn and bind_password) since %s: %s", d.refusedSince.UTC().Format(time.RFC3339), d.refusedErr)
+	}
+	return nil
 }
 
 // errText names the error for events and logs.

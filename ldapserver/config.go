@@ -1,70 +1,77 @@
 package ldapserver
 
 import (
+	"crypto/tls"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
+
+	ldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/gatewayd/gatewayd/config"
 )
 
-// Config is the [ldap] block of gatewayd.toml, already decoded. Zero values
-// take the defaults listed on each field (see README.md).
+// Config is the [ldap] block of gatewayd.toml. The daemon's loader calls
+// Defaults, decodes the file over it and calls Validate; a Config built in
+// code may leave numeric limits zero, and New gives them the same defaults.
 type Config struct {
 	// Listen is the plain LDAP address (host:port). StartTLS is offered on
 	// it when CertFile/KeyFile are set. Empty: no plain listener.
-	Listen string
+	Listen string `toml:"listen"`
 	// LDAPSListen is the LDAP-over-TLS address. Empty: none. Needs a certificate.
-	LDAPSListen string
+	LDAPSListen string `toml:"ldaps_listen"`
 	// BaseDN is the naming context, e.g. "dc=example,dc=com". Required.
-	BaseDN string
+	BaseDN string `toml:"base_dn"`
 	// CertFile and KeyFile are PEM files; both or neither. Reloaded by
 	// ReloadCertificates (SIGHUP).
-	CertFile, KeyFile string
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 
 	// AllowInsecureBind lets simple binds (and password modify) run over a
 	// connection that is neither LDAPS nor StartTLS.
-	AllowInsecureBind bool
+	AllowInsecureBind bool `toml:"allow_insecure_bind"`
 	// ExemptLoopback lets clients on 127.0.0.0/8 and ::1 bind in the clear
-	// (config/ defaults it to true).
-	ExemptLoopback bool
+	// (default true in the file; false in a zero Config).
+	ExemptLoopback bool `toml:"exempt_loopback"`
 	// BindNames says which bare bind names are accepted besides a DN:
 	// "username", "email", "upn". Empty: all three.
-	BindNames []string
+	BindNames []string `toml:"bind_names"`
 	// UsersSeeAll lets ordinary users search the whole tree; otherwise
 	// they see their own entry, their groups and the containers.
-	UsersSeeAll bool
+	UsersSeeAll bool `toml:"users_see_all"`
 	// UserGIDNumber, when > 0, is every user's gidNumber; 0 uses the user
 	// private group convention (gidNumber = uidNumber).
-	UserGIDNumber int
+	UserGIDNumber int `toml:"user_gid_number"`
 
-	// MaxConnections caps open connections over both listeners (default 1024).
-	MaxConnections int
+	// MaxConnections caps open connections over both listeners.
+	MaxConnections int `toml:"max_connections"`
 	// IdleTimeout closes a connection with nothing in flight that sent
 	// nothing for this long; it also bounds how long one message may take
-	// to arrive (default 5m).
-	IdleTimeout time.Duration
+	// to arrive.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
 	// MaxRequestsPerConn caps operations in flight on one connection; the
-	// next one is answered busy (51) (default 16).
-	MaxRequestsPerConn int
-	// MaxMessageBytes caps one LDAP message (default 256 KiB, at most 16 MiB).
-	MaxMessageBytes int
-	// SizeLimit caps entries per search, and per page of a paged search
-	// (default 1000).
-	SizeLimit int
-	// TimeLimit caps the time one search may run (default 30s).
-	TimeLimit time.Duration
+	// next one is answered busy (51).
+	MaxRequestsPerConn int `toml:"max_requests_per_conn"`
+	// MaxMessageBytes caps one LDAP message (at most 16 MiB).
+	MaxMessageBytes int `toml:"max_message_bytes"`
+	// SizeLimit caps entries per search, and per page of a paged search.
+	SizeLimit int `toml:"size_limit"`
+	// TimeLimit caps the time one search may run.
+	TimeLimit time.Duration `toml:"time_limit"`
 }
 
-// Defaults applied by New to zero fields.
+// Defaults of the limits; Defaults and New both use them.
 const (
-	DefaultMaxConnections     = 1024
+	DefaultMaxConnections     = 4096
 	DefaultIdleTimeout        = 5 * time.Minute
-	DefaultMaxRequestsPerConn = 16
-	DefaultMaxMessageBytes    = 256 << 10
+	DefaultMaxRequestsPerConn = 64
+	DefaultMaxMessageBytes    = 1 << 20
 	DefaultSizeLimit          = 1000
 	DefaultTimeLimit          = 30 * time.Second
 
-	maxMessageBytesCeiling = 16 << 20
+	// MaxMessageBytesCeiling is the largest max_message_bytes accepted: a
+	// message is held whole in memory while it is decoded.
+	MaxMessageBytesCeiling = 16 << 20
 )
 
 // Bind name kinds for Config.BindNames.
@@ -74,6 +81,14 @@ const (
 	BindNameUPN      = "upn"
 )
 
+// Defaults sets the [ldap] defaults. No listener is set: the LDAP door is
+// off unless the file names one (the example file does).
+func (c *Config) Defaults() {
+	*c = Config{ExemptLoopback: true}
+	c.setDefaults()
+}
+
+// setDefaults gives zero limits their defaults.
 func (c *Config) setDefaults() {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
@@ -98,47 +113,75 @@ func (c *Config) setDefaults() {
 	}
 }
 
-func (c *Config) validate() error {
+// Enabled reports whether the block names a listener.
+func (c *Config) Enabled() bool { return c.Listen != "" || c.LDAPSListen != "" }
+
+// Validate checks the block; a block with no listener (the door off) is
+// not checked further. It reads the certificate, so a key that does not
+// match its certificate is found before the daemon starts.
+func (c *Config) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
 	var errs []error
-	if c.Listen == "" && c.LDAPSListen == "" {
-		errs = append(errs, errors.New("ldap: neither listen nor ldaps_listen is set"))
+	bad := func(key, format string, args ...any) { errs = append(errs, config.Errorf(key, format, args...)) }
+	if c.Listen != "" {
+		if err := config.CheckListen(c.Listen); err != nil {
+			bad("listen", "%v", err)
+		}
+	}
+	if c.LDAPSListen != "" {
+		if err := config.CheckListen(c.LDAPSListen); err != nil {
+			bad("ldaps_listen", "%v", err)
+		}
+		if c.CertFile == "" {
+			bad("ldaps_listen", "LDAPS needs cert_file and key_file")
+		}
 	}
 	if strings.TrimSpace(c.BaseDN) == "" {
-		errs = append(errs, errors.New("ldap: base_dn is required"))
+		bad("base_dn", "base_dn is required (for example \"dc=example,dc=com\")")
+	} else if _, err := ldap.ParseDN(c.BaseDN); err != nil {
+		bad("base_dn", "%q is not a DN: %v", c.BaseDN, err)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("ldap: cert_file and key_file go together"))
-	}
-	if c.LDAPSListen != "" && c.CertFile == "" {
-		errs = append(errs, errors.New("ldap: ldaps_listen needs cert_file and key_file"))
+		// At the one the file sets: the other is not in it.
+		key := "cert_file"
+		if c.CertFile == "" {
+			key = "key_file"
+		}
+		bad(key, "cert_file and key_file go together")
+	} else if c.CertFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+			bad("cert_file", "TLS certificate: %v", err)
+		}
 	}
 	for _, n := range c.BindNames {
 		switch n {
 		case BindNameUsername, BindNameEmail, BindNameUPN:
 		default:
-			errs = append(errs, fmt.Errorf("ldap: bind_names: unknown kind %q (want username, email, upn)", n))
+			bad("bind_names", "%q is not one of username, email, upn", n)
 		}
 	}
 	if c.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("ldap: max_connections must be positive, got %d", c.MaxConnections))
+		bad("max_connections", "must be at least 1, got %d", c.MaxConnections)
 	}
-	if c.IdleTimeout < 0 {
-		errs = append(errs, errors.New("ldap: idle_timeout must be positive"))
+	if c.IdleTimeout <= 0 {
+		bad("idle_timeout", "must be positive")
 	}
 	if c.MaxRequestsPerConn < 1 {
-		errs = append(errs, fmt.Errorf("ldap: max_requests_per_conn must be positive, got %d", c.MaxRequestsPerConn))
+		bad("max_requests_per_conn", "must be at least 1, got %d", c.MaxRequestsPerConn)
 	}
-	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > maxMessageBytesCeiling {
-		errs = append(errs, fmt.Errorf("ldap: max_message_bytes must be between 1024 and %d, got %d", maxMessageBytesCeiling, c.MaxMessageBytes))
+	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > MaxMessageBytesCeiling {
+		bad("max_message_bytes", "must be between 1024 and %d (16 MiB), got %d", MaxMessageBytesCeiling, c.MaxMessageBytes)
 	}
 	if c.SizeLimit < 1 {
-		errs = append(errs, fmt.Errorf("ldap: size_limit must be positive, got %d", c.SizeLimit))
+		bad("size_limit", "must be at least 1, got %d", c.SizeLimit)
 	}
-	if c.TimeLimit < 0 {
-		errs = append(errs, errors.New("ldap: time_limit must be positive"))
+	if c.TimeLimit <= 0 {
+		bad("time_limit", "must be positive")
 	}
 	if c.UserGIDNumber < 0 {
-		errs = append(errs, errors.New("ldap: user_gid_number must not be negative"))
+		bad("user_gid_number", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

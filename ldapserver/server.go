@@ -49,6 +49,12 @@ const (
 	handshakeTimeout = 10 * time.Second
 	maxWriteTimeout  = time.Minute
 	shutdownGrace    = 5 * time.Second
+	// acceptFailWindow is how long after a failed accept Health reports
+	// it. Failures that go on retry at least every second (the accept
+	// backoff's cap), so they are reported throughout; the window ends a
+	// report that no successful accept can end while a load balancer,
+	// told the door is down, sends nobody.
+	acceptFailWindow = 3 * time.Second
 )
 
 // Server is the LDAP server. New checks the configuration; Serve runs it.
@@ -77,6 +83,11 @@ type Server struct {
 	ready   chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
+	// For Health, guarded by mu: why a listener stopped before shutdown,
+	// and the last failed accept, while accepting keeps failing.
+	lnErr       error
+	acceptErr   error
+	acceptErrAt time.Time
 
 	// wrapListener, when set (tests), wraps each listener at bind.
 	wrapListener func(net.Listener) net.Listener
@@ -90,8 +101,11 @@ func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg
 		return nil, errors.New("ldap: New needs an Authenticator and a Directory")
 	}
 	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	if !cfg.Enabled() {
+		return nil, errors.New("ldap: neither listen nor ldaps_listen is set")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ldap: %w", err)
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -152,6 +166,26 @@ func (s *Server) Addrs() (plain, ldaps net.Addr) {
 		ldaps = s.ldapsLn.Addr()
 	}
 	return plain, ldaps
+}
+
+// Health reports whether the door takes connections, for /healthz: nil
+// once Serve has bound its listeners and while they accept; an error
+// before that, after shutdown, once a listener stopped, and while
+// accepting fails (EMFILE...). It does no I/O.
+func (s *Server) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return errors.New("ldap: shut down")
+	case s.lnErr != nil:
+		return s.lnErr
+	case s.plainLn == nil && s.ldapsLn == nil:
+		return errors.New("ldap: not listening (yet)")
+	case s.acceptErr != nil && time.Since(s.acceptErrAt) < acceptFailWindow:
+		return fmt.Errorf("ldap: accepting connections fails: %w", s.acceptErr)
+	}
+	return nil
 }
 
 // bind opens the configured listeners.
@@ -276,8 +310,20 @@ func (s *Server) acceptLoop(ln net.Listener, ldaps bool) {
 			default:
 			}
 			if errors.Is(err, net.ErrClosed) {
+				s.mu.Lock()
+				unexpected := !s.closing
+				if unexpected {
+					s.lnErr = fmt.Errorf("ldap: listener %s stopped: %w", ln.Addr(), err)
+				}
+				s.mu.Unlock()
+				if unexpected {
+					s.log.Error("ldap listener stopped; no new connections on it", "addr", ln.Addr().String(), "err", err)
+				}
 				return
 			}
+			s.mu.Lock()
+			s.acceptErr, s.acceptErrAt = err, time.Now()
+			s.mu.Unlock()
 			// EMFILE, ENFILE, ECONNABORTED...: keep serving the
 			// connections we have and retry, rather than exit.
 			if backoff == 0 {
@@ -295,7 +341,12 @@ func (s *Server) acceptLoop(ln net.Listener, ldaps bool) {
 			}
 			continue
 		}
-		backoff = 0
+		if backoff != 0 {
+			s.mu.Lock()
+			s.acceptErr = nil
+			s.mu.Unlock()
+			backoff = 0
+		}
 		if n := s.nconn.Add(1); n > int64(s.cfg.MaxConnections) {
 			s.nconn.Add(-1)
 			s.refuse(nc, ldaps)

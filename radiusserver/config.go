@@ -11,58 +11,131 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
-	"github.com/gatewayd/gatewayd/secret"
+	"github.com/gatewayd/gatewayd/config"
 )
 
-// Config is the [radius] block of the daemon's configuration, already
-// decoded (the config package maps TOML onto it; secrets resolved).
+// Config is the [radius] block of gatewayd.toml. The daemon's loader calls
+// Defaults, decodes the file over it (each [[radius.client]] starting from
+// Client.Defaults) and calls Validate, which runs the checks New runs.
 type Config struct {
 	// Listen holds UDP addresses to bind, "127.0.0.1:1812", "[::1]:1812".
-	// Empty means ":1812" (every address, IPv4 and IPv6).
-	Listen []string
+	// Empty in a Config built in code means ":1812"; in the file, an
+	// empty list turns RADIUS off.
+	Listen []string `toml:"listen"`
 	// Clients are the NASes allowed to talk to us (SPEC 8).
-	Clients []Client
+	Clients []Client `toml:"client"`
 	// ReplyGroups map a gateway group to attributes sent in Access-Accept.
-	ReplyGroups []ReplyGroup
+	ReplyGroups []ReplyGroup `toml:"reply_group"`
 	// Workers bounds the requests handled at once. Zero picks
 	// DefaultWorkers(). Up to 4*Workers more wait in a queue; beyond that
 	// packets are dropped (reason "overload") and the NAS retransmits.
-	Workers int
+	Workers int `toml:"workers"`
 	// ReplyMessage, when set, is sent in every Access-Accept and
 	// Access-Reject. By default no Reply-Message is sent.
-	ReplyMessage string
+	ReplyMessage string `toml:"reply_message"`
 }
 
-// Client is one RADIUS client (NAS): the source networks it sends from and
-// the shared secret it signs with.
+// Defaults sets the [radius] defaults: no listener, no clients.
+func (c *Config) Defaults() { *c = Config{} }
+
+// Enabled reports whether the block names a listener.
+func (c *Config) Enabled() bool { return len(c.Listen) > 0 }
+
+// Validate checks what New checks: listeners, clients (names, networks,
+// secrets), reply groups against the dictionaries, limits. A block with
+// no listener is still checked: its clients are reloaded on SIGHUP.
+func (c *Config) Validate() error {
+	var errs []error
+	for i, l := range c.Listen {
+		if err := config.CheckListen(l); err != nil {
+			// At "listen": the file's lines are known per key, not per
+			// entry of a list ("listen[1]" would land on [radius]).
+			errs = append(errs, config.Errorf("listen", "entry %d: %v", i+1, err))
+		}
+	}
+	if _, err := compileClients(c.Clients); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := compileReplyGroups(c.ReplyGroups); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.ReplyMessage) > 1024 {
+		errs = append(errs, config.Errorf("reply_message", "is %d bytes; at most 1024", len(c.ReplyMessage)))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, config.Errorf("workers", "must not be negative (0 picks a default), got %d", c.Workers))
+	}
+	return errors.Join(errs...)
+}
+
+// Client is one RADIUS client (NAS), a [[radius.client]] block: the source
+// networks it sends from and the shared secret it signs with.
 type Client struct {
-	Name string
+	Name string `toml:"name"`
 	// Networks the client's packets come from. The most specific network
 	// containing a packet's source address picks the client.
-	Networks []netip.Prefix
-	Secret   secret.String
+	Networks Networks `toml:"networks"`
+	// Secret is the shared secret, a reference in the file.
+	Secret config.Secret `toml:"secret"`
 	// RequireMessageAuthenticator drops Access-Requests that carry no
-	// Message-Authenticator (BlastRADIUS, CVE-2024-3596). The daemon's
-	// configuration defaults it to true; a zero Client has it false.
-	RequireMessageAuthenticator bool
+	// Message-Authenticator (BlastRADIUS, CVE-2024-3596). Defaults sets it
+	// true; a zero Client has it false.
+	RequireMessageAuthenticator bool `toml:"require_message_authenticator"`
 }
 
-// ReplyGroup attaches reply attributes to the members of a group.
+// Networks are a client's source networks, written as CIDR strings.
+type Networks []netip.Prefix
+
+// UnmarshalTOML reads a list of CIDRs, naming the one that does not parse.
+func (n *Networks) UnmarshalTOML(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("networks must be a list of CIDRs, like [\"192.0.2.0/24\", \"2001:db8::/32\"]")
+	}
+	out := make(Networks, 0, len(list))
+	for _, e := range list {
+		s, _ := e.(string)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR (write 192.0.2.0/24 or 2001:db8::/32)", e)
+		}
+		out = append(out, p)
+	}
+	*n = out
+	return nil
+}
+
+// Defaults sets a [[radius.client]] block's defaults.
+func (c *Client) Defaults() { *c = Client{RequireMessageAuthenticator: true} }
+
+// ReplyGroup attaches reply attributes to the members of a group, a
+// [[radius.reply_group]] block.
 type ReplyGroup struct {
 	// Group is the gateway group's name (case-insensitive).
-	Group string
+	Group string `toml:"group"`
 	// Priority orders groups when a user is in several: the lower number
 	// wins; equal priorities are ordered by group name. See README.
-	Priority int
-	// Attributes in the order they are sent. Name may carry an RFC 2868
-	// tag: "Tunnel-Private-Group-Id:1".
-	Attributes []ReplyAttribute
+	Priority int `toml:"priority"`
+	// Attributes in the order they are sent, written FreeRADIUS style
+	// ("Name = Value"). Name may carry an RFC 2868 tag:
+	// "Tunnel-Private-Group-Id:1".
+	Attributes []ReplyAttribute `toml:"attributes"`
 }
 
 // ReplyAttribute is one attribute as written in the configuration.
 type ReplyAttribute struct {
 	Name  string
 	Value string
+}
+
+// UnmarshalText reads the "Name = Value" form (see ParseReplyAttribute).
+func (a *ReplyAttribute) UnmarshalText(b []byte) error {
+	v, err := ParseReplyAttribute(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
 }
 
 // DefaultWorkers is the worker count used when Config.Workers is zero:
@@ -125,36 +198,38 @@ func compileClients(clients []Client) (*clientTable, error) {
 	v4, v6 := map[int]bool{}, map[int]bool{}
 	for i, c := range clients {
 		name := strings.TrimSpace(c.Name)
+		at := func(key string) string { return fmt.Sprintf("client[%d].%s", i, key) }
 		if name == "" {
-			errs = append(errs, fmt.Errorf("radius client #%d: name is empty", i+1))
+			errs = append(errs, config.Errorf(at("name"), "radius client #%d: name is empty", i+1))
 			name = fmt.Sprintf("#%d", i+1)
 		} else if names[strings.ToLower(name)] {
-			errs = append(errs, fmt.Errorf("radius client %q: the name is used twice", name))
+			errs = append(errs, config.Errorf(at("name"), "radius client %q: the name is used twice", name))
 		}
 		names[strings.ToLower(name)] = true
-		if c.Secret.IsEmpty() {
-			errs = append(errs, fmt.Errorf("radius client %q: secret is empty", name))
+		// A reference that did not resolve was reported by the loader.
+		if c.Secret.Value.IsEmpty() && !c.Secret.IsSet() {
+			errs = append(errs, config.Errorf(at("secret"), "radius client %q: secret is empty (%s)", name, config.ErrSecretRequired))
 		}
 		if len(c.Networks) == 0 {
-			errs = append(errs, fmt.Errorf("radius client %q: no networks", name))
+			errs = append(errs, config.Errorf(at("networks"), "radius client %q: no networks (list the CIDRs its packets come from)", name))
 		}
-		cl := &client{name: name, secret: c.Secret.Clone().Bytes(), requireMA: c.RequireMessageAuthenticator}
+		cl := &client{name: name, secret: c.Secret.Value.Clone().Bytes(), requireMA: c.RequireMessageAuthenticator}
 		t.clients = append(t.clients, cl)
 		for _, p := range c.Networks {
 			if !p.IsValid() {
-				errs = append(errs, fmt.Errorf("radius client %q: invalid network", name))
+				errs = append(errs, config.Errorf(at("networks"), "radius client %q: invalid network", name))
 				continue
 			}
 			if p.Addr().Is4In6() {
-				errs = append(errs, fmt.Errorf("radius client %q: network %s: write IPv4 networks in IPv4 form", name, p))
+				errs = append(errs, config.Errorf(at("networks"), "radius client %q: network %s: write IPv4 networks in IPv4 form", name, p))
 				continue
 			}
 			p = p.Masked()
 			if prev, dup := owner[p]; dup {
 				if prev == name {
-					errs = append(errs, fmt.Errorf("radius client %q: network %s is listed twice", name, p))
+					errs = append(errs, config.Errorf(at("networks"), "radius client %q: network %s is listed twice", name, p))
 				} else {
-					errs = append(errs, fmt.Errorf("radius clients %q and %q both claim network %s", prev, name, p))
+					errs = append(errs, config.Errorf(at("networks"), "radius clients %q and %q both claim network %s", prev, name, p))
 				}
 				continue
 			}
@@ -202,18 +277,19 @@ func compileReplyGroups(groups []ReplyGroup) (*replyPlan, error) {
 	plan := &replyPlan{byName: make(map[string]int)}
 	seen := make(map[string]bool)
 	for i, g := range groups {
+		at := func(key string) string { return fmt.Sprintf("reply_group[%d].%s", i, key) }
 		name := strings.TrimSpace(g.Group)
 		if name == "" {
-			errs = append(errs, fmt.Errorf("radius reply group #%d: group is empty", i+1))
+			errs = append(errs, config.Errorf(at("group"), "radius reply group #%d: group is empty", i+1))
 			continue
 		}
 		if seen[strings.ToLower(name)] {
-			errs = append(errs, fmt.Errorf("radius reply group %q is configured twice", name))
+			errs = append(errs, config.Errorf(at("group"), "radius reply group %q is configured twice", name))
 			continue
 		}
 		seen[strings.ToLower(name)] = true
 		if len(g.Attributes) == 0 {
-			errs = append(errs, fmt.Errorf("radius reply group %q: no attributes", name))
+			errs = append(errs, config.Errorf(at("attributes"), "radius reply group %q: no attributes", name))
 		}
 		rg := &replyGroup{name: name, priority: g.Priority}
 		keys := make(map[string]bool)
@@ -221,7 +297,7 @@ func compileReplyGroups(groups []ReplyGroup) (*replyPlan, error) {
 		for _, a := range g.Attributes {
 			ca, err := compileAttribute(a.Name, a.Value)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("radius reply group %q: %w", name, err))
+				errs = append(errs, config.Errorf(at("attributes"), "radius reply group %q: %v", name, err))
 				continue
 			}
 			size += 2 + len(ca.avp.Attribute)
@@ -232,7 +308,7 @@ func compileReplyGroups(groups []ReplyGroup) (*replyPlan, error) {
 			}
 		}
 		if size > 2048 {
-			errs = append(errs, fmt.Errorf("radius reply group %q: attributes take %d bytes; at most 2048", name, size))
+			errs = append(errs, config.Errorf(at("attributes"), "radius reply group %q: attributes take %d bytes; at most 2048", name, size))
 		}
 		plan.ordered = append(plan.ordered, rg)
 	}

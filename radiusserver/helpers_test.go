@@ -21,6 +21,7 @@ import (
 	"layeh.com/radius/rfc2869"
 
 	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/secret"
 	"github.com/gatewayd/gatewayd/store"
 )
@@ -146,7 +147,7 @@ func testClient(name, sec string, requireMA bool, cidrs ...string) Client {
 	for _, c := range cidrs {
 		ps = append(ps, netip.MustParsePrefix(c))
 	}
-	return Client{Name: name, Networks: ps, Secret: secret.FromString(sec), RequireMessageAuthenticator: requireMA}
+	return Client{Name: name, Networks: ps, Secret: config.Secret{Value: secret.FromString(sec)}, RequireMessageAuthenticator: requireMA}
 }
 
 // vlanGroups is the reply configuration most tests use.

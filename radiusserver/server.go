@@ -67,6 +67,11 @@ const (
 	// logEvery: a repeated warning about one source or client is logged
 	// at most this often.
 	logEvery = time.Minute
+	// readFailWindow is how long after a failed read Health reports it:
+	// failures that go on retry every few milliseconds, and the window
+	// ends a report that no successful read can end while a load
+	// balancer, told the door is down, sends nothing.
+	readFailWindow = 3 * time.Second
 )
 
 // Server is the RADIUS authentication server. Create it with New, run it
@@ -93,6 +98,11 @@ type Server struct {
 	mu       sync.Mutex
 	conns    []*net.UDPConn
 	stopping atomic.Bool
+	// For Health, guarded by mu: why a socket stopped before shutdown,
+	// and the last failed read, while reading keeps failing.
+	sockErr   error
+	readErr   error
+	readErrAt time.Time
 }
 
 // New validates cfg (clients, reply groups against the dictionaries) and
@@ -106,35 +116,20 @@ func New(cfg Config, auth Authenticator, groups GroupResolver, logger *slog.Logg
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "radius")
-	var errs []error
-	table, err := compileClients(cfg.Clients)
-	if err != nil {
-		errs = append(errs, err)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("radius: %w", err)
 	}
-	plan, err := compileReplyGroups(cfg.ReplyGroups)
-	if err != nil {
-		errs = append(errs, err)
+	if err := secretsResolved(cfg.Clients); err != nil {
+		return nil, err
 	}
 	if len(cfg.ReplyGroups) > 0 && groups == nil {
-		errs = append(errs, errors.New("radiusserver: reply groups are configured but there is no GroupResolver"))
+		return nil, errors.New("radiusserver: reply groups are configured but there is no GroupResolver")
 	}
-	if len(cfg.ReplyMessage) > 1024 {
-		errs = append(errs, fmt.Errorf("radius reply_message is %d bytes; at most 1024", len(cfg.ReplyMessage)))
-	}
-	if cfg.Workers < 0 {
-		errs = append(errs, fmt.Errorf("radius workers = %d: must not be negative", cfg.Workers))
-	}
+	table, _ := compileClients(cfg.Clients) // Validate compiled both already
+	plan, _ := compileReplyGroups(cfg.ReplyGroups)
 	listen := cfg.Listen
 	if len(listen) == 0 {
 		listen = []string{":1812"}
-	}
-	for _, l := range listen {
-		if _, _, err := net.SplitHostPort(l); err != nil {
-			errs = append(errs, fmt.Errorf("radius listen %q: %v", l, err))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -181,6 +176,9 @@ func (s *Server) warnClients(t *clientTable) {
 // already being handled finish with the client they started with. On
 // error the old clients stay.
 func (s *Server) ReloadClients(clients []Client) error {
+	if err := secretsResolved(clients); err != nil {
+		return err
+	}
 	t, err := compileClients(clients)
 	if err != nil {
 		return err
@@ -188,6 +186,17 @@ func (s *Server) ReloadClients(clients []Client) error {
 	s.clients.Store(t)
 	s.warnClients(t)
 	s.log.Info("radius clients reloaded", "clients", len(t.clients))
+	return nil
+}
+
+// secretsResolved refuses clients whose secret reference was never
+// resolved: Validate lets those pass because the loader reports them.
+func secretsResolved(clients []Client) error {
+	for _, c := range clients {
+		if c.Secret.Value.IsEmpty() {
+			return fmt.Errorf("radius client %q: secret %q is not resolved", c.Name, c.Secret.Ref)
+		}
+	}
 	return nil
 }
 
@@ -203,6 +212,27 @@ func (s *Server) Addrs() []net.Addr {
 		out = append(out, c.LocalAddr())
 	}
 	return out
+}
+
+// Health reports whether the door answers, for /healthz: nil once Serve
+// has bound its sockets and while it reads from them; an error before
+// that, after shutdown, once a socket stopped, and while reading fails.
+// It does no I/O.
+func (s *Server) Health() error {
+	if s.stopping.Load() {
+		return errors.New("radius: shut down")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.sockErr != nil:
+		return s.sockErr
+	case len(s.conns) == 0:
+		return errors.New("radius: not listening (yet)")
+	case s.readErr != nil && time.Since(s.readErrAt) < readFailWindow:
+		return fmt.Errorf("radius: reading requests fails: %w", s.readErr)
+	}
+	return nil
 }
 
 // Serve binds every Listen address and answers requests until ctx is
@@ -297,17 +327,35 @@ func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
 	for i := range bc.in {
 		bc.in[i].Buffers[0] = *s.bufPool.Get().(*[]byte)
 	}
+	failing := false
 	for {
 		n, err := bc.read()
 		if err != nil {
-			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+			if s.stopping.Load() {
 				return
 			}
+			if errors.Is(err, net.ErrClosed) {
+				s.mu.Lock()
+				s.sockErr = fmt.Errorf("radius: socket %s stopped: %w", c.LocalAddr(), err)
+				s.mu.Unlock()
+				s.log.Error("radius socket stopped; no more requests on it", "addr", c.LocalAddr().String(), "err", err)
+				return
+			}
+			s.mu.Lock()
+			s.readErr, s.readErrAt = err, time.Now()
+			s.mu.Unlock()
+			failing = true
 			if s.warn.allow("read:"+c.LocalAddr().String(), time.Now()) {
 				s.log.Warn("radius read error", "addr", c.LocalAddr().String(), "err", err)
 			}
 			time.Sleep(10 * time.Millisecond)
 			continue
+		}
+		if failing {
+			s.mu.Lock()
+			s.readErr = nil
+			s.mu.Unlock()
+			failing = false
 		}
 		received := time.Now()
 		for i := range n {

@@ -110,18 +110,35 @@ func (s *Store) ListDirectories() ([]*Directory, error) {
 // every binding to it and its sync state (SPEC 4.5: remote accounts stay
 // as they are; the gateway forgets them).
 func (s *Store) DeleteDirectory(name string) error {
-	return s.write(func(w *wtxn) error {
+	_, err := s.ForgetDirectory(name)
+	return err
+}
+
+// Forgotten counts what ForgetDirectory dropped.
+type Forgotten struct {
+	Bindings   int `json:"bindings"`
+	SyncStates int `json:"sync_states"`
+}
+
+// ForgetDirectory is DeleteDirectory reporting what it dropped, in one
+// transaction.
+func (s *Store) ForgetDirectory(name string) (Forgotten, error) {
+	var f Forgotten
+	err := s.write(func(w *wtxn) error {
+		f = Forgotten{}
 		d, ok := w.first(TableDirectories, "id", name).(*Directory)
 		if !ok {
 			return notFoundf("directory %q not found", name)
 		}
 		for _, o := range all(w.mem, TableBindings, "directory", name) {
+			f.Bindings++
 			if err := w.del(TableBindings, o); err != nil {
 				return err
 			}
 			w.notify(TableBindings, o.(*Binding).Copy(), nil)
 		}
 		for _, o := range all(w.mem, TableSyncState, "directory", name) {
+			f.SyncStates++
 			if err := w.del(TableSyncState, o); err != nil {
 				return err
 			}
@@ -133,4 +150,5 @@ func (s *Store) DeleteDirectory(name string) error {
 		w.notify(TableDirectories, d.Copy(), nil)
 		return nil
 	})
+	return f, err
 }

@@ -30,6 +30,7 @@
 //
 //	RestoreSnapshot(r io.Reader, dir string) error   // into a data dir without a journal
 //	(*Store).Path() string                           // the journal file
+//	(*Store).Health(ctx) error                       // can it take writes (/healthz)
 //	(*Store).IsMember(groupID, userID string) bool
 //	PutDirectory / DirectoryByName / ListDirectories / DeleteDirectory
 //	PutBinding / BindingByID / ListBindings / BindingsOfSubject / DeleteBinding

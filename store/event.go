@@ -214,11 +214,15 @@ func (s *Store) eventWriter() {
 			f <- err
 		}
 		if err == nil {
+			if failures > 0 {
+				s.health.noteBatch(nil, 0)
+			}
 			clear(pending) // the events' strings are garbage now
 			pending, failures = pending[:0], 0
 			continue
 		}
 		failures++
+		s.health.noteBatch(err, failures)
 		closing := isClosed(s.closing)
 		s.log.Error("audit events could not be written; retrying", "events", len(pending), "attempt", failures, "error", err)
 		if closing && failures > closeRetries || errors.Is(err, ErrClosed) {
@@ -383,10 +387,7 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 	var out []Event
 	for o := it.Next(); o != nil; o = it.Next() {
 		e := o.(*Event)
-		if f.UserID != "" && e.UserID != f.UserID ||
-			f.Type != "" && e.Type != f.Type ||
-			!f.Since.IsZero() && e.Time.Before(f.Since) ||
-			!f.Until.IsZero() && !e.Time.Before(f.Until) {
+		if !f.match(e) {
 			continue
 		}
 		if len(out) == limit {
@@ -395,4 +396,17 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 		out = append(out, *e)
 	}
 	return out, 0, nil
+}
+
+// match reports whether e passes every set field of f but the cursor
+// and the limit.
+func (f *EventFilter) match(e *Event) bool {
+	return (f.UserID == "" || e.UserID == f.UserID) &&
+		(f.GroupID == "" || e.GroupID == f.GroupID) &&
+		(f.Type == "" || e.Type == f.Type) &&
+		(f.Directory == "" || e.Directory == f.Directory) &&
+		(f.Outcome == "" || e.Outcome == f.Outcome) &&
+		(f.Reason == "" || e.Reason == f.Reason) &&
+		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+		(f.Until.IsZero() || e.Time.Before(f.Until))
 }

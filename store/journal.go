@@ -20,7 +20,7 @@ import (
 
 // The journal is a bbolt file: one bucket per table (key = primary id,
 // value = JSON of the object) plus a meta bucket holding the schema
-// version and the uid/gid counters.
+// version, the uid/gid counters and Health's probe stamp.
 
 const (
 	journalFile = "gatewayd.db"

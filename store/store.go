@@ -70,6 +70,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	health journalHealth // see health.go
 }
 
 // Open opens (creating if needed) the store whose journal is
@@ -306,7 +308,9 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 	}
 	tx, err := s.db.Begin(true)
 	if err != nil {
-		return fmt.Errorf("state journal %s: cannot start a write: %w", s.path, err)
+		err = fmt.Errorf("state journal %s: cannot start a write: %w", s.path, err)
+		s.health.noteWrite(err)
+		return err
 	}
 	w := &wtxn{s: s, mem: s.mem.Txn(true), tx: tx}
 	done := false
@@ -320,8 +324,11 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("state journal %s: write failed, nothing was changed: %w", s.path, err)
+		err = fmt.Errorf("state journal %s: write failed, nothing was changed: %w", s.path, err)
+		s.health.noteWrite(err)
+		return err
 	}
+	s.health.noteWrite(nil)
 	w.mem.Commit()
 	done = true
 	for _, f := range w.after {

@@ -128,16 +128,21 @@ type Membership struct {
 // Event is one audit record (SPEC 7). Seq is assigned by the store and
 // orders events; it is the paging cursor.
 type Event struct {
-	Seq       uint64    `json:"seq"`
-	Time      time.Time `json:"time"`
-	Type      string    `json:"type"`
-	UserID    string    `json:"user_id,omitempty"`
-	Username  string    `json:"username,omitempty"`
-	Outcome   string    `json:"outcome,omitempty"` // success | failure
-	Reason    string    `json:"reason,omitempty"`
-	Source    string    `json:"source,omitempty"` // client address or "admin"
-	Directory string    `json:"directory,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Type     EventType `json:"type"`
+	UserID   string    `json:"user_id,omitempty"`
+	Username string    `json:"username,omitempty"`
+	// GroupID and Group (its name when the event was recorded, so it
+	// still reads after the group is renamed or deleted) are set on
+	// events about a group.
+	GroupID   string `json:"group_id,omitempty"`
+	Group     string `json:"group,omitempty"`
+	Outcome   string `json:"outcome,omitempty"` // success | failure
+	Reason    string `json:"reason,omitempty"`
+	Source    string `json:"source,omitempty"` // client address or "admin"
+	Directory string `json:"directory,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 	// Login marks a login outcome; a successful one also stamps the user's
 	// LastLoginAt in the same journal batch.
 	Login bool `json:"login,omitempty"`
@@ -149,14 +154,19 @@ const (
 	OutcomeFailure = "failure"
 )
 
-// EventFilter selects events; zero fields match everything.
+// EventFilter selects events; zero fields match everything, and the
+// string fields match exactly.
 type EventFilter struct {
-	UserID string
-	Type   string
-	Since  time.Time // inclusive
-	Until  time.Time // exclusive
-	After  uint64    // return events with Seq > After (paging cursor)
-	Limit  int       // 0 means 100; capped at 1000
+	UserID    string
+	GroupID   string
+	Type      EventType
+	Directory string
+	Outcome   string // OutcomeSuccess or OutcomeFailure
+	Reason    string
+	Since     time.Time // inclusive
+	Until     time.Time // exclusive
+	After     uint64    // return events with Seq > After (paging cursor)
+	Limit     int       // 0 means 100; capped at 1000
 }
 
 // Change is delivered to subscribers after a write commits. Before is nil

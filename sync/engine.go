@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,45 +46,6 @@ type Directory struct {
 	SuspendOnLockout        bool
 }
 
-// Config tunes retries. The zero value is usable.
-type Config struct {
-	Workers     int           // default 4
-	MaxAttempts int           // default 10; then the job is failed until the next change
-	BackoffBase time.Duration // default 1s
-	BackoffMax  time.Duration // default 5m
-	// RemoteCheckInterval bounds how often a login reads the remote
-	// password-change time (SPEC 3.3's third trigger); 0 checks on every login.
-	RemoteCheckInterval time.Duration
-	// ReplicationGrace: a 404 this soon after provisioning is retried.
-	ReplicationGrace time.Duration // default 2m
-	CallTimeout      time.Duration // default 30s
-	Now              func() time.Time
-}
-
-func (c *Config) defaults() {
-	if c.Workers <= 0 {
-		c.Workers = 4
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 10
-	}
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = time.Second
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 5 * time.Minute
-	}
-	if c.ReplicationGrace <= 0 {
-		c.ReplicationGrace = 2 * time.Minute
-	}
-	if c.CallTimeout <= 0 {
-		c.CallTimeout = 30 * time.Second
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-}
-
 // trigger says why a pair is being reconciled.
 type trigger int
 
@@ -111,13 +73,41 @@ type pending struct {
 // Engine reconciles (directory, user) pairs. Work for one pair is
 // serialized on one worker; all remote calls happen off the login path.
 type Engine struct {
-	cfg   Config
-	st    Store
-	dirs  map[string]*Directory
+	cfg Config
+	st  Store
+	// dirs maps name to directory; Forget swaps in a smaller map, so
+	// readers load it once per use and never lock.
+	dirs  atomic.Pointer[map[string]*Directory]
 	log   *slog.Logger
 	m     *engineMetrics
 	shard []*queue
 	wg    gosync.WaitGroup
+}
+
+// directories is the current name → directory map; do not modify it.
+func (e *Engine) directories() map[string]*Directory { return *e.dirs.Load() }
+
+// Forget stops all work for a directory (SPEC 4.5): nothing more is sent
+// to it, and the store changes that follow (its bindings and sync state
+// being deleted) deprovision nothing. Work already under way for it
+// finishes. It reports whether the directory was configured.
+func (e *Engine) Forget(name string) bool {
+	for {
+		old := e.dirs.Load()
+		if _, ok := (*old)[name]; !ok {
+			return false
+		}
+		next := make(map[string]*Directory, len(*old)-1)
+		for n, d := range *old {
+			if n != name {
+				next[n] = d
+			}
+		}
+		if e.dirs.CompareAndSwap(old, &next) {
+			e.log.Info("sync: directory forgotten; no more calls go to it", "directory", name)
+			return true
+		}
+	}
 }
 
 // New builds an engine; call Run to start it.
@@ -126,10 +116,12 @@ func New(cfg Config, st Store, dirs []*Directory, logger *slog.Logger, reg prome
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e := &Engine{cfg: cfg, st: st, dirs: map[string]*Directory{}, log: logger, m: newEngineMetrics(reg)}
+	e := &Engine{cfg: cfg, st: st, log: logger, m: newEngineMetrics(reg)}
+	byName := make(map[string]*Directory, len(dirs))
 	for _, d := range dirs {
-		e.dirs[d.Name] = d
+		byName[d.Name] = d
 	}
+	e.dirs.Store(&byName)
 	for i := 0; i < cfg.Workers; i++ {
 		e.shard = append(e.shard, newQueue())
 	}
@@ -155,7 +147,7 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 func (e *Engine) scan() {
-	for name := range e.dirs {
+	for name := range e.directories() {
 		states, err := e.st.ListSyncStates(name)
 		if err != nil {
 			e.log.Error("sync: listing sync state", "directory", name, "err", err)
@@ -201,7 +193,7 @@ func (e *Engine) enqueueGroupsOf(dir, userID string) {
 }
 
 func (e *Engine) enqueue(k pairKey, p pending) {
-	if _, ok := e.dirs[k.dir]; !ok {
+	if _, ok := e.directories()[k.dir]; !ok {
 		p.pw.Wipe()
 		return
 	}
@@ -219,7 +211,7 @@ func (e *Engine) HandleChange(c store.Change) {
 			u, _ = c.Before.(*store.User)
 		}
 		if u != nil {
-			for name := range e.dirs {
+			for name := range e.directories() {
 				e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: trigChange})
 			}
 		}
@@ -229,7 +221,7 @@ func (e *Engine) HandleChange(c store.Change) {
 			g, _ = c.Before.(*store.Group)
 		}
 		if g != nil {
-			for name := range e.dirs {
+			for name := range e.directories() {
 				e.enqueue(pairKey{dir: name, id: g.ID, group: true}, pending{trig: trigChange})
 			}
 		}
@@ -239,7 +231,7 @@ func (e *Engine) HandleChange(c store.Change) {
 			m, _ = c.Before.(*store.Membership)
 		}
 		if m != nil {
-			for name := range e.dirs {
+			for name := range e.directories() {
 				e.enqueue(pairKey{dir: name, id: m.UserID}, pending{trig: trigChange})
 				e.enqueue(pairKey{dir: name, id: m.GroupID, group: true}, pending{trig: trigChange})
 			}
@@ -268,7 +260,7 @@ func (e *Engine) PasswordChanged(u *store.User, pw secret.String) { e.password(u
 // drops the plaintext when neither holds).
 func (e *Engine) password(u *store.User, pw secret.String, t trigger) {
 	defer pw.Wipe()
-	for name := range e.dirs {
+	for name := range e.directories() {
 		e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: t, pw: pw.Clone()})
 	}
 }
@@ -317,19 +309,24 @@ func (e *Engine) work(ctx context.Context, q *queue) {
 	}
 }
 
-// jobError wraps a failure with the event to record for it.
+// jobError wraps a failure with the type of the step that failed; the
+// failure is recorded as event.Failed().
 type jobError struct {
-	event string
+	event store.EventType
 	err   error
 }
 
 func (j *jobError) Error() string { return j.err.Error() }
 func (j *jobError) Unwrap() error { return j.err }
 
-func fail(event string, err error) error { return &jobError{event: event, err: err} }
+func fail(event store.EventType, err error) error { return &jobError{event: event, err: err} }
 
 func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
-	d := e.dirs[k.dir]
+	d := e.directories()[k.dir]
+	if d == nil { // forgotten since the work was queued
+		p.pw.Wipe()
+		return
+	}
 	start := e.cfg.Now()
 	u, err := e.st.UserByID(k.id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -370,7 +367,7 @@ func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	if rerr == nil {
 		st.Attempts = 0
 	} else {
-		e.handleFailure(d, u, st, p, rerr)
+		e.handleFailure(d, u, nil, st, p, rerr)
 	}
 	e.save(st, orig)
 	if st.RemoteID != orig.RemoteID || st.Enabled != orig.Enabled {
@@ -391,24 +388,37 @@ func (e *Engine) save(st *store.SyncState, orig store.SyncState) {
 	}
 }
 
-func (e *Engine) handleFailure(d *Directory, u *store.User, st *store.SyncState, p pending, err error) {
+// handleFailure records a failed job on a user (u, nil once deleted) or,
+// when g is not nil, on a group, and schedules its retry.
+func (e *Engine) handleFailure(d *Directory, u *store.User, g *store.Group, st *store.SyncState, p pending, err error) {
 	st.LastError = err.Error()
+	event := store.EventUserUpdateProvision
+	if g != nil {
+		event = store.EventGroupUpdateProvision
+	}
 	var je *jobError
-	event := "user_update_provision_failed"
 	if errors.As(err, &je) {
-		event = je.event + "_failed"
+		event = je.event
+	}
+	event = event.Failed()
+	report := func(detail string) {
+		if g != nil {
+			e.emitGroup(d, g, event, store.OutcomeFailure, detail)
+		} else {
+			e.emit(d, u, st, event, store.OutcomeFailure, detail)
+		}
 	}
 	k := pairKey{dir: d.Name, id: st.SubjectID, group: st.Kind == store.BindGroup}
 	if IsPermanent(err) {
 		st.Failed = true
-		e.emit(d, u, st, event, store.OutcomeFailure, err.Error())
+		report(err.Error())
 		e.m.jobs.WithLabelValues(d.Name, "failed").Inc()
 		return
 	}
 	st.Attempts++
 	if st.Attempts >= e.cfg.MaxAttempts {
 		st.Failed = true
-		e.emit(d, u, st, event, store.OutcomeFailure, fmt.Sprintf("gave up after %d attempts: %v", st.Attempts, err))
+		report(fmt.Sprintf("gave up after %d attempts: %v", st.Attempts, err))
 		e.m.jobs.WithLabelValues(d.Name, "failed").Inc()
 		return
 	}
@@ -482,9 +492,9 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		// Deprovision (SPEC 4.3): disable, never delete.
 		if st.Provisioned && st.Enabled {
 			if err := e.setEnabled(ctx, d, st, false); err != nil {
-				return fail("user_deprovision", err)
+				return fail(store.EventUserDeprovision, err)
 			}
-			e.emit(d, u, st, "user_deprovision", store.OutcomeSuccess, "sign-in blocked")
+			e.emit(d, u, st, store.EventUserDeprovision, store.OutcomeSuccess, "sign-in blocked")
 		}
 		return nil
 	}
@@ -519,24 +529,24 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 			err := d.Connector.UpdateUser(ctx2, st.RemoteID, acct)
 			cancel()
 			if err != nil {
-				return fail("user_update_provision", e.notFoundGrace(st, err))
+				return fail(store.EventUserUpdateProvision, e.notFoundGrace(st, err))
 			}
 			st.AppliedHash = hash
-			e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "attributes updated")
+			e.emit(d, u, st, store.EventUserUpdateProvision, store.OutcomeSuccess, "attributes updated")
 		}
 		if want != st.Enabled {
 			if err := e.setEnabled(ctx, d, st, want); err != nil {
 				if want {
-					return fail("user_update_provision", err)
+					return fail(store.EventUserUpdateProvision, err)
 				}
-				return fail("user_deprovision", err)
+				return fail(store.EventUserDeprovision, err)
 			}
 			if want {
 				// Re-enabled: a takeover trigger (SPEC 3.3).
 				st.PushPending = true
-				e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "sign-in re-enabled")
+				e.emit(d, u, st, store.EventUserUpdateProvision, store.OutcomeSuccess, "sign-in re-enabled")
 			} else {
-				e.emit(d, u, st, "user_deprovision", store.OutcomeSuccess, "sign-in blocked")
+				e.emit(d, u, st, store.EventUserDeprovision, store.OutcomeSuccess, "sign-in blocked")
 			}
 		}
 	}
@@ -550,7 +560,7 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		return nil
 	}
 	if policyErr != nil {
-		e.emit(d, u, st, "user_password_update_provision_failed", store.OutcomeFailure, "not sent: "+policyErr.Error())
+		e.emit(d, u, st, store.EventUserPasswordUpdateProvisionFailed, store.OutcomeFailure, "not sent: "+policyErr.Error())
 		st.LastError = "password not sent: " + policyErr.Error()
 		return nil
 	}
@@ -559,7 +569,7 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		ru, err := d.Connector.GetUser(ctx2, st.RemoteID)
 		cancel()
 		if err != nil {
-			return fail("user_password_update_provision", e.notFoundGrace(st, err))
+			return fail(store.EventUserPasswordUpdateProvision, e.notFoundGrace(st, err))
 		}
 		st.LastCheckAt = now
 		if !ru.LastPasswordChange.IsZero() && ru.LastPasswordChange.After(st.RemotePasswordChangedAt.Add(time.Second)) {
@@ -575,14 +585,14 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		// finishes the push (SPEC 3.7).
 		st.PushPending = true
 		if _, err := e.st.UpdateSyncState(d.Name, st.SubjectID, func(x *store.SyncState) error { *x = *st; return nil }); err != nil {
-			return fail("user_password_update_provision", err)
+			return fail(store.EventUserPasswordUpdateProvision, err)
 		}
 	}
 	ctx2, cancel := e.call(ctx)
 	changed, err := d.Connector.SetPassword(ctx2, st.RemoteID, pw)
 	cancel()
 	if err != nil {
-		return fail("user_password_update_provision", e.notFoundGrace(st, err))
+		return fail(store.EventUserPasswordUpdateProvision, e.notFoundGrace(st, err))
 	}
 	if changed.IsZero() {
 		changed = e.cfg.Now()
@@ -593,7 +603,7 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	st.RemotePasswordChangedAt = changed
 	st.LastCheckAt = st.LastPushAt
 	e.m.pushes.WithLabelValues(d.Name).Inc()
-	e.emit(d, u, st, "user_password_update_provision", store.OutcomeSuccess, fmt.Sprintf("password version %d", u.PasswordVersion))
+	e.emit(d, u, st, store.EventUserPasswordUpdateProvision, store.OutcomeSuccess, fmt.Sprintf("password version %d", u.PasswordVersion))
 	return nil
 }
 
@@ -615,16 +625,16 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 			cancel()
 		}
 		if err != nil {
-			return fail("user_update_provision", err)
+			return fail(store.EventUserUpdateProvision, err)
 		}
 		st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, e.cfg.Now()
 		st.RemotePasswordChangedAt = ru.LastPasswordChange
 		st.PushPending = true // just taken over: our password must win
-		e.emit(d, u, st, "user_update_provision", store.OutcomeSuccess, "existing account taken over: "+acct.UPN)
+		e.emit(d, u, st, store.EventUserUpdateProvision, store.OutcomeSuccess, "existing account taken over: "+acct.UPN)
 		return nil
 	case errors.Is(err, ErrNotFound):
 	default:
-		return fail("user_create_provision", err)
+		return fail(store.EventUserCreateProvision, err)
 	}
 	ctx2, cancel = e.call(ctx)
 	ru, err = d.Connector.CreateUser(ctx2, acct, pw)
@@ -634,9 +644,9 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 		if errors.As(err, &re) && strings.Contains(strings.ToLower(re.Message), "already exists") {
 			// Created by an attempt that died before recording it, and
 			// not yet visible to the lookup (replication): look again later.
-			return fail("user_create_provision", &Error{Status: re.Status, Code: re.Code, Message: "account exists but is not visible yet; looking it up again (" + re.Message + ")"})
+			return fail(store.EventUserCreateProvision, &Error{Status: re.Status, Code: re.Code, Message: "account exists but is not visible yet; looking it up again (" + re.Message + ")"})
 		}
-		return fail("user_create_provision", err)
+		return fail(store.EventUserCreateProvision, err)
 	}
 	now := e.cfg.Now()
 	st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, now
@@ -651,7 +661,7 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 		st.PushPending = false
 	}
 	e.m.creates.WithLabelValues(d.Name).Inc()
-	e.emit(d, u, st, "user_create_provision", store.OutcomeSuccess, "created "+acct.UPN)
+	e.emit(d, u, st, store.EventUserCreateProvision, store.OutcomeSuccess, "created "+acct.UPN)
 	return nil
 }
 
@@ -677,11 +687,11 @@ func (e *Engine) notFoundGrace(st *store.SyncState, err error) error {
 	return &Error{Permanent: true, Status: 404, Message: fmt.Sprintf("remote account %s no longer exists; unbind and bind the user again to re-create it", st.RemoteID)}
 }
 
-func (e *Engine) emit(d *Directory, u *store.User, st *store.SyncState, typ, outcome, detail string) {
+func (e *Engine) emit(d *Directory, u *store.User, st *store.SyncState, typ store.EventType, outcome, detail string) {
 	ev := store.Event{Type: typ, Outcome: outcome, Directory: d.Name, UserID: st.SubjectID, Source: "sync", Detail: detail}
 	if u != nil {
 		ev.Username = u.Username
 	}
 	e.st.Emit(ev)
-	e.m.events.WithLabelValues(d.Name, typ).Inc()
+	e.m.events.WithLabelValues(d.Name, string(typ)).Inc()
 }

@@ -127,7 +127,7 @@ func (r *rig) recorded(userID string, version uint64) {
 
 func (r *rig) events(typ string) []store.Event {
 	r.st.Flush(context.Background())
-	evs, _, _ := r.st.ListEvents(store.EventFilter{Type: typ, Limit: 1000})
+	evs, _, _ := r.st.ListEvents(store.EventFilter{Type: store.EventType(typ), Limit: 1000})
 	return evs
 }
 

@@ -18,7 +18,10 @@ import (
 // account there. An unbound or deleted group's remote copy is left as it
 // is; its members' accounts follow their own bindings.
 func (e *Engine) reconcileGroup(ctx context.Context, k pairKey, p pending) {
-	d := e.dirs[k.dir]
+	d := e.directories()[k.dir]
+	if d == nil { // forgotten since the work was queued
+		return
+	}
 	gc, ok := d.Connector.(GroupConnector)
 	if !ok {
 		return
@@ -58,7 +61,7 @@ func (e *Engine) reconcileGroup(ctx context.Context, k pairKey, p pending) {
 		st.Attempts = 0
 		e.enqueue(k, pending{trig: trigChange})
 	case err != nil:
-		e.handleFailure(d, nil, st, p, err)
+		e.handleFailure(d, nil, g, st, p, err)
 	default:
 		st.Attempts = 0
 	}
@@ -90,31 +93,31 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 		found, err := gc.FindGroups(ctx2, g.Name)
 		cancel()
 		if err != nil {
-			return fail("group_create_provision", err)
+			return fail(store.EventGroupCreateProvision, err)
 		}
 		if len(found) == 1 {
 			st.RemoteID, st.Provisioned, st.ProvisionedAt = found[0].ID, true, e.cfg.Now()
-			e.emitGroup(d, g, "group_update_provision", store.OutcomeSuccess, "existing group taken over")
+			e.emitGroup(d, g, store.EventGroupUpdateProvision, store.OutcomeSuccess, "existing group taken over")
 		} else {
 			ctx2, cancel := e.call(ctx)
 			rg, err := gc.CreateGroup(ctx2, GroupSpec{Name: g.Name, Description: g.Description, MailNickname: mailNickname(g.Name)})
 			cancel()
 			if err != nil {
-				return fail("group_create_provision", err)
+				return fail(store.EventGroupCreateProvision, err)
 			}
 			st.RemoteID, st.Provisioned, st.ProvisionedAt = rg.ID, true, e.cfg.Now()
 			detail := "created"
 			if len(found) > 1 {
 				detail = fmt.Sprintf("created: %d groups named %q already exist, none was taken over", len(found), g.Name)
 			}
-			e.emitGroup(d, g, "group_create_provision", store.OutcomeSuccess, detail)
+			e.emitGroup(d, g, store.EventGroupCreateProvision, store.OutcomeSuccess, detail)
 		}
 		st.AppliedHash = ""
 	}
 
 	want, err := e.wantedMembers(d.Name, g.ID)
 	if err != nil {
-		return fail("group_update_provision", err)
+		return fail(store.EventGroupUpdateProvision, err)
 	}
 	hash := memberHash(want)
 	if hash == st.AppliedHash {
@@ -124,7 +127,7 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 	have, err := gc.ListMembers(ctx2, st.RemoteID)
 	cancel()
 	if err != nil {
-		return fail("group_update_provision", e.notFoundGrace(st, err))
+		return fail(store.EventGroupUpdateProvision, e.notFoundGrace(st, err))
 	}
 	var added, removed int
 	for _, id := range want {
@@ -136,7 +139,7 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 			err := gc.AddMember(ctx2, st.RemoteID, id)
 			cancel()
 			if err != nil {
-				return fail("group_update_provision", e.notFoundGrace(st, err))
+				return fail(store.EventGroupUpdateProvision, e.notFoundGrace(st, err))
 			}
 			added++
 		}
@@ -150,13 +153,13 @@ func (e *Engine) applyGroup(ctx context.Context, d *Directory, gc GroupConnector
 			err := gc.RemoveMember(ctx2, st.RemoteID, id)
 			cancel()
 			if err != nil {
-				return fail("group_update_provision", e.notFoundGrace(st, err))
+				return fail(store.EventGroupUpdateProvision, e.notFoundGrace(st, err))
 			}
 			removed++
 		}
 	}
 	if added+removed > 0 {
-		e.emitGroup(d, g, "group_update_provision", store.OutcomeSuccess, fmt.Sprintf("members: %d added, %d removed", added, removed))
+		e.emitGroup(d, g, store.EventGroupUpdateProvision, store.OutcomeSuccess, fmt.Sprintf("members: %d added, %d removed", added, removed))
 	}
 	if added+removed == membershipStep {
 		return errMoreMembers
@@ -212,7 +215,7 @@ func mailNickname(name string) string {
 	return b.String()
 }
 
-func (e *Engine) emitGroup(d *Directory, g *store.Group, typ, outcome, detail string) {
-	e.st.Emit(store.Event{Type: typ, Outcome: outcome, Directory: d.Name, Source: "sync", Detail: "group " + g.Name + ": " + detail})
-	e.m.events.WithLabelValues(d.Name, typ).Inc()
+func (e *Engine) emitGroup(d *Directory, g *store.Group, typ store.EventType, outcome, detail string) {
+	e.st.Emit(store.Event{Type: typ, Outcome: outcome, Directory: d.Name, GroupID: g.ID, Group: g.Name, Source: "sync", Detail: detail})
+	e.m.events.WithLabelValues(d.Name, string(typ)).Inc()
 }

@@ -33,8 +33,8 @@ func PrincipalName(email string, domains []string, defaultDomain string) (string
 
 // PasswordPolicy is a directory's length rule (SPEC 3.6).
 type PasswordPolicy struct {
-	MinLength int
-	MaxLength int
+	MinLength int `toml:"min_length"`
+	MaxLength int `toml:"max_length"`
 }
 
 // Check says why the directory would reject pw, or nil.

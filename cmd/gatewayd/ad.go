@@ -10,22 +10,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/delegation"
 )
 
 // adDomains turns the [[ad]] blocks into the delegator's domains.
-func adDomains(c *config.Config) []delegation.Domain {
+func adDomains(c *fileConfig) []delegation.Domain {
 	out := make([]delegation.Domain, 0, len(c.AD))
-	for _, a := range c.AD {
-		out = append(out, delegation.Domain{
-			Name: a.Name, Realm: a.Domain, URLs: a.URLs, StartTLS: a.StartTLS, RootCAs: a.RootCAs,
-			ServerName: a.TLSServerName, AllowInsecure: a.AllowInsecure, BaseDN: a.BaseDN,
-			BindDN: a.BindDN, BindPassword: a.BindPassword.Value, UsernameAttribute: a.UsernameAttribute,
-			ConnectTimeout: a.ConnectTimeout.Duration, Timeout: a.Timeout.Duration, PoolSize: a.PoolSize,
-			ProbeInterval: a.ProbeInterval.Duration, StoreHash: a.StoresHash(), OfflineLogin: a.OfflineLogin.Duration,
-		})
+	for i := range c.AD {
+		out = append(out, c.AD[i].Runtime())
 	}
 	return out
 }
@@ -35,7 +28,7 @@ func adDomains(c *config.Config) []delegation.Domain {
 // (file:line) that stops the start; an unreachable DC is only reported:
 // it is marked down and re-probed in the background. It returns nil, nil
 // when no [[ad]] block is configured.
-func startDelegator(c *config.Config, logger *slog.Logger, reg prometheus.Registerer, warn func(msg string)) (*delegation.Delegator, error) {
+func startDelegator(c *fileConfig, logger *slog.Logger, reg prometheus.Registerer, warn func(msg string)) (*delegation.Delegator, error) {
 	if len(c.AD) == 0 {
 		return nil, nil
 	}
@@ -64,7 +57,7 @@ func startDelegator(c *config.Config, logger *slog.Logger, reg prometheus.Regist
 }
 
 // adPath is the config key path of key in the [[ad]] block named name.
-func adPath(c *config.Config, name, key string) string {
+func adPath(c *fileConfig, name, key string) string {
 	for i, a := range c.AD {
 		if a.Name == name {
 			return fmt.Sprintf("ad[%d].%s", i, key)
@@ -83,20 +76,9 @@ func (d *daemon) newDelegator() (*delegation.Delegator, error) {
 	})
 }
 
-// adHealthChecks adds one /healthz check per domain controller to checks.
-func (d *daemon) adHealthChecks(checks map[string]admin.HealthCheck) map[string]admin.HealthCheck {
-	if d.ad == nil {
-		return checks
-	}
-	for name, fn := range d.ad.HealthChecks() {
-		checks[name] = fn
-	}
-	return checks
-}
-
 // checkAD is check-config's part for [[ad]]: certificates that do not
 // verify fail the check; unreachable DCs are printed as warnings.
-func checkAD(c *config.Config, stderr io.Writer) error {
+func checkAD(c *fileConfig, stderr io.Writer) error {
 	dg, err := startDelegator(c, nil, nil, func(msg string) { fmt.Fprintln(stderr, "warning:", msg) })
 	if err != nil {
 		return err
@@ -109,12 +91,12 @@ func checkAD(c *config.Config, stderr io.Writer) error {
 
 // adSummary renders the [[ad]] blocks for SIGHUP's "needs a restart"
 // comparison (secrets and parsed CA pools left out).
-func adSummary(c *config.Config) string {
+func adSummary(c *fileConfig) string {
 	var b strings.Builder
 	for _, a := range c.AD {
 		fmt.Fprintf(&b, "%s %s %v tls=%v ca=%s sn=%s insecure=%v base=%s bind=%s/%s attr=%s ct=%v t=%v pool=%d probe=%v hash=%v offline=%v; ",
-			a.Name, a.Domain, a.URLs, a.StartTLS, a.CAFile, a.TLSServerName, a.AllowInsecure, a.BaseDN, a.BindDN, a.BindPassword.Ref,
-			a.UsernameAttribute, a.ConnectTimeout, a.Timeout, a.PoolSize, a.ProbeInterval, a.StoresHash(), a.OfflineLogin)
+			a.Name, a.Domain, a.URLs, a.StartTLS, a.CAFile, a.TLSServerName, a.AllowInsecure, a.BaseDN, a.BindDN, a.BindPassword,
+			a.UsernameAttribute, a.ConnectTimeout, a.Timeout, a.PoolSize, a.ProbeInterval, a.StoreHash, a.OfflineLogin)
 	}
 	return b.String()
 }

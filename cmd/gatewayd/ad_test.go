@@ -43,6 +43,7 @@ import (
 	ldap "github.com/go-ldap/ldap/v3"
 	"golang.org/x/sys/unix"
 
+	gwadmin "github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/internal/fakegraph"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 )
@@ -410,18 +411,24 @@ func timedRadclient(t *testing.T, addr, user, pw string) (bool, time.Duration) {
 	return ok, time.Since(start)
 }
 
-func healthz(t *testing.T, p *proc) (int, map[string]string) {
+func healthz(t *testing.T, p *proc) (int, gwadmin.HealthReport) {
 	t.Helper()
 	resp, err := http.Get(p.admin + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Checks map[string]string `json:"checks"`
+	var body gwadmin.HealthReport
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/healthz body: %v", err)
 	}
-	json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode, body.Checks
+	return resp.StatusCode, body
+}
+
+// healthOK says whether /healthz reports every check ok.
+func healthOK(t *testing.T, p *proc) bool {
+	c, h := healthz(t, p)
+	return c == http.StatusOK && h.Status == gwadmin.HealthOK
 }
 
 func lastEvent(t *testing.T, p *proc, user, typ string, n int) event {
@@ -569,13 +576,14 @@ func testADDoors(t *testing.T, s *sambaDC, admin *ldap.Conn, sfx string, dialLDA
 		t.Fatalf("want the StartTLS DC in the event: %+v", ev)
 	}
 
-	code, checks := healthz(t, p)
-	if code != http.StatusServiceUnavailable || !strings.Contains(checks["ad:corp:ldaps://"+px.addr], "down since") ||
-		checks["ad:corp:ldap://"+pxPlain.addr] != "ok" {
-		t.Fatalf("healthz with one DC down: %d %v", code, checks)
+	// One DC of two down: still serving, so 200, but degraded.
+	code, h := healthz(t, p)
+	if ad := h.Checks["ad:corp"]; code != http.StatusOK || h.Status != gwadmin.HealthDegraded || ad.Status != gwadmin.HealthDegraded ||
+		!strings.Contains(ad.Message, "ldaps://"+px.addr+" down since") || strings.Contains(ad.Message, pxPlain.addr) {
+		t.Fatalf("healthz with one DC down: %d %+v", code, h)
 	}
 	px.up()
-	testutil.Eventually(t, 5*time.Second, func() bool { c, _ := healthz(t, p); return c == http.StatusOK }, "the DC back in /healthz")
+	testutil.Eventually(t, 5*time.Second, func() bool { return healthOK(t, p) }, "the DC back in /healthz")
 
 	resp, err := http.Get(p.admin + "/metrics")
 	if err != nil {
@@ -642,9 +650,9 @@ func testADDeadFirstDC(t *testing.T, s *sambaDC, admin *ldap.Conn, sfx string, d
 					t.Fatalf("LDAP login %d with a %s first DC: %v", i, tc.name, time.Since(start))
 				}
 			}
-			code, checks := healthz(t, p)
-			if code != http.StatusServiceUnavailable || !strings.Contains(checks["ad:corp:"+tc.url], "down since") {
-				t.Fatalf("healthz: %d %v", code, checks)
+			code, h := healthz(t, p)
+			if ad := h.Checks["ad:corp"]; code != http.StatusOK || ad.Status != gwadmin.HealthDegraded || !strings.Contains(ad.Message, tc.url+" down since") {
+				t.Fatalf("healthz: %d %+v", code, h)
 			}
 		})
 	}
@@ -677,7 +685,7 @@ func testADDeadFirstDC(t *testing.T, s *sambaDC, admin *ldap.Conn, sfx string, d
 		}
 		login("first DC marked down")
 		first.up()
-		testutil.Eventually(t, 5*time.Second, func() bool { c, _ := healthz(t, p); return c == http.StatusOK }, "first DC re-probed up")
+		testutil.Eventually(t, 5*time.Second, func() bool { return healthOK(t, p) }, "first DC re-probed up")
 		login("first DC back")
 		if ev := lastEvent(t, p, bob, "radius_auth", n); !strings.Contains(ev.Detail, "via ldaps://"+first.addr) {
 			t.Fatalf("want the first DC again once it is back: %+v", ev)

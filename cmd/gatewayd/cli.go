@@ -8,15 +8,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/gatewayd/gatewayd/store"
 )
 
 // apiClient talks to a running daemon's admin API.
@@ -26,11 +30,7 @@ type apiClient struct {
 	http  *http.Client
 }
 
-func newAPIClient(configPath string) (*apiClient, error) {
-	cfg, err := loadConfig(configPath)
-	if err != nil {
-		return nil, err
-	}
+func newAPIClient(cfg *fileConfig) (*apiClient, error) {
 	host, port, err := net.SplitHostPort(cfg.Admin.Listen)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,8 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	output         string
-	client         *apiClient
+	cfg            *fileConfig
+	client         *apiClient // nil when the token could not be read
 }
 
 func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -154,6 +155,8 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.bind(fs, cmd == "bind")
 	case "directory list":
 		run = c.directoryList
+	case "directory forget":
+		run = c.directoryForget
 	case "user sync":
 		run = c.userSync
 	case "import list":
@@ -171,7 +174,10 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		return &exitError{code: 2, msg: "gatewayd: -o must be table or json"}
 	}
 	c.output = *output
-	if c.client, err = newAPIClient(*configPath); err != nil {
+	if c.cfg, err = loadCLIConfig(*configPath); err != nil {
+		return err
+	}
+	if c.client, err = newAPIClient(c.cfg); err != nil && cmd+" "+sub != "directory forget" {
 		return err
 	}
 	return run(pos)
@@ -556,7 +562,11 @@ func (c *cli) groupMember(sub string) func([]string) error {
 
 func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 	user := fs.String("user", "", "only this user's events (username or id)")
+	group := fs.String("group", "", "only events about this group (name or id)")
 	typ := fs.String("type", "", "only this event type (ldap_bind, radius_auth, password_change, ...)")
+	directory := fs.String("directory", "", "only events about this directory")
+	outcome := fs.String("outcome", "", "only this outcome (success or failure)")
+	reason := fs.String("reason", "", "only this failure reason (bad_password, locked, ...)")
 	since := fs.String("since", "", "from this RFC 3339 time")
 	until := fs.String("until", "", "before this RFC 3339 time")
 	limit := fs.Int("limit", 100, "events per page (1-1000)")
@@ -566,7 +576,8 @@ func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 			return err
 		}
 		q := url.Values{"limit": {fmt.Sprint(*limit)}}
-		for k, v := range map[string]string{"user": *user, "type": *typ, "since": *since, "until": *until, "after": *after} {
+		for k, v := range map[string]string{"user": *user, "group": *group, "type": *typ, "directory": *directory,
+			"outcome": *outcome, "reason": *reason, "since": *since, "until": *until, "after": *after} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -578,14 +589,16 @@ func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 		return c.emit(raw, func() error {
 			var page struct {
 				Events []struct {
-					Seq      uint64    `json:"seq"`
-					Time     time.Time `json:"time"`
-					Type     string    `json:"type"`
-					Username string    `json:"username"`
-					Outcome  string    `json:"outcome"`
-					Reason   string    `json:"reason"`
-					Source   string    `json:"source"`
-					Detail   string    `json:"detail"`
+					Seq       uint64    `json:"seq"`
+					Time      time.Time `json:"time"`
+					Type      string    `json:"type"`
+					Username  string    `json:"username"`
+					Group     string    `json:"group"`
+					Directory string    `json:"directory"`
+					Outcome   string    `json:"outcome"`
+					Reason    string    `json:"reason"`
+					Source    string    `json:"source"`
+					Detail    string    `json:"detail"`
 				} `json:"events"`
 				Next uint64 `json:"next"`
 			}
@@ -593,10 +606,10 @@ func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tUSER\tOUTCOME\tREASON\tSOURCE\tDETAIL")
+			fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tUSER\tGROUP\tDIRECTORY\tOUTCOME\tREASON\tSOURCE\tDETAIL")
 			for _, e := range page.Events {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format(time.DateTime), e.Type,
-					dash(e.Username), dash(e.Outcome), dash(e.Reason), dash(e.Source), dash(e.Detail))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Local().Format(time.DateTime), e.Type,
+					dash(e.Username), dash(e.Group), dash(e.Directory), dash(e.Outcome), dash(e.Reason), dash(e.Source), dash(e.Detail))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -607,6 +620,53 @@ func (c *cli) events(fs *flag.FlagSet) func([]string) error {
 			return nil
 		})
 	}
+}
+
+// directoryForget drops a directory's bindings and sync state (SPEC 4.5).
+// It asks the running daemon; when none answers (it refused to start
+// because of this very directory), it opens the state journal itself.
+func (c *cli) directoryForget(pos []string) error {
+	if err := needArgs(pos, 1, "a directory name"); err != nil {
+		return err
+	}
+	name := pos[0]
+	var f store.Forgotten
+	var err error
+	if c.client != nil {
+		err = c.client.do("DELETE", "/v1/directories/"+url.PathEscape(name), nil, &f)
+	}
+	if c.client == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		f, err = forgetOffline(c.cfg.DataDir, name)
+	}
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return json.NewEncoder(c.stdout).Encode(map[string]any{"directory": name, "bindings": f.Bindings, "sync_states": f.SyncStates})
+	}
+	fmt.Fprintf(c.stdout, "forgot directory %s: %d bindings and %d sync states dropped; its remote accounts are left as they are\n",
+		name, f.Bindings, f.SyncStates)
+	return nil
+}
+
+// forgetOffline forgets a directory in the journal of a stopped daemon.
+func forgetOffline(dataDir, name string) (store.Forgotten, error) {
+	st, err := store.Open(dataDir, store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return store.Forgotten{}, fmt.Errorf("the daemon does not answer, and its state journal cannot be opened: %w", err)
+	}
+	f, err := st.ForgetDirectory(name)
+	if err == nil {
+		st.Emit(store.Event{Type: store.EventDirectoryForget, Outcome: store.OutcomeSuccess, Source: "cli", Directory: name,
+			Detail: fmt.Sprintf("%d bindings, %d sync states", f.Bindings, f.SyncStates)})
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return f, fmt.Errorf("the gateway knows no directory %q", name)
+	}
+	return f, err
 }
 
 func (c *cli) directoryList(pos []string) error {

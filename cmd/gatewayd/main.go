@@ -78,10 +78,12 @@ const usage = `usage:
   gatewayd group list | get G | delete G | add-member G USER | remove-member G USER
   gatewayd user sync USER                   per-directory binding and sync state
   gatewayd directory list
+  gatewayd directory forget DIRECTORY       drop a removed directory's bindings and sync state (remote accounts stay)
   gatewayd bind DIRECTORY -user U | -group G      provision into a directory (SPEC 4.1)
   gatewayd unbind DIRECTORY -user U | -group G    the account is disabled, never deleted
   gatewayd import list DIRECTORY [-page TOKEN]     the directory's enabled users (SPEC 4.7)
   gatewayd import users DIRECTORY UPN...  [-no-bind]   import them (password status pending)
-  gatewayd events [-user U] [-type T] [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
+  gatewayd events [-user U] [-group G] [-type T] [-directory D] [-outcome success|failure] [-reason R]
+                  [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.
 `

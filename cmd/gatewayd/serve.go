@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	gatewayd "github.com/gatewayd/gatewayd"
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/config"
@@ -30,18 +30,9 @@ import (
 	gwsync "github.com/gatewayd/gatewayd/sync"
 )
 
-const embeddedName = "(embedded gatewayd.toml.example)"
-
 // shutdownGrace bounds the drain after SIGTERM: systemd's default stop
 // timeout is 90 s, but an operator expects a restart to be quick.
 const shutdownGrace = 10 * time.Second
-
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Parse(embeddedName, gatewayd.ExampleConfig)
-	}
-	return config.Load(path)
-}
 
 func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -91,24 +82,23 @@ func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
-	if _, _, err := buildDoors(cfg, nil); err != nil {
-		return &exitError{code: 1, msg: err.Error()}
-	}
+	// loadConfig ran every block's validation, as serve does; what serve
+	// checks beyond that is the DCs' certificates and the ports.
 	if err := checkAD(cfg, stderr); err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	if !*noBind {
-		if ps := cfg.CheckPorts(); len(ps) > 0 {
+		if ps := cfg.checkPorts(); len(ps) > 0 {
 			return &exitError{code: 1, msg: ps.Error()}
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", cfg.Path)
+	fmt.Fprintf(stdout, "%s: ok\n", cfg.Path())
 	return nil
 }
 
 // daemon is one running gatewayd: everything wired from one config.
 type daemon struct {
-	cfg      *config.Config
+	cfg      *fileConfig
 	path     string
 	level    *slog.LevelVar
 	log      *slog.Logger
@@ -126,27 +116,12 @@ type daemon struct {
 	importers map[string]admin.ImportSource
 }
 
-// logger and registerer let buildDoors run without a daemon (check-config).
-func (d *daemon) logger() *slog.Logger {
-	if d == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return d.log
-}
-
-func (d *daemon) registerer() prometheus.Registerer {
-	if d == nil {
-		return nil
-	}
-	return d.reg
-}
-
 // door is a front door (LDAP, RADIUS) with its own serve loop.
 type door interface {
 	Serve(ctx context.Context) error
 }
 
-func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+func newLogger(cfg *fileConfig, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -157,22 +132,7 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	return slog.New(h), level
 }
 
-func authnConfig(c *config.Config) authn.Config {
-	a := c.Authn
-	return authn.Config{
-		Hash:                authn.HashParams{Time: a.Argon2.Time, MemoryKiB: a.Argon2.MemoryKiB, Threads: a.Argon2.Threads, SaltLen: 16, KeyLen: 32},
-		MaxConcurrentHashes: a.MaxConcurrentHashes,
-		QueueTimeout:        a.HashQueueTimeout.Duration,
-		CacheTTL:            a.CredentialCacheTTL.Duration,
-		Lockout:             authn.LockoutPolicy{MaxFailures: a.Lockout.MaxFailures, Window: a.Lockout.Window.Duration, Duration: a.Lockout.Duration.Duration},
-		RateLimit:           authn.RateLimitPolicy{FailuresPerSecond: a.RateLimit.FailuresPerSecond, Burst: a.RateLimit.Burst},
-		UPNDomains:          a.UPNDomains,
-		MinPasswordLength:   a.MinPasswordLength,
-		MaxPasswordLength:   a.MaxPasswordLength,
-	}
-}
-
-func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err error) {
+func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, path: path}
 	d.log, d.level = newLogger(cfg, logw)
 	d.reg = prometheus.NewRegistry()
@@ -185,7 +145,7 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 
 	d.store, err = store.Open(cfg.DataDir, store.Options{EventRetention: cfg.Events.Retention, Logger: d.log})
 	if err != nil {
-		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path, cfg.DataDir, err)
+		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path(), cfg.DataDir, err)
 	}
 	if d.engine, err = d.newEngine(); err != nil {
 		return nil, err
@@ -199,12 +159,15 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 	} else if d.ad != nil {
 		authnOpts = append(authnOpts, authn.WithDelegator(d.ad))
 	}
-	d.auth, err = authn.New(authnConfig(cfg), d.store, d.store, d.log.With("component", "authn"), authnOpts...)
+	d.auth, err = authn.New(cfg.Authn, d.store, d.store, d.log.With("component", "authn"), authnOpts...)
 	if err != nil {
 		return nil, err
 	}
 	d.store.Subscribe(d.auth.HandleChange)
 
+	if err := d.addDoors(); err != nil {
+		return nil, err
+	}
 	token, created, err := admin.LoadOrCreateToken(cfg.TokenFile())
 	if err != nil {
 		return nil, err
@@ -214,8 +177,9 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 	}
 	api := admin.New(d.store, d.auth, admin.Config{
 		Token: token, Gatherer: d.reg, Logger: d.log.With("component", "admin"),
-		Checks:    d.adHealthChecks(map[string]admin.HealthCheck{"store": func(context.Context) error { return nil }}),
+		Checks:    d.healthChecks(),
 		Importers: d.importers,
+		Forget:    d.forgetDirectory,
 	}, d.reg)
 	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return nil, config.Problems{cfg.Errorf("admin.listen", "admin.listen: cannot listen on %s: %v", cfg.Admin.Listen, err)}
@@ -228,10 +192,35 @@ func newDaemon(cfg *config.Config, path string, logw io.Writer) (_ *daemon, err 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	if err := d.addDoors(); err != nil {
-		return nil, err
-	}
 	return d, nil
+}
+
+// healthChecks are /healthz's checks (admin/README.md names them): the
+// store can write, each door serves, and one per AD domain.
+func (d *daemon) healthChecks() map[string]admin.HealthCheck {
+	checks := map[string]admin.HealthCheck{"store": d.store.Health}
+	if d.ldap != nil {
+		checks["ldap"] = func(context.Context) error { return d.ldap.Health() }
+	}
+	if d.radius != nil {
+		checks["radius"] = func(context.Context) error { return d.radius.Health() }
+	}
+	if d.ad != nil {
+		for name, fn := range d.ad.HealthChecks() {
+			checks[name] = fn
+		}
+	}
+	return checks
+}
+
+// forgetDirectory is `gatewayd directory forget` on the running daemon:
+// the engine lets go of the directory first, so deleting its bindings
+// deprovisions nothing (SPEC 4.5).
+func (d *daemon) forgetDirectory(name string) (store.Forgotten, error) {
+	if d.engine != nil {
+		d.engine.Forget(name)
+	}
+	return d.store.ForgetDirectory(name)
 }
 
 func (d *daemon) closeAll() {
@@ -249,7 +238,7 @@ func (d *daemon) closeAll() {
 }
 
 func (d *daemon) run(ctx context.Context, hup <-chan os.Signal) error {
-	d.log.Info("gatewayd started", "version", version, "config", d.cfg.Path, "data_dir", d.cfg.DataDir, "admin", d.adminL.Addr().String())
+	d.log.Info("gatewayd started", "version", version, "config", d.cfg.Path(), "data_dir", d.cfg.DataDir, "admin", d.adminL.Addr().String())
 	doorCtx, stopDoors := context.WithCancel(context.Background())
 	defer stopDoors()
 	errc := make(chan error, len(d.doors)+1)
@@ -330,7 +319,7 @@ func (d *daemon) reload() {
 		return
 	}
 	_ = d.level.UnmarshalText([]byte(nc.Log.Level))
-	d.auth.SetPolicy(authnConfig(nc))
+	d.auth.SetPolicy(nc.Authn)
 	d.reloadDoors(nc)
 	old := d.cfg
 	for _, ch := range []struct {
@@ -347,7 +336,7 @@ func (d *daemon) reload() {
 		{"ldap.ldaps_listen", old.LDAP.LDAPSListen, nc.LDAP.LDAPSListen},
 		{"ldap.base_dn", old.LDAP.BaseDN, nc.LDAP.BaseDN},
 		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
-		{"directory", fmt.Sprint(len(old.Directories)), fmt.Sprint(len(nc.Directories))},
+		{"directory", blockSummary(old.Directories), blockSummary(nc.Directories)},
 		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
 		{"ad", adSummary(old), adSummary(nc)},
 	} {
@@ -356,5 +345,16 @@ func (d *daemon) reload() {
 		}
 	}
 	d.cfg = nc
-	d.log.Info("SIGHUP: configuration reloaded", "config", nc.Path, "log_level", nc.Log.Level)
+	d.log.Info("SIGHUP: configuration reloaded", "config", nc.Path(), "log_level", nc.Log.Level)
+}
+
+// blockSummary renders blocks for SIGHUP's "needs a restart" comparison.
+// Each is printed on its own so fmt shows the struct, not its address;
+// secrets print as their references.
+func blockSummary[T any](blocks []T) string {
+	var b strings.Builder
+	for _, blk := range blocks {
+		fmt.Fprintf(&b, "%+v; ", blk)
+	}
+	return b.String()
 }

@@ -3,81 +3,90 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"sort"
+	"strings"
 
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/store"
 	gwsync "github.com/gatewayd/gatewayd/sync"
-	"github.com/gatewayd/gatewayd/sync/entra"
-	"github.com/gatewayd/gatewayd/sync/google"
 )
 
-// newEngine builds the connectors from [[directory]], makes the store's
-// directory list match the config (SPEC 4.5: a removed directory's
-// bindings and state are forgotten, its remote accounts left alone) and
-// returns the engine, or nil when no directory is configured.
+// newEngine builds the connectors from [[directory]], records the
+// configured directories in the store, refuses to start when the store
+// holds bindings or sync state of a directory the file no longer has
+// (removing a block must be meant: `gatewayd directory forget NAME`, SPEC
+// 4.5), and returns the engine, or nil when no directory is configured.
 func (d *daemon) newEngine() (*gwsync.Engine, error) {
 	c := d.cfg
 	d.importers = map[string]admin.ImportSource{}
 	want := map[string]bool{}
 	var dirs []*gwsync.Directory
-	for i, dc := range c.Directories {
-		want[dc.Name] = true
-		conn, err := d.connector(dc)
+	for i, dc := range c.directories() {
+		common := dc.Common()
+		want[common.Name] = true
+		conn, err := dc.NewConnector(context.Background(), d.log.With("component", common.Type, "directory", common.Name))
 		if err != nil {
-			return nil, config.Problems{c.Errorf(fmt.Sprintf("directory[%d]", i), "directory %q: %v", dc.Name, err)}
+			return nil, config.Problems{c.Errorf(fmt.Sprintf("directory[%d]", i), "directory %q: %v", common.Name, err)}
 		}
 		if lister, ok := conn.(gwsync.Importer); ok {
-			d.importers[dc.Name] = admin.ImportSource{Lister: lister, State: store.State(dc.ImportState)}
+			d.importers[common.Name] = admin.ImportSource{Lister: lister, State: store.State(common.ImportState)}
 		}
-		if _, err := d.store.PutDirectory(&store.Directory{Name: dc.Name, Type: dc.Type}); err != nil {
+		if _, err := d.store.PutDirectory(&store.Directory{Name: common.Name, Type: common.Type}); err != nil {
 			return nil, err
 		}
-		dirs = append(dirs, &gwsync.Directory{Name: dc.Name, Connector: conn, Domains: dc.Domains, DefaultDomain: dc.DefaultDomain,
-			Policy:                  gwsync.PasswordPolicy{MinLength: dc.PasswordPolicy.MinLength, MaxLength: dc.PasswordPolicy.MaxLength},
-			SuspendOnPasswordExpiry: dc.SuspendOnPasswordExpiry, SuspendOnLockout: dc.SuspendOnLockout})
+		dirs = append(dirs, common.Directory(conn))
 	}
-	known, err := d.store.ListDirectories()
-	if err != nil {
+	if err := d.checkForgotten(want); err != nil {
 		return nil, err
-	}
-	for _, k := range known {
-		if !want[k.Name] {
-			d.log.Warn("directory removed from the config: forgetting its bindings and sync state; its remote accounts stay as they are", "directory", k.Name)
-			if err := d.store.DeleteDirectory(k.Name); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if len(dirs) == 0 {
 		return nil, nil
 	}
-	s := c.Sync
-	eng := gwsync.New(gwsync.Config{Workers: s.Workers, MaxAttempts: s.MaxAttempts, BackoffBase: s.BackoffBase.Duration,
-		BackoffMax: s.BackoffMax.Duration, RemoteCheckInterval: s.RemoteCheckInterval.Duration},
-		d.store, dirs, d.log.With("component", "sync"), d.reg)
+	eng := gwsync.New(c.Sync, d.store, dirs, d.log.With("component", "sync"), d.reg)
 	d.store.Subscribe(eng.HandleChange)
 	return eng, nil
 }
 
-// connector builds one [[directory]] block's connector.
-func (d *daemon) connector(dc config.Directory) (gwsync.Connector, error) {
-	log := d.log.With("component", dc.Type, "directory", dc.Name)
-	switch dc.Type {
-	case "google":
-		key, err := os.ReadFile(dc.CredentialsFile)
-		if err != nil {
-			return nil, fmt.Errorf("credentials_file: %w", err)
-		}
-		domain := dc.DefaultDomain
-		if domain == "" && len(dc.Domains) > 0 {
-			domain = dc.Domains[0]
-		}
-		return google.New(context.Background(), google.Config{Name: dc.Name, CustomerID: dc.CustomerID, AdminSubject: dc.AdminSubject,
-			CredentialsJSON: key, Domain: domain, Endpoint: dc.Endpoint, TokenURL: dc.TokenURL, Logger: log})
-	default:
-		return entra.New(entra.Config{Name: dc.Name, TenantID: dc.TenantID, ClientID: dc.ClientID,
-			ClientSecret: dc.ClientSecret.Value, AuthorityURL: dc.AuthorityURL, GraphURL: dc.GraphURL, Logger: log})
+// checkForgotten stops the start when the store knows a directory the
+// file does not configure and still holds its bindings or sync state:
+// starting would drop them for good because of a commented-out or renamed
+// block. A known directory with nothing left is dropped quietly.
+func (d *daemon) checkForgotten(configured map[string]bool) error {
+	known, err := d.store.ListDirectories()
+	if err != nil {
+		return err
 	}
+	var lost []string
+	for _, k := range known {
+		if configured[k.Name] {
+			continue
+		}
+		bindings, err := d.store.ListBindings(k.Name)
+		if err != nil {
+			return err
+		}
+		states, err := d.store.ListSyncStates(k.Name)
+		if err != nil {
+			return err
+		}
+		if len(bindings) == 0 && len(states) == 0 {
+			if err := d.store.DeleteDirectory(k.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		lost = append(lost, fmt.Sprintf("%q (%d bindings, %d sync states)", k.Name, len(bindings), len(states)))
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	sort.Strings(lost)
+	flag := ""
+	if d.path != "" {
+		flag = " -config " + d.path
+	}
+	return fmt.Errorf("%s: the state journal holds bindings of directories no [[directory]] block configures: %s. "+
+		"If the block was removed or renamed by mistake, restore it. To forget a directory on purpose (its remote accounts stay as they are), run: gatewayd directory forget NAME%s",
+		d.cfg.Path(), strings.Join(lost, ", "), flag)
 }
