@@ -464,7 +464,13 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 	} else if c.requireMA || code == radius.CodeStatusServer {
 		s.m.drop(dropMissingMA)
 		if s.warn.allow("noma:"+c.name, received) {
-			s.log.Warn("radius packet without Message-Authenticator dropped", "client", c.name, "from", src.Addr().String(), "code", code.String())
+			msg := "radius packet without Message-Authenticator dropped"
+			if code == radius.CodeAccessRequest {
+				// The usual cause is an old NAS or pam_radius below 3.0
+				// (Debian 12 ships 2.0), which never send one: say what fixes it.
+				msg += fmt.Sprintf("; if this NAS cannot send one (pam_radius_auth below 3.0 cannot), set require_message_authenticator = false in its [[radius.client]] block (%q), which exposes it to BlastRADIUS (CVE-2024-3596)", c.name)
+			}
+			s.log.Warn(msg, "client", c.name, "from", src.Addr().String(), "code", code.String())
 		}
 		return nil, false
 	}

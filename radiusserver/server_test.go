@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -769,6 +770,28 @@ func TestParseReplyAttribute(t *testing.T) {
 	for _, bad := range []string{"Tunnel-Type", "= VLAN", "Filter-Id = ", `Filter-Id = ""`} {
 		if _, err := ParseReplyAttribute(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestMissingMessageAuthenticatorLogSaysHowToFix: the drop's log line
+// names the client and the setting, since an old pam_radius (Debian 12
+// ships 2.0) never sends one and otherwise just times out.
+func TestMissingMessageAuthenticatorLogSaysHowToFix(t *testing.T) {
+	var buf bytes.Buffer
+	auth := newFakeAuth()
+	s, err := New(unitConfig(), auth, auth, slog.New(slog.NewTextHandler(&buf, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := request{user: "alice", password: "alicepass", noMA: true}.encode(t)
+	if resp := s.handlePacket(context.Background(), srcNAS, b, time.Now()); resp != nil {
+		t.Fatal("answered a request without Message-Authenticator")
+	}
+	name := s.clients.Load().lookup(srcNAS.Addr()).name
+	for _, want := range []string{"require_message_authenticator = false", "pam_radius_auth below 3.0", "block (\\\"" + name, "client=" + name} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf.String())
 		}
 	}
 }

@@ -61,6 +61,9 @@ func (c *Config) Validate() error {
 	if c.BackoffMax < c.BackoffBase {
 		errs = append(errs, config.Errorf("backoff_max", "must be at least backoff_base (%v)", c.BackoffBase))
 	}
+	if c.RemoteCheckInterval < 0 {
+		errs = append(errs, config.Errorf("remote_check_interval", "must not be negative (\"0s\" checks at every login)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -135,6 +138,9 @@ func (c *DirectoryCommon) Validate() error {
 	p := c.PasswordPolicy
 	if p.MinLength < 0 || p.MaxLength < 1 || p.MaxLength < p.MinLength {
 		errs = append(errs, config.Errorf("password_policy", "%s: password_policy needs 0 <= min_length <= max_length and max_length >= 1", label))
+	}
+	if p.MinCharacterClasses < 0 || p.MinCharacterClasses > 4 {
+		errs = append(errs, config.Errorf("password_policy", "%s: password_policy.min_character_classes must be 0 to 4 (of lowercase, uppercase, digits, symbols)", label))
 	}
 	for _, d := range c.Domains {
 		if d == "" || strings.ContainsAny(d, "@ /") {

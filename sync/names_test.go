@@ -41,6 +41,26 @@ func TestPasswordPolicy(t *testing.T) {
 			t.Errorf("%q: %v", pw, err)
 		}
 	}
+	// Entra's default: 3 of lowercase, uppercase, digits, symbols.
+	p = PasswordPolicy{MinLength: 8, MaxLength: 256, MinCharacterClasses: 3}
+	for _, tc := range []struct {
+		pw      string
+		classes int
+	}{
+		{"correct horse battery", 2}, {"CorrectHorse", 2}, {"correcthorse42", 2},
+		{"Correct horse", 3}, {"Correct-Horse-42", 4}, {"ÉCOLE ça va", 3}, {"12345678!", 2},
+	} {
+		err := p.Check(secret.FromString(tc.pw))
+		if got := characterClasses([]byte(tc.pw)); got != tc.classes {
+			t.Errorf("%q: %d classes, want %d", tc.pw, got, tc.classes)
+		}
+		if (err == nil) != (tc.classes >= 3) {
+			t.Errorf("%q (%d classes): %v", tc.pw, tc.classes, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), tc.pw) || !strings.Contains(err.Error(), "needs 3")) {
+			t.Errorf("%q: the message must say what is needed and never the password: %v", tc.pw, err)
+		}
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {

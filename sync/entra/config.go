@@ -13,8 +13,9 @@ import (
 // TypeName is the [[directory]] type of an Entra ID tenant.
 const TypeName = "entra"
 
-// DefaultPasswordPolicy is what Entra ID accepts (SPEC 3.6).
-var DefaultPasswordPolicy = gsync.PasswordPolicy{MinLength: 8, MaxLength: 256}
+// DefaultPasswordPolicy is what Entra ID accepts (SPEC 3.6): 8 to 256
+// characters mixing 3 of the 4 character classes.
+var DefaultPasswordPolicy = gsync.PasswordPolicy{MinLength: 8, MaxLength: 256, MinCharacterClasses: 3}
 
 func init() {
 	config.RegisterDirectoryType(TypeName, func() config.DirectoryBlock { return new(DirectoryConfig) })
@@ -48,17 +49,26 @@ func (c *DirectoryConfig) Defaults() {
 func (c *DirectoryConfig) Validate() error {
 	errs := []error{c.DirectoryCommon.Validate()}
 	label := c.Label(-1)
+	// What New refuses is refused here too, at its key: check-config
+	// builds no connector.
 	if c.TenantID == "" {
 		errs = append(errs, config.Errorf("tenant_id", "%s: tenant_id is required for type entra", label))
+	} else if !tenantRE.MatchString(c.TenantID) {
+		errs = append(errs, config.Errorf("tenant_id", "%s: tenant_id must be the tenant's GUID or a verified domain, got %q", label, c.TenantID))
 	}
 	if c.ClientID == "" {
 		errs = append(errs, config.Errorf("client_id", "%s: client_id is required for type entra", label))
+	} else if !clientIDRE.MatchString(c.ClientID) {
+		errs = append(errs, config.Errorf("client_id", "%s: client_id must be the app registration's application (client) id, got %q", label, c.ClientID))
 	}
 	if !c.ClientSecret.IsSet() {
 		errs = append(errs, config.Errorf("client_secret", "%s: %s", label, config.ErrSecretRequired))
 	}
 	for _, u := range []struct{ key, v string }{{"authority_url", c.AuthorityURL}, {"graph_url", c.GraphURL}} {
-		if err := config.CheckURL(u.v); err != nil {
+		if u.v == "" {
+			continue
+		}
+		if _, err := baseURL(u.v, ""); err != nil {
 			errs = append(errs, config.Errorf(u.key, "%s: %v", label, err))
 		}
 	}
