@@ -34,7 +34,7 @@ func (a *Authenticator) loginDelegated(ctx context.Context, req Request, u *stor
 		res.Detail = "no [[ad]] domain is configured"
 		return res
 	}
-	dr := a.delegate.Validate(ctx, u, req.Password)
+	dr := a.delegate.Validate(ctx, PrincipalOf(u), req.Password)
 	switch {
 	case dr.OK:
 		res.OK = true

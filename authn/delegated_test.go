@@ -29,7 +29,7 @@ func newFakeAD() *fakeAD {
 
 func (f *fakeAD) set(user, pw string) { f.mu.Lock(); f.pw[user] = pw; f.mu.Unlock() }
 
-func (f *fakeAD) Validate(_ context.Context, u *store.User, pw secret.String) DelegationResult {
+func (f *fakeAD) Validate(_ context.Context, u Principal, pw secret.String) DelegationResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -100,7 +100,23 @@ var (
 // delegated authority is "ad" (SPEC 2.4, 6.1). The delegation package
 // implements it; authn decides what a result means for the login.
 type Delegator interface {
-	Validate(ctx context.Context, u *store.User, pw secret.String) DelegationResult
+	Validate(ctx context.Context, p Principal, pw secret.String) DelegationResult
+}
+
+// Principal is what a Delegator learns of the user a delegated login is
+// for: enough to pick the domain and the name to bind as, and nothing of
+// the store.
+type Principal struct {
+	Username string
+	Email    string
+	// Attributes are the user's attributes; delegation reads its
+	// domain-selecting one ("ad_domain"). Read only.
+	Attributes map[string]string
+}
+
+// PrincipalOf is the Principal of a stored user.
+func PrincipalOf(u *store.User) Principal {
+	return Principal{Username: u.Username, Email: u.Email, Attributes: u.Attributes}
 }
 
 // DelegationResult is one AD validation.

@@ -15,7 +15,6 @@ type testRoot struct {
 	Door  doorBlock        `toml:"door"`
 	Items []itemBlock      `toml:"item"`
 	Dirs  []DirectoryBlock `toml:"directory"`
-	root  int              // unexported: never decoded
 }
 
 func (r *testRoot) Defaults() { r.Name = "gw" }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/secret"
-	"github.com/gatewayd/gatewayd/store"
 )
 
 // Username attributes: which AD attribute holds the gateway's name for a user.
@@ -50,7 +49,7 @@ const (
 	dnCacheTTL            = 5 * time.Minute
 )
 
-// Domain is one AD domain ([[ad]] block), already validated by config.
+// Domain is one AD domain, as DomainConfig.Runtime makes it from an [[ad]] block.
 type Domain struct {
 	Name  string // the block's name, for metrics, events and health
 	Realm string // the AD DNS domain, e.g. EXAMPLE.TEST: UPN suffix
@@ -406,7 +405,7 @@ func (e *degradedError) Error() string { return e.msg }
 func (e *degradedError) Degraded() bool { return true }
 
 // Validate implements authn.Delegator.
-func (d *Delegator) Validate(ctx context.Context, u *store.User, pw secret.String) authn.DelegationResult {
+func (d *Delegator) Validate(ctx context.Context, u authn.Principal, pw secret.String) authn.DelegationResult {
 	dom, err := d.domainFor(u)
 	if err != nil {
 		d.m.validations.WithLabelValues("", string(authn.ReasonADUnreachable)).Inc()
@@ -428,7 +427,7 @@ func (d *Delegator) Validate(ctx context.Context, u *store.User, pw secret.Strin
 // domainFor picks the [[ad]] block that validates u: the one its
 // ad_domain attribute names; else the only one; else the one whose domain
 // is the user's email domain (or UPN suffix of the username).
-func (d *Delegator) domainFor(u *store.User) (*domain, error) {
+func (d *Delegator) domainFor(u authn.Principal) (*domain, error) {
 	if v := strings.TrimSpace(u.Attributes[DomainAttribute]); v != "" {
 		for _, dom := range d.domains {
 			if strings.EqualFold(v, dom.cfg.Name) || strings.EqualFold(v, dom.cfg.Realm) {
@@ -455,7 +454,7 @@ func (d *Delegator) domainFor(u *store.User) (*domain, error) {
 }
 
 // lookupValue is the user's value of the username attribute.
-func (dom *domain) lookupValue(u *store.User) string {
+func (dom *domain) lookupValue(u authn.Principal) string {
 	switch dom.cfg.UsernameAttribute {
 	case AttrMail:
 		return u.Email
@@ -478,7 +477,7 @@ func (dom *domain) principal(value string) string {
 	return value + "@" + strings.ToLower(dom.cfg.Realm)
 }
 
-func (dom *domain) validate(ctx context.Context, u *store.User, pw secret.String) authn.DelegationResult {
+func (dom *domain) validate(ctx context.Context, u authn.Principal, pw secret.String) authn.DelegationResult {
 	if pw.IsEmpty() {
 		// A simple bind with a name and no password is an unauthenticated
 		// bind that "succeeds" (RFC 4513 5.1.2): never send one.

@@ -106,7 +106,7 @@ func user(name string) *store.User {
 }
 
 func validate(d *Delegator, u *store.User, pw string) authn.DelegationResult {
-	return d.Validate(context.Background(), u, secret.FromString(pw))
+	return d.Validate(context.Background(), authn.PrincipalOf(u), secret.FromString(pw))
 }
 
 func TestBindReasonsOverLDAPS(t *testing.T) {

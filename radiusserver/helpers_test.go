@@ -6,7 +6,6 @@ import (
 	"crypto/md5"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -131,15 +130,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func prefixes(t testing.TB, cidrs ...string) []netip.Prefix {
-	t.Helper()
-	var out []netip.Prefix
-	for _, c := range cidrs {
-		out = append(out, netip.MustParsePrefix(c))
-	}
-	return out
 }
 
 func testClient(name, sec string, requireMA bool, cidrs ...string) Client {
@@ -290,27 +280,6 @@ func signRequest(b, sec []byte) {
 	mac := hmac.New(md5.New, sec)
 	mac.Write(f.b)
 	copy(b[f.maOff:], mac.Sum(nil))
-}
-
-// udpExchange sends b to addr and waits up to wait for one answer
-// (nil when none came).
-func udpExchange(t testing.TB, addr net.Addr, b []byte, wait time.Duration) []byte {
-	t.Helper()
-	c, err := net.Dial("udp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	if err != nil {
-		return nil
-	}
-	return buf[:n]
 }
 
 // parseResponse checks a response's authenticators and decodes it.

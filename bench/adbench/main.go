@@ -99,7 +99,7 @@ func main() {
 	}{
 		{"direct go-ldap bind", func() error { return conn.Bind(upn, *pass) }},
 		{"delegation.Validate", func() error {
-			if r := d.Validate(ctx, u, pw); !r.OK {
+			if r := d.Validate(ctx, authn.PrincipalOf(u), pw); !r.OK {
 				return fmt.Errorf("%+v", r)
 			}
 			return nil

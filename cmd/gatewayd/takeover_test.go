@@ -183,7 +183,7 @@ func TestProvisioningSurvivesSIGKILL(t *testing.T) {
 		t.Logf("all %d were created before the kill; the restart still must not duplicate", n)
 	}
 	fg.Latency(0)
-	p = startDaemon(t, dir, cfgPath)
+	startDaemon(t, dir, cfgPath)
 	testutil.Eventually(t, 20*time.Second, func() bool { return len(fg.Users()) == n }, "every account exists after restart")
 	seen := map[string]int{}
 	for _, u := range fg.Users() {

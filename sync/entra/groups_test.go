@@ -461,8 +461,7 @@ func TestNextLinkToAnotherHostRefused(t *testing.T) {
 
 	t.Run("nextLink from Graph", func(t *testing.T) {
 		// A Graph (or something posing as it) that links to another host.
-		var graph *httptest.Server
-		graph = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		graph := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			switch {
 			case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
