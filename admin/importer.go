@@ -163,7 +163,7 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request) error {
 				res.Result = "imported"
 				s.audit(store.Event{Type: store.EventUserImport, Directory: dir}, nu, nil)
 				if bind {
-					if _, err := s.st.PutBinding(&store.Binding{Directory: dir, Kind: store.BindUser, SubjectID: nu.ID}); err != nil {
+					if err := s.bindImported(dir, nu.ID); err != nil {
 						res.Message = "imported, but binding failed: " + err.Error()
 					}
 				}
@@ -173,4 +173,21 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
 	return nil
+}
+
+// bindImported binds an imported user so the engine takes the account
+// over without touching its sign-in state: the user is staged or has no
+// password yet, and disabling the account they sign in with today would
+// lock them out of the directory. Their first gateway login or activation
+// takes over for real. The mark goes first, so the engine never sees the
+// binding without it.
+func (s *Server) bindImported(dir, userID string) error {
+	if _, err := s.st.UpdateSyncState(dir, userID, func(st *store.SyncState) error {
+		st.Kind, st.KeepSignIn = store.BindUser, true
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, err := s.st.PutBinding(&store.Binding{Directory: dir, Kind: store.BindUser, SubjectID: userID})
+	return err
 }

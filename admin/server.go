@@ -49,11 +49,14 @@ type Store interface {
 	DeleteBinding(id string) error
 	BindingsOfSubject(subjectID string) ([]*store.Binding, error)
 	SyncStatesOfSubject(subjectID string) ([]*store.SyncState, error)
+	UpdateSyncState(directory, subjectID string, fn func(*store.SyncState) error) (*store.SyncState, error)
 }
 
 // Passwords sets passwords (authn owns hashing and policy).
 type Passwords interface {
 	ChangePassword(ctx context.Context, userID string, pw secret.String, actor string) error
+	// PasswordExpiresAt is when u's password expires (zero: never).
+	PasswordExpiresAt(u *store.User) time.Time
 }
 
 // Config is the API's setup.

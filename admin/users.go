@@ -30,7 +30,10 @@ type updateUserRequest struct {
 	LastName           *string            `json:"last_name"`
 	DisplayName        *string            `json:"display_name"`
 	Attributes         *map[string]string `json:"attributes"`
-	State              *store.State       `json:"state"`
+	// AttributeChanges sets the attributes given and removes those whose
+	// value is null or "", leaving the others as they are.
+	AttributeChanges map[string]*string `json:"attribute_changes"`
+	State            *store.State       `json:"state"`
 	PasswordStatus     *string            `json:"password_status"`
 	PasswordAuthority  *string            `json:"password_authority"`
 	DelegatedAuthority *string            `json:"delegated_authority"`
@@ -61,7 +64,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(store.Event{Type: store.EventUserCreate}, u, nil)
-	writeJSON(w, http.StatusCreated, viewUser(u, s.now()))
+	writeJSON(w, http.StatusCreated, s.viewUser(u, s.now()))
 	return nil
 }
 
@@ -86,7 +89,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewUser(u, s.now()))
+	writeJSON(w, http.StatusOK, s.viewUser(u, s.now()))
 	return nil
 }
 
@@ -102,7 +105,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	now := s.now()
 	out := make([]userView, len(users))
 	for i, u := range users {
-		out[i] = viewUser(u, now)
+		out[i] = s.viewUser(u, now)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out, "next": next})
 	return nil
@@ -116,6 +119,9 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	u, err := s.lookupUser(r.PathValue("user"))
 	if err != nil {
 		return err
+	}
+	if req.Attributes != nil && req.AttributeChanges != nil {
+		return badRequest("send attributes (the whole set) or attribute_changes (some of them), not both")
 	}
 	if req.PasswordStatus != nil {
 		switch store.PasswordStatus(*req.PasswordStatus) {
@@ -131,6 +137,16 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		set(&x.LastName, req.LastName)
 		set(&x.DisplayName, req.DisplayName)
 		set(&x.Attributes, req.Attributes)
+		for k, v := range req.AttributeChanges {
+			if v == nil || *v == "" {
+				delete(x.Attributes, k)
+				continue
+			}
+			if x.Attributes == nil {
+				x.Attributes = map[string]string{}
+			}
+			x.Attributes[k] = *v
+		}
 		set(&x.State, req.State)
 		set(&x.PasswordAuthority, req.PasswordAuthority)
 		set(&x.DelegatedAuthority, req.DelegatedAuthority)
@@ -148,7 +164,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(store.Event{Type: store.EventUserUpdate}, nu, nil)
-	writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
+	writeJSON(w, http.StatusOK, s.viewUser(nu, s.now()))
 	return nil
 }
 
@@ -189,7 +205,7 @@ func (s *Server) setState(state store.State) handlerFunc {
 			typ = store.EventUserUnsuspend
 		}
 		s.audit(store.Event{Type: typ}, nu, nil)
-		writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
+		writeJSON(w, http.StatusOK, s.viewUser(nu, s.now()))
 		return nil
 	}
 }
@@ -207,7 +223,7 @@ func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.audit(store.Event{Type: store.EventUserUnlock}, nu, nil)
-	writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
+	writeJSON(w, http.StatusOK, s.viewUser(nu, s.now()))
 	return nil
 }
 
@@ -232,7 +248,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewUser(nu, s.now()))
+	writeJSON(w, http.StatusOK, s.viewUser(nu, s.now()))
 	return nil
 }
 

@@ -22,6 +22,9 @@ type userView struct {
 	DelegatedAuthority string            `json:"delegated_authority"`
 	PasswordVersion    uint64            `json:"password_version"`
 	PasswordChangedAt  *time.Time        `json:"password_changed_at,omitempty"`
+	// PasswordExpiresAt is when the password expires under [authn]
+	// max_password_age (absent: it does not).
+	PasswordExpiresAt *time.Time `json:"password_expires_at,omitempty"`
 	LockedUntil        *time.Time        `json:"locked_until,omitempty"`
 	ServiceAccount     bool              `json:"service_account"`
 	PasswordResetter   bool              `json:"password_resetter"`
@@ -33,7 +36,14 @@ type userView struct {
 	LastADValidationAt *time.Time `json:"last_ad_validation_at,omitempty"`
 }
 
-func viewUser(u *store.User, now time.Time) userView {
+// viewUser renders u as of now.
+func (s *Server) viewUser(u *store.User, now time.Time) userView {
+	v := viewUserAt(u, now)
+	v.PasswordExpiresAt = timePtr(s.pw.PasswordExpiresAt(u))
+	return v
+}
+
+func viewUserAt(u *store.User, now time.Time) userView {
 	v := userView{
 		ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
 		DisplayName: u.DisplayName, Attributes: u.Attributes, State: u.State,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -67,6 +68,10 @@ type Config struct {
 	// Password length policy for passwords set through the gateway.
 	MinPasswordLength int `toml:"min_password_length"`
 	MaxPasswordLength int `toml:"max_password_length"`
+	// MaxPasswordAge turns a local password older than this into
+	// "expired" at the next login (0: passwords never expire). An expired
+	// user changes their own password with the old one (ChangeOwnPassword).
+	MaxPasswordAge time.Duration `toml:"max_password_age"`
 }
 
 // LockoutPolicy is SPEC 8's lockout after N failures in a window.
@@ -126,8 +131,14 @@ func (c *Config) Validate() error {
 	if c.QueueTimeout <= 0 {
 		bad("hash_queue_timeout", "must be positive")
 	}
+	if c.CacheTTL < 0 {
+		bad("credential_cache_ttl", "must not be negative (\"0s\" turns the cache off)")
+	}
 	if c.MinPasswordLength < 1 {
 		bad("min_password_length", "must be at least 1")
+	}
+	if c.MaxPasswordAge < 0 {
+		bad("max_password_age", "must not be negative (\"0s\" means passwords never expire)")
 	}
 	if c.MaxPasswordLength < c.MinPasswordLength {
 		bad("max_password_length", "must be at least min_password_length (%d)", c.MinPasswordLength)
@@ -143,8 +154,10 @@ func (c *Config) Validate() error {
 			bad("lockout.duration", "must be positive when max_failures is set")
 		}
 	}
-	if c.RateLimit.FailuresPerSecond < 0 {
-		bad("rate_limit.failures_per_second", "must not be negative")
+	// NaN would pass a "< 0" test and then refuse every source after its
+	// first failure (a limiter whose tokens are NaN never allows again).
+	if r := c.RateLimit.FailuresPerSecond; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		bad("rate_limit.failures_per_second", "must be 0 (off) or a positive finite number, got %v", r)
 	}
 	if c.RateLimit.Burst < 0 {
 		bad("rate_limit.burst", "must not be negative")
@@ -357,6 +370,14 @@ func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result
 	case store.PasswordExpired:
 		res.Reason = ReasonExpired
 		return res, stepDone
+	case store.PasswordActive:
+		if passwordExpired(u, cfg, now) {
+			res.Reason = ReasonExpired
+			if nu := a.expire(u); nu != nil {
+				res.User = nu
+			}
+			return res, stepDone
+		}
 	}
 	if u.DelegatedAuthority == store.AuthorityAD {
 		return res, stepDelegated
@@ -426,6 +447,47 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 	}
 	a.succeeded(res.User, req.Password, cfg)
 	return res
+}
+
+// passwordExpired says whether u's local password is older than
+// max_password_age. AD owns the expiry of AD-authority passwords, and a
+// password set before its change time was recorded never expires.
+func passwordExpired(u *store.User, cfg Config, now time.Time) bool {
+	return cfg.MaxPasswordAge > 0 && u.PasswordAuthority != store.AuthorityAD && !u.PasswordChangedAt.IsZero() &&
+		!now.Before(u.PasswordChangedAt.Add(cfg.MaxPasswordAge))
+}
+
+// PasswordExpiresAt is when u's password expires under the current
+// policy; zero when it does not (no max age, AD-owned, never set).
+func (a *Authenticator) PasswordExpiresAt(u *store.User) time.Time {
+	cfg := a.policy()
+	if cfg.MaxPasswordAge <= 0 || u.PasswordAuthority == store.AuthorityAD || u.PasswordChangedAt.IsZero() {
+		return time.Time{}
+	}
+	return u.PasswordChangedAt.Add(cfg.MaxPasswordAge)
+}
+
+// expire records that u's password expired, so every door, the API and
+// the sync engine (suspend_on_password_expiry) see it. It happens once
+// per password: the next login finds the status already expired.
+func (a *Authenticator) expire(u *store.User) *store.User {
+	a.cache.drop(u.ID)
+	changed := u.PasswordChangedAt
+	nu, err := a.users.UpdateUser(u.ID, func(x *store.User) error {
+		if x.PasswordStatus != store.PasswordActive || !x.PasswordChangedAt.Equal(changed) {
+			return errStale // changed meanwhile
+		}
+		x.PasswordStatus = store.PasswordExpired
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errStale) {
+			a.log.Error("login: could not record password expiry", "user", u.Username, "err", err)
+		}
+		return nil
+	}
+	a.log.Info("password expired", "user", u.Username, "changed", changed)
+	return nu
 }
 
 // resolve maps what the client typed to a user (SPEC 3.1).

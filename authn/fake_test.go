@@ -104,3 +104,12 @@ func (f *fakeEvents) last() store.Event {
 	}
 	return f.evs[len(f.evs)-1]
 }
+
+// get returns the stored user (a copy), failing nothing: tests check it.
+func (f *fakeUsers) get(id string) *store.User {
+	u, _ := f.UserByID(id)
+	if u == nil {
+		return &store.User{}
+	}
+	return u
+}

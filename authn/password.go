@@ -60,6 +60,53 @@ func (a *Authenticator) ChangePassword(ctx context.Context, userID string, pw se
 	return nil
 }
 
+// ChangeOwnPassword is a user changing their own password by proving the
+// old one, without a session: LDAP Password Modify with userIdentity and
+// oldPasswd on an unbound connection (RFC 3062 §2), and the self-service
+// page. It is how a user whose password expired gets a new one, so an
+// expired password is accepted as proof here and nowhere else. Every
+// other rule of a login holds (state, lockout, rate limit, failures
+// counted); ok is false and the reason recorded when the old password
+// does not prove the user. The caller keeps ownership of both passwords.
+func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newPw secret.String) (*store.User, error) {
+	cfg := a.policy()
+	if err := checkPolicy(newPw, cfg); err != nil {
+		return nil, err
+	}
+	now := a.now()
+	res, next := a.precheck(req, cfg, now)
+	if res.User != nil && (res.User.PasswordAuthority == store.AuthorityAD || res.User.DelegatedAuthority == store.AuthorityAD) {
+		return nil, ErrAuthorityAD // nothing was checked: AD owns this password
+	}
+	if next == stepDone && res.Reason == ReasonExpired && res.User.PasswordHash != "" {
+		res.Reason, next = ReasonNone, stepLocal
+	}
+	switch next {
+	case stepLocal:
+		if ph, err := parseHash(res.User.PasswordHash); err != nil {
+			res.Reason = ReasonInternal
+		} else if r := a.verifyHash(ctx, cfg, ph, req.Password); r != ReasonNone {
+			res.Reason = r
+			if r == ReasonBadPassword {
+				a.failed(req, res.User, cfg, now)
+			}
+		}
+	case stepUnknown:
+		a.verifyHash(ctx, cfg, a.dummy, req.Password) // same cost as a wrong password
+		a.failed(req, nil, cfg, now)
+		res.Reason = ReasonNoSuchUser
+	}
+	res.OK = res.Reason == ReasonNone
+	a.record(req, res, now)
+	if !res.OK {
+		return nil, ErrNotProven
+	}
+	if err := a.ChangePassword(ctx, res.User.ID, newPw, string(req.Protocol)+":self"); err != nil {
+		return nil, err
+	}
+	return a.users.UserByID(res.User.ID)
+}
+
 func checkPolicy(pw secret.String, cfg Config) error {
 	if !utf8.Valid(pw.Bytes()) {
 		return fmt.Errorf("%w: it is not valid UTF-8", ErrWeakPassword)

@@ -92,6 +92,9 @@ type Result struct {
 var (
 	// ErrAuthorityAD: the password lives in AD and can't be set here (SPEC 2.4).
 	ErrAuthorityAD = errors.New("the password authority of this user is Active Directory; change the password in AD")
+	// ErrNotProven: ChangeOwnPassword's old password did not prove the
+	// user (the reason is in the recorded event, never shown).
+	ErrNotProven = errors.New("the user name or the current password is wrong, or the account may not log in")
 	// ErrWeakPassword: the password breaks the local policy.
 	ErrWeakPassword = errors.New("password does not meet the policy")
 )

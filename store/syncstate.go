@@ -41,6 +41,11 @@ type SyncState struct {
 	// Failed: the last job exhausted its attempts or failed permanently;
 	// the next change or login tries again.
 	Failed bool `json:"failed,omitempty"`
+	// KeepSignIn: the account was bound by an import and is in use in the
+	// directory; the engine takes it over without changing its sign-in
+	// state until the user's first gateway login or activation. Suspend,
+	// delete and unbind still disable it.
+	KeepSignIn bool `json:"keep_sign_in,omitempty"`
 }
 
 // Copy returns a copy.

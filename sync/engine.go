@@ -82,6 +82,9 @@ type Engine struct {
 	m     *engineMetrics
 	shard []*queue
 	wg    gosync.WaitGroup
+
+	wakeMu gosync.Mutex
+	wakes  map[pairKey]time.Time // pending wakeAt timers
 }
 
 // directories is the current name → directory map; do not modify it.
@@ -373,7 +376,36 @@ func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	if st.RemoteID != orig.RemoteID || st.Enabled != orig.Enabled {
 		e.enqueueGroupsOf(k.dir, k.id)
 	}
+	if bound && d.SuspendOnLockout && u.Locked(start) {
+		e.wakeAt(k, u.LockedUntil)
+	}
 	e.m.duration.Observe(e.cfg.Now().Sub(start).Seconds())
+}
+
+// wakeAt reconciles k again at t: a lockout that runs out changes no
+// record, so without it an account disabled for the lockout would stay
+// disabled until the next login or change (SPEC 3.8). The start-up scan
+// re-arms it after a restart. One timer per pair: a later or equal
+// request while one is pending adds none.
+func (e *Engine) wakeAt(k pairKey, t time.Time) {
+	e.wakeMu.Lock()
+	defer e.wakeMu.Unlock()
+	if at, ok := e.wakes[k]; ok && !t.Before(at) {
+		return
+	}
+	if e.wakes == nil {
+		e.wakes = map[pairKey]time.Time{}
+	}
+	e.wakes[k] = t
+	// A little past the instant, so the lock has ended when we look.
+	time.AfterFunc(t.Sub(e.cfg.Now())+10*time.Millisecond, func() {
+		e.wakeMu.Lock()
+		if e.wakes[k].Equal(t) {
+			delete(e.wakes, k)
+		}
+		e.wakeMu.Unlock()
+		e.enqueue(k, pending{trig: trigChange})
+	})
 }
 
 func (e *Engine) save(st *store.SyncState, orig store.SyncState) {
@@ -445,6 +477,22 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// keepsSignIn says whether an imported account's sign-in state is still
+// left as the directory has it: until the user's first login, or a
+// password set while they are active (activation); never once they are
+// suspended, deleted or unbound (off means off).
+func keepsSignIn(u *store.User, bound bool, t trigger) bool {
+	switch {
+	case u == nil || !bound || u.State == store.StateSuspended:
+		return false
+	case t == trigLogin:
+		return false
+	case t == trigPassword && u.State == store.StateActive:
+		return false
+	}
+	return true
+}
+
 // wantEnabled is the sign-in state SPEC 2.2, 3.8 and 4.3 ask for.
 func wantEnabled(d *Directory, u *store.User, bound bool, now time.Time) bool {
 	if u == nil || !bound || u.State != store.StateActive {
@@ -487,6 +535,13 @@ func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc)
 func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound bool, st *store.SyncState, p pending) error {
 	now := e.cfg.Now()
 	want := wantEnabled(d, u, bound, now)
+	keep := st.KeepSignIn && keepsSignIn(u, bound, p.trig)
+	if st.KeepSignIn && !keep {
+		st.KeepSignIn = false
+	}
+	if keep && st.Provisioned {
+		want = st.Enabled
+	}
 
 	if !bound || u == nil {
 		// Deprovision (SPEC 4.3): disable, never delete.
@@ -519,7 +574,7 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	}
 
 	if !st.Provisioned {
-		if err := e.provision(ctx, d, u, st, acct, pw); err != nil {
+		if err := e.provision(ctx, d, u, st, acct, pw, keep); err != nil {
 			return err
 		}
 		st.AppliedHash = hash
@@ -610,12 +665,15 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 // provision looks the account up by principal name and takes it over, or
 // creates it (SPEC 4.1). Looking up first makes a retry after a crash
 // find the account instead of creating a second one (SPEC 4.8).
-func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st *store.SyncState, acct Account, pw secret.String) error {
+func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st *store.SyncState, acct Account, pw secret.String, keepSignIn bool) error {
 	ctx2, cancel := e.call(ctx)
 	ru, err := d.Connector.LookupUser(ctx2, acct.UPN)
 	cancel()
 	switch {
 	case err == nil:
+		if keepSignIn {
+			acct.Enabled = ru.Enabled
+		}
 		ctx2, cancel := e.call(ctx)
 		err = d.Connector.UpdateUser(ctx2, ru.ID, acct)
 		cancel()

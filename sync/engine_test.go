@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 )
 
 type rig struct {
-	t   *testing.T
-	st  *store.Store
-	b   backend
-	eng *gwsync.Engine
+	t    *testing.T
+	st   *store.Store
+	b    backend
+	eng  *gwsync.Engine
+	stop func() // stops eng and waits for it
 }
 
 func newRig(t *testing.T, b backend, dir gwsync.Directory, cfg gwsync.Config) *rig {
@@ -30,7 +32,15 @@ func newRig(t *testing.T, b backend, dir gwsync.Directory, cfg gwsync.Config) *r
 	if _, err := st.PutDirectory(&store.Directory{Name: "m365", Type: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	dir.Name, dir.Connector = "m365", b.connector(t)
+	r := &rig{t: t, st: st, b: b}
+	r.start(dir, cfg)
+	return r
+}
+
+// start runs an engine for dir over the rig's store and backend.
+func (r *rig) start(dir gwsync.Directory, cfg gwsync.Config) {
+	t := r.t
+	dir.Name, dir.Connector = "m365", r.b.connector(t)
 	if dir.Policy == (gwsync.PasswordPolicy{}) {
 		dir.Policy = gwsync.PasswordPolicy{MinLength: 8, MaxLength: 100}
 	}
@@ -38,13 +48,24 @@ func newRig(t *testing.T, b backend, dir gwsync.Directory, cfg gwsync.Config) *r
 		cfg.BackoffBase = 20 * time.Millisecond
 		cfg.BackoffMax = 200 * time.Millisecond
 	}
-	eng := gwsync.New(cfg, st, []*gwsync.Directory{&dir}, nil, nil)
-	st.Subscribe(eng.HandleChange)
+	eng := gwsync.New(cfg, r.st, []*gwsync.Directory{&dir}, nil, nil)
+	r.st.Subscribe(eng.HandleChange)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &rig{t: t, st: st, b: b, eng: eng}
+	var once gosync.Once
+	r.eng, r.stop = eng, func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(r.stop)
+}
+
+// restartRig stops r's engine and starts a new one over the same store
+// and directory, as a daemon restart does.
+func restartRig(t *testing.T, r *rig, dir gwsync.Directory) *rig {
+	t.Helper()
+	r.stop()
+	r2 := &rig{t: t, st: r.st, b: r.b}
+	r2.start(dir, gwsync.Config{})
+	return r2
 }
 
 // eachBackend runs fn as a subtest against every fake directory.
@@ -258,6 +279,40 @@ func TestDeprovisionTriggers(t *testing.T) {
 		r.waitEvents("user_deprovision", 6)
 		if r.b.deletes() != 0 {
 			t.Fatal("a DELETE reached the directory")
+		}
+	})
+}
+
+// TestLockoutExpiryReEnables: an account disabled for a lockout is
+// enabled again when the lock runs out, with no login or change to
+// trigger it (SPEC 3.8), also when the lock was in place at start.
+func TestLockoutExpiryReEnables(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newB func() backend) {
+		b := newB()
+		r := newRig(t, b, gwsync.Directory{SuspendOnLockout: true}, gwsync.Config{})
+		u := r.user("dora", nil)
+		r.bind(store.BindUser, u.ID)
+		r.waitEnabled("dora@corp.test", true)
+		lock := func(d time.Duration) {
+			if _, err := r.st.UpdateUser(u.ID, func(x *store.User) error { x.LockedUntil = time.Now().Add(d); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lock(300 * time.Millisecond)
+		r.waitEnabled("dora@corp.test", false)
+		r.waitEnabled("dora@corp.test", true)
+
+		// Locked while the engine starts: a new engine over the same store
+		// (as after a restart) re-arms the wake-up from its start-up scan.
+		lock(time.Hour)
+		r.waitEnabled("dora@corp.test", false)
+		if _, err := r.st.UpdateUser(u.ID, func(x *store.User) error { x.LockedUntil = time.Now().Add(400 * time.Millisecond); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		r2 := restartRig(t, r, gwsync.Directory{SuspendOnLockout: true})
+		r2.waitEnabled("dora@corp.test", true)
+		if n := b.deletes(); n != 0 {
+			t.Fatalf("%d DELETEs reached the directory", n)
 		}
 	})
 }

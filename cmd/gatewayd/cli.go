@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -208,6 +209,17 @@ type userRow struct {
 	PasswordResetter   bool              `json:"password_resetter"`
 	UIDNumber          int               `json:"uid_number"`
 	LastLoginAt        *time.Time        `json:"last_login_at"`
+	PasswordChangedAt  *time.Time        `json:"password_changed_at"`
+	PasswordExpiresAt  *time.Time        `json:"password_expires_at"`
+	LockedUntil        *time.Time        `json:"locked_until"`
+}
+
+// when renders an optional time for a table.
+func when(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Local().Format(time.DateTime)
 }
 
 // emit prints raw JSON with -o json, or calls table otherwise.
@@ -232,11 +244,7 @@ func (c *cli) userTable(users ...userRow) error {
 		if name == "" {
 			name = strings.TrimSpace(u.FirstName + " " + u.LastName)
 		}
-		last := "-"
-		if u.LastLoginAt != nil {
-			last = u.LastLoginAt.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", u.Username, u.Email, dash(name), u.State, u.PasswordStatus, u.UIDNumber, last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", u.Username, u.Email, dash(name), u.State, u.PasswordStatus, u.UIDNumber, dash(when(u.LastLoginAt)))
 	}
 	return tw.Flush()
 }
@@ -262,14 +270,40 @@ func (c *cli) showUser(raw json.RawMessage) error {
 			{"password authority", u.PasswordAuthority}, {"delegated authority", u.DelegatedAuthority},
 			{"service account", fmt.Sprint(u.ServiceAccount)}, {"password resetter", fmt.Sprint(u.PasswordResetter)},
 			{"uid number", fmt.Sprint(u.UIDNumber)},
+			{"password changed", when(u.PasswordChangedAt)}, {"password expires", when(u.PasswordExpiresAt)},
+			{"locked until", when(u.LockedUntil)}, {"last login", when(u.LastLoginAt)},
 		} {
 			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], dash(kv[1]))
 		}
-		for k, v := range u.Attributes {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		keys := make([]string, 0, len(u.Attributes))
+		for k := range u.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "attribute %s:\t%s\n", k, u.Attributes[k])
 		}
 		return tw.Flush()
 	})
+}
+
+// attrFlag collects -attr NAME=VALUE flags; an empty VALUE removes NAME.
+type attrFlag map[string]*string
+
+func (a attrFlag) String() string { return "" }
+
+func (a attrFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return fmt.Errorf("want NAME=VALUE (NAME= removes the attribute), got %q", s)
+	}
+	if v == "" {
+		a[k] = nil
+	} else {
+		a[k] = &v
+	}
+	return nil
 }
 
 func (c *cli) userCreate(fs *flag.FlagSet) func([]string) error {
@@ -281,12 +315,23 @@ func (c *cli) userCreate(fs *flag.FlagSet) func([]string) error {
 	staged := fs.Bool("staged", false, "create in state staged (cannot log in yet)")
 	svc := fs.Bool("service-account", false, "may search the whole LDAP tree")
 	resetter := fs.Bool("password-resetter", false, "may reset other users' passwords over LDAP")
+	attrs := attrFlag{}
+	fs.Var(attrs, "attr", "an attribute, NAME=VALUE (repeat it)")
 	return func(pos []string) error {
 		if err := needArgs(pos, 0, "no positional arguments (use -username and -email)"); err != nil {
 			return err
 		}
 		body := map[string]any{"username": *username, "email": *email, "first_name": *first, "last_name": *last,
 			"display_name": *display, "service_account": *svc, "password_resetter": *resetter}
+		if len(attrs) > 0 {
+			m := map[string]string{}
+			for k, v := range attrs {
+				if v != nil {
+					m[k] = *v
+				}
+			}
+			body["attributes"] = m
+		}
 		if *staged {
 			body["state"] = "staged"
 		}
@@ -365,12 +410,17 @@ func (c *cli) userUpdate(fs *flag.FlagSet) func([]string) error {
 		"service-account":   fs.Bool("service-account", false, "may search the whole LDAP tree"),
 		"password-resetter": fs.Bool("password-resetter", false, "may reset other users' passwords over LDAP"),
 	}
+	attrs := attrFlag{}
+	fs.Var(attrs, "attr", "set an attribute, NAME=VALUE (repeat it); NAME= removes one")
 	return func(pos []string) error {
 		if err := needArgs(pos, 1, "one USER (username or id)"); err != nil {
 			return err
 		}
 		fs.Visit(func(f *flag.Flag) { set = append(set, f.Name) })
 		body := map[string]any{}
+		if len(attrs) > 0 {
+			body["attribute_changes"] = attrs
+		}
 		for _, name := range set {
 			key := strings.ReplaceAll(name, "-", "_")
 			if p, ok := strs[name]; ok {

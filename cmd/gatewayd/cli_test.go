@@ -25,7 +25,10 @@ func TestCLI(t *testing.T) {
 		{"", []string{"user", "list", "-limit", "1"}, []string{"carol", "(more: -after carol)"}, false},
 		{"", []string{"user", "update", "carol", "-display-name", "Captain"}, []string{"Captain"}, false},
 		{"", []string{"user", "update", "carol"}, []string{"nothing to change"}, true},
-		{"correct horse battery\n", []string{"user", "passwd", "carol"}, []string{"password set for carol"}, false},
+		{"", []string{"user", "update", "carol", "-attr", "title=Engineer", "-attr", "loginShell=/bin/zsh"}, []string{"attribute title:", "Engineer", "/bin/zsh"}, false},
+		{"", []string{"user", "update", "carol", "-attr", "title=", "-attr", "department=R&D"}, []string{"attribute department:", "R&D", "/bin/zsh"}, false},
+		{"", []string{"user", "update", "carol", "-attr", "novalue"}, []string{"want NAME=VALUE"}, true},
+		{"Correct horse battery 9\n", []string{"user", "passwd", "carol"}, []string{"password set for carol"}, false},
 		{"", []string{"user", "passwd", "carol"}, []string{"no password on standard input"}, true},
 		{"short\n", []string{"user", "passwd", "carol"}, []string{"at least 8"}, true},
 		{"", []string{"user", "suspend", "carol"}, []string{"suspended"}, false},
@@ -66,6 +69,13 @@ func TestCLI(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &u); err != nil || u.Username != "carol" || u.PasswordVersion != 1 {
 		t.Fatalf("json output %q: %v", out, err)
+	}
+	var attrs struct {
+		Attributes map[string]string `json:"attributes"`
+	}
+	json.Unmarshal([]byte(out), &attrs)
+	if len(attrs.Attributes) != 2 || attrs.Attributes["department"] != "R&D" || attrs.Attributes["loginShell"] != "/bin/zsh" {
+		t.Fatalf("-attr title= must remove title and keep the others: %v", attrs.Attributes)
 	}
 	out, err = p.cli("", "events", "-o", "json", "-limit", "2")
 	var page struct {

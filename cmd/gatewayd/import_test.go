@@ -5,8 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatewayd/gatewayd/internal/fakegraph"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // TestImportFromEntra (SPEC 4.7): a tenant of 250 enabled users across
@@ -90,5 +92,64 @@ func TestImportFromEntra(t *testing.T) {
 	}
 	if u.State != "staged" || u.PasswordStatus != "pending" || u.FirstName != "Emp" {
 		t.Fatalf("imported user %+v: want the configured default state (staged) and password pending", u)
+	}
+}
+
+// TestImportKeepsTheAccountWorking: importing a user who signs in to the
+// tenant today takes the account over without disabling it, although the
+// import makes them staged with no password; the activation pushes the
+// password once. A suspend still disables it.
+func TestImportKeepsTheAccountWorking(t *testing.T) {
+	fg := fakegraph.New()
+	defer fg.Close()
+	const upn = "erin@example.test"
+	fg.AddUser(fakegraph.User{UserPrincipalName: upn, MailNickname: "erin", GivenName: "Erin", Surname: "Doe", AccountEnabled: true})
+	dir := t.TempDir()
+	text, radiusAddr, _ := takeoverConfig(t, dir, fg)
+	p := startDaemon(t, dir, writeConfig(t, dir, text))
+	if out, err := p.cli("", "import", "users", "m365", upn); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	taken := func() bool {
+		var v struct {
+			Directories []struct {
+				Provisioned bool   `json:"provisioned"`
+				RemoteID    string `json:"remote_id"`
+			} `json:"directories"`
+		}
+		p.api("GET", "/v1/users/erin/sync", nil, &v)
+		return len(v.Directories) == 1 && v.Directories[0].Provisioned && v.Directories[0].RemoteID != ""
+	}
+	testutil.Eventually(t, 10*time.Second, taken, "the imported account taken over")
+	enabled := func() bool { u, ok := fg.User(upn); return ok && u.AccountEnabled }
+	if !enabled() {
+		t.Fatal("importing a staged user disabled the account they use in the tenant")
+	}
+
+	// The admin activates erin: a first password (pushed: activation takes
+	// the account over, SPEC 3.4), then active. Her sign-in state is still
+	// left as the tenant has it, and her first gateway login pushes nothing
+	// more: the password is already there.
+	if out, err := p.cli("Erin-Pw-42!\n", "user", "passwd", "erin"); err != nil {
+		t.Fatalf("passwd: %v\n%s", err, out)
+	}
+	waitPatches(t, fg, upn, 1)
+	if _, err := p.api("PATCH", "/v1/users/erin", map[string]any{"state": "active"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := radclient(t, radiusAddr, "erin", "Erin-Pw-42!"); !ok {
+		t.Fatal("erin's first login was refused")
+	}
+	if !enabled() {
+		t.Fatal("the account was disabled after the takeover")
+	}
+
+	// Off means off: a suspend disables the account as for any user.
+	if _, err := p.api("POST", "/v1/users/erin/suspend", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return !enabled() }, "the suspended user's account disabled")
+	if n := passwordPatches(fg, upn); n != 1 {
+		t.Fatalf("%d password pushes, want exactly one", n)
 	}
 }

@@ -69,10 +69,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 const usage = `usage:
   gatewayd [serve] [-config FILE]           run the daemon (without -config: the embedded gatewayd.toml.example)
   gatewayd check-config -config FILE        validate the config; problems are printed as file:line: message
-  gatewayd user create -username U -email E [-first-name F] [-last-name L] [-display-name D] [-staged] [-service-account] [-password-resetter]
+  gatewayd user create -username U -email E [-first-name F] [-last-name L] [-display-name D] [-staged] [-service-account] [-password-resetter] [-attr NAME=VALUE ...]
   gatewayd user get|delete|suspend|unsuspend|unlock USER
   gatewayd user list [-limit N] [-after USERNAME]
-  gatewayd user update USER [-email E] [-first-name F] [-last-name L] [-display-name D] [-state S] [-password-status S] [-service-account=BOOL] [-password-resetter=BOOL]
+  gatewayd user update USER [-email E] [-first-name F] [-last-name L] [-display-name D] [-state S] [-password-status S] [-service-account=BOOL] [-password-resetter=BOOL] [-attr NAME=VALUE ...]
+                                            -attr NAME= removes an attribute; see README for the attribute names
   gatewayd user passwd USER                 reads the new password from stdin (never from the command line)
   gatewayd group create -name N [-description D]
   gatewayd group list | get G | delete G | add-member G USER | remove-member G USER
