@@ -210,6 +210,9 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, authn.ErrAuthorityAD):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, authn.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error: "+err.Error())

@@ -206,7 +206,7 @@ type Authenticator struct {
 	observer PasswordObserver
 	delegate Delegator
 
-	mu       sync.RWMutex // guards cfg (SIGHUP swaps policy)
+	mu       sync.RWMutex // guards cfg and dummy (SIGHUP swaps policy)
 	cfg      Config
 	failures *failureTracker
 	limiter  *sourceLimiter
@@ -269,12 +269,32 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 // at start; changing it needs a restart.
 func (a *Authenticator) SetPolicy(cfg Config) {
 	cfg.setDefaults()
+	var dummy *parsedHash
+	if cfg.Hash != a.policy().Hash {
+		// An unknown user must keep costing what a known one does, or
+		// timing tells which usernames exist.
+		if h, err := hashPassword([]byte("gatewayd-timing-equaliser"), cfg.Hash); err == nil {
+			if ph, err := parseHash(h); err == nil {
+				dummy = &ph
+			}
+		}
+	}
 	a.mu.Lock()
 	a.cfg = cfg
+	if dummy != nil {
+		a.dummy = *dummy
+	}
 	a.mu.Unlock()
 	if cfg.CacheTTL == 0 {
 		a.cache.clear()
 	}
+}
+
+// dummyHash is what an unknown user's login is verified against.
+func (a *Authenticator) dummyHash() parsedHash {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.dummy
 }
 
 func (a *Authenticator) policy() Config {
@@ -405,7 +425,7 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 	case stepUnknown:
 		// Same cost as a wrong password, so response time does not tell
 		// an attacker which usernames exist.
-		if r := a.verifyHash(ctx, cfg, a.dummy, req.Password); r != ReasonNone && r != ReasonBadPassword {
+		if r := a.verifyHash(ctx, cfg, a.dummyHash(), req.Password); r != ReasonNone && r != ReasonBadPassword {
 			return Result{Reason: r}
 		}
 		a.failed(req, nil, cfg, now)
@@ -540,7 +560,7 @@ func (a *Authenticator) acquire(ctx context.Context, cfg Config) error {
 		a.metrics.queueWait.Observe(time.Since(start).Seconds())
 		return nil
 	case <-t.C:
-		return errors.New("password hashing queue is full")
+		return ErrBusy
 	case <-ctx.Done():
 		return ctx.Err()
 	}

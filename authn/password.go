@@ -27,7 +27,7 @@ func (a *Authenticator) ChangePassword(ctx context.Context, userID string, pw se
 		return err
 	}
 	if err := a.acquire(ctx, cfg); err != nil {
-		return fmt.Errorf("password hashing is saturated, try again: %w", err)
+		return fmt.Errorf("%w, try again", err)
 	}
 	h, err := hashPassword(pw.Bytes(), cfg.Hash)
 	a.release()
@@ -92,7 +92,7 @@ func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newP
 			}
 		}
 	case stepUnknown:
-		a.verifyHash(ctx, cfg, a.dummy, req.Password) // same cost as a wrong password
+		a.verifyHash(ctx, cfg, a.dummyHash(), req.Password) // same cost as a wrong password
 		a.failed(req, nil, cfg, now)
 		res.Reason = ReasonNoSuchUser
 	}

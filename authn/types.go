@@ -95,6 +95,9 @@ var (
 	// ErrNotProven: ChangeOwnPassword's old password did not prove the
 	// user (the reason is in the recorded event, never shown).
 	ErrNotProven = errors.New("the user name or the current password is wrong, or the account may not log in")
+	// ErrBusy: no hashing slot came free within hash_queue_timeout; try
+	// again.
+	ErrBusy = errors.New("password hashing is saturated")
 	// ErrWeakPassword: the password breaks the local policy.
 	ErrWeakPassword = errors.New("password does not meet the policy")
 )

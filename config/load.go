@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,14 +171,17 @@ func (l *loader) report(path string, err error) {
 // without array indexes, so the key is rebuilt under path, which has them.
 func (l *loader) decodeErr(path string, err error) {
 	msg, line := strings.TrimPrefix(err.Error(), "toml: "), lineOfDecodeError(err)
+	lastKey := ""
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg, line = pe.Message, pe.Position.Line
-		if tail, ok := strings.CutPrefix(pe.LastKey, stripIndexes(path)+"."); ok {
-			path = joinKey(path, tail)
-			if n := l.pos.line(path); n > 0 {
-				line = n
-			}
+		msg, line, lastKey = pe.Message, pe.Position.Line, pe.LastKey
+	} else if m := typeErrorShape.FindStringSubmatch(err.Error()); m != nil {
+		lastKey, msg = m[1], m[2]
+	}
+	if tail, ok := strings.CutPrefix(lastKey, stripIndexes(path)+"."); ok {
+		path = joinKey(path, tail)
+		if n := l.pos.line(path); n > 0 {
+			line = n
 		}
 	}
 	if line == 0 {
@@ -427,6 +431,10 @@ func callDefaults(v reflect.Value) {
 		d.Defaults()
 	}
 }
+
+// typeErrorShape is how BurntSushi words a value of the wrong type:
+// "toml: line 2 (last key "events.retention"): incompatible types: ...".
+var typeErrorShape = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): (.*)$`)
 
 func lineOfDecodeError(err error) int {
 	var n int

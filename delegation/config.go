@@ -156,6 +156,9 @@ func (c *DomainConfig) Validate() error {
 	if c.PoolSize < 1 || c.PoolSize > 256 {
 		bad("pool_size", "pool_size must be between 1 and 256 connections per domain controller")
 	}
+	if c.OfflineLogin < 0 {
+		bad("offline_login", "offline_login must not be negative (\"0s\" turns offline logins off)")
+	}
 	if c.OfflineLogin > 0 && !c.StoreHash {
 		bad("offline_login", "offline_login needs store_hash = true (offline logins are checked against the stored hash)")
 	}

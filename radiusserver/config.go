@@ -53,8 +53,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, config.Errorf("listen", "entry %d: %v", i+1, err))
 		}
 	}
-	if _, err := compileClients(c.Clients); err != nil {
+	if t, err := compileClients(c.Clients); err != nil {
 		errs = append(errs, err)
+	} else {
+		t.wipe() // compiled only to check; the copies of the secrets go now
 	}
 	if _, err := compileReplyGroups(c.ReplyGroups); err != nil {
 		errs = append(errs, err)
@@ -159,6 +161,13 @@ type clientTable struct {
 	v4bits   []int // distinct prefix lengths present, longest first
 	v6bits   []int
 	clients  []*client
+}
+
+// wipe zeroes the table's copies of the shared secrets.
+func (t *clientTable) wipe() {
+	for _, c := range t.clients {
+		clear(c.secret)
+	}
 }
 
 func (t *clientTable) lookup(a netip.Addr) *client {

@@ -47,7 +47,7 @@ func (c *fileConfig) Defaults() { c.DataDir = "./data" }
 func (c *fileConfig) Validate() error {
 	var errs []error
 	if strings.TrimSpace(c.DataDir) == "" {
-		errs = append(errs, config.Errorf("data_dir", "data_dir must name a directory for the state journal"))
+		errs = append(errs, config.Errorf("data_dir", "must name a directory for the state journal"))
 	}
 	errs = append(errs, gwsync.ValidateDirectories(c.directories()), delegation.ValidateDomains(c.AD))
 	return errors.Join(errs...)

@@ -182,7 +182,7 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 		Forget:    d.forgetDirectory,
 	}, d.reg)
 	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-		return nil, config.Problems{cfg.Errorf("admin.listen", "admin.listen: cannot listen on %s: %v", cfg.Admin.Listen, err)}
+		return nil, config.Problems{cfg.Errorf("admin.listen", "cannot listen on %s: %v", cfg.Admin.Listen, err)}
 	}
 	d.adminSrv = &http.Server{
 		Handler:           api,
@@ -332,10 +332,9 @@ func (d *daemon) reload() {
 		{"log.format", old.Log.Format, nc.Log.Format},
 		{"authn.max_concurrent_hashes", old.Authn.MaxConcurrentHashes, nc.Authn.MaxConcurrentHashes},
 		{"events.retention", old.Events.Retention, nc.Events.Retention},
-		{"ldap.listen", old.LDAP.Listen, nc.LDAP.Listen},
-		{"ldap.ldaps_listen", old.LDAP.LDAPSListen, nc.LDAP.LDAPSListen},
-		{"ldap.base_dn", old.LDAP.BaseDN, nc.LDAP.BaseDN},
+		{"ldap", ldapSummary(old), ldapSummary(nc)},
 		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
+		{"radius.workers, reply_message, reply_group", radiusSummary(old), radiusSummary(nc)},
 		{"directory", blockSummary(old.Directories), blockSummary(nc.Directories)},
 		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
 		{"ad", adSummary(old), adSummary(nc)},
@@ -357,4 +356,19 @@ func blockSummary[T any](blocks []T) string {
 		fmt.Fprintf(&b, "%+v; ", blk)
 	}
 	return b.String()
+}
+
+// ldapSummary renders [ldap] for the "needs a restart" comparison; the
+// certificate files are re-read on SIGHUP, so they are left out.
+func ldapSummary(c *fileConfig) string {
+	l := c.LDAP
+	l.CertFile, l.KeyFile = "", ""
+	return fmt.Sprintf("%+v", l)
+}
+
+// radiusSummary renders what of [radius] a SIGHUP does not apply (clients
+// are reloaded; listeners are compared on their own).
+func radiusSummary(c *fileConfig) string {
+	r := c.RADIUS
+	return fmt.Sprintf("%d %q %+v", r.Workers, r.ReplyMessage, r.ReplyGroups)
 }

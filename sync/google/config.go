@@ -50,21 +50,32 @@ func (c *DirectoryConfig) Defaults() {
 func (c *DirectoryConfig) Validate() error {
 	errs := []error{c.DirectoryCommon.Validate()}
 	label := c.Label(-1)
+	// What New refuses is refused here too, at its key: check-config
+	// builds no connector.
 	if c.CustomerID == "" {
 		errs = append(errs, config.Errorf("customer_id", "%s: customer_id is required for type google", label))
+	} else if strings.ContainsAny(strings.TrimSpace(c.CustomerID), "/?#&= \t\r\n") {
+		errs = append(errs, config.Errorf("customer_id", "%s: customer_id %q is not a customer id (Admin console > Account > Account settings, e.g. C01abc234)", label, c.CustomerID))
 	}
 	if c.AdminSubject == "" {
 		errs = append(errs, config.Errorf("admin_subject", "%s: admin_subject is required for type google", label))
+	} else if !plausibleEmail(strings.TrimSpace(c.AdminSubject)) {
+		errs = append(errs, config.Errorf("admin_subject", "%s: admin_subject must be the primary email of an administrator of the domain, got %q", label, c.AdminSubject))
 	}
 	if c.CredentialsFile == "" {
 		errs = append(errs, config.Errorf("credentials_file", "%s: credentials_file is required for type google", label))
 	} else if st, err := os.Stat(c.CredentialsFile); err != nil {
 		errs = append(errs, config.Errorf("credentials_file", "%s: cannot read credentials_file: %v", label, err))
+	} else if !st.Mode().IsRegular() {
+		errs = append(errs, config.Errorf("credentials_file", "%s: credentials_file %s is not a file", label, c.CredentialsFile))
 	} else if st.Mode().Perm()&0o077 != 0 {
 		errs = append(errs, config.Errorf("credentials_file", "%s: credentials_file %s is readable by others (mode %v): chmod 600 it", label, c.CredentialsFile, st.Mode().Perm()))
 	}
 	for _, u := range []struct{ key, v string }{{"endpoint", c.Endpoint}, {"token_url", c.TokenURL}} {
-		if err := config.CheckURL(u.v); err != nil {
+		if u.v == "" {
+			continue
+		}
+		if _, err := checkURL(u.v); err != nil {
 			errs = append(errs, config.Errorf(u.key, "%s: %v", label, err))
 		}
 	}
