@@ -24,16 +24,16 @@ type createUserRequest struct {
 
 // updateUserRequest: absent fields are left alone.
 type updateUserRequest struct {
-	Username           *string            `json:"username"`
-	Email              *string            `json:"email"`
-	FirstName          *string            `json:"first_name"`
-	LastName           *string            `json:"last_name"`
-	DisplayName        *string            `json:"display_name"`
-	Attributes         *map[string]string `json:"attributes"`
+	Username    *string            `json:"username"`
+	Email       *string            `json:"email"`
+	FirstName   *string            `json:"first_name"`
+	LastName    *string            `json:"last_name"`
+	DisplayName *string            `json:"display_name"`
+	Attributes  *map[string]string `json:"attributes"`
 	// AttributeChanges sets the attributes given and removes those whose
 	// value is null or "", leaving the others as they are.
-	AttributeChanges map[string]*string `json:"attribute_changes"`
-	State            *store.State       `json:"state"`
+	AttributeChanges   map[string]*string `json:"attribute_changes"`
+	State              *store.State       `json:"state"`
 	PasswordStatus     *string            `json:"password_status"`
 	PasswordAuthority  *string            `json:"password_authority"`
 	DelegatedAuthority *string            `json:"delegated_authority"`

@@ -25,13 +25,13 @@ type userView struct {
 	// PasswordExpiresAt is when the password expires under [authn]
 	// max_password_age (absent: it does not).
 	PasswordExpiresAt *time.Time `json:"password_expires_at,omitempty"`
-	LockedUntil        *time.Time        `json:"locked_until,omitempty"`
-	ServiceAccount     bool              `json:"service_account"`
-	PasswordResetter   bool              `json:"password_resetter"`
-	UIDNumber          int               `json:"uid_number"`
-	CreatedAt          time.Time         `json:"created_at"`
-	UpdatedAt          time.Time         `json:"updated_at"`
-	LastLoginAt        *time.Time        `json:"last_login_at,omitempty"`
+	LockedUntil       *time.Time `json:"locked_until,omitempty"`
+	ServiceAccount    bool       `json:"service_account"`
+	PasswordResetter  bool       `json:"password_resetter"`
+	UIDNumber         int        `json:"uid_number"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+	LastLoginAt       *time.Time `json:"last_login_at,omitempty"`
 	// LastADValidationAt: the last login AD confirmed (delegated users).
 	LastADValidationAt *time.Time `json:"last_ad_validation_at,omitempty"`
 }

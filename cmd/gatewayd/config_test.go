@@ -119,7 +119,7 @@ var (
 	// A key line's value looks like a TOML value, so prose such as
 	// "cn=<name>,ou=groups" is not taken for a key.
 	exampleKey = regexp.MustCompile(`^([a-z0-9_]+)\s*=\s*(["'\[{0-9-]|true|false)(.*)$`)
-	inlineKey     = regexp.MustCompile(`([a-z_]+)\s*=`)
+	inlineKey  = regexp.MustCompile(`([a-z_]+)\s*=`)
 )
 
 // exampleKeys lists the key paths the example shows, in live lines and in
