@@ -39,6 +39,10 @@ type Config struct {
 	// UsersSeeAll lets ordinary users search the whole tree; otherwise
 	// they see their own entry, their groups and the containers.
 	UsersSeeAll bool `toml:"users_see_all"`
+	// HideInactive leaves inactive users (staged, suspended, locked out,
+	// password expired) out of every search, as if deleted, instead of
+	// rendering them disabled; they come back once active.
+	HideInactive bool `toml:"hide_inactive"`
 	// UserGIDNumber, when > 0, is every user's gidNumber; 0 uses the user
 	// private group convention (gidNumber = uidNumber).
 	UserGIDNumber int `toml:"user_gid_number"`

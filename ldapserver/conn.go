@@ -436,7 +436,7 @@ func (c *conn) viewer() (*store.User, error) {
 		}
 		return nil, err
 	}
-	if u.State != store.StateActive {
+	if inactive(u, c.s.tree.now()) {
 		c.clearBound(id)
 		return nil, errNotBound
 	}

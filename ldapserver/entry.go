@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatewayd/gatewayd/store"
 )
@@ -17,6 +18,16 @@ const (
 	kindContainer
 	kindUser
 	kindGroup
+	kindUserGroup // a user's private group (ou=usergroups)
+)
+
+// container is one of the organizational units under the base.
+type container uint8
+
+const (
+	ctrUsers      container = iota // ou=users
+	ctrGroups                      // ou=groups
+	ctrUserGroups                  // ou=usergroups: user private groups, when user_gid_number = 0
 )
 
 // attrVals is one attribute of an entry. load fills vals on first use
@@ -90,7 +101,13 @@ type tree struct {
 	usersNDN  string
 	groupsDN  string
 	groupsNDN string
-	userGID   int
+	// upgDN and upgNDN name ou=usergroups; empty when user_gid_number
+	// is set (no private groups then).
+	upgDN   string
+	upgNDN  string
+	userGID int
+	// now is the clock an account's lock is judged by.
+	now func() time.Time
 }
 
 func newTree(baseDN string, userGID int) (*tree, error) {
@@ -98,12 +115,38 @@ func newTree(baseDN string, userGID int) (*tree, error) {
 	if err != nil || len(d) == 0 {
 		return nil, errBadDN
 	}
-	t := &tree{base: d, baseDN: displayDN(d), baseNDN: d.norm(), userGID: userGID}
+	t := &tree{base: d, baseDN: displayDN(d), baseNDN: d.norm(), userGID: userGID, now: time.Now}
 	t.usersDN = "ou=users," + t.baseDN
 	t.usersNDN = "ou=users," + t.baseNDN
 	t.groupsDN = "ou=groups," + t.baseDN
 	t.groupsNDN = "ou=groups," + t.baseNDN
+	if userGID == 0 {
+		t.upgDN = "ou=usergroups," + t.baseDN
+		t.upgNDN = "ou=usergroups," + t.baseNDN
+	}
 	return t, nil
+}
+
+// hasUPG reports whether users get private groups (user_gid_number = 0).
+func (t *tree) hasUPG() bool { return t.upgDN != "" }
+
+// containers lists the organizational units under the base, in order.
+func (t *tree) containers() []container {
+	if t.hasUPG() {
+		return []container{ctrUsers, ctrGroups, ctrUserGroups}
+	}
+	return []container{ctrUsers, ctrGroups}
+}
+
+// inactive reports whether u may not log in at now: staged or suspended,
+// locked out, with an expired password, or with no password yet unless AD
+// holds it (SPEC 2.2, 2.3, 8). Such a user is rendered disabled
+// (userEntry) and is a member of no group, so a host refuses them in the
+// account phase too (an SSH key, su, cron), not only at a password prompt.
+func inactive(u *store.User, now time.Time) bool {
+	return u.State != store.StateActive || u.Locked(now) ||
+		u.PasswordStatus == store.PasswordExpired || u.PasswordStatus == store.PasswordLocked ||
+		(u.PasswordStatus == store.PasswordPending && u.DelegatedAuthority != store.AuthorityAD)
 }
 
 func (t *tree) userDN(username string) string {
@@ -122,11 +165,19 @@ func (t *tree) groupNDN(name string) string {
 	return "cn=" + escapeDNValue(prepCaseIgnore(name)) + "," + t.groupsNDN
 }
 
+func (t *tree) upgEntryDN(username string) string {
+	return "cn=" + escapeDNValue(username) + "," + t.upgDN
+}
+
+func (t *tree) upgEntryNDN(username string) string {
+	return "cn=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.upgNDN
+}
+
 // place says where a DN falls in the tree.
 type place struct {
-	kind  entryKind // kindBase, kindContainer (users or groups), kindUser, kindGroup
-	users bool      // for kindContainer: ou=users (else ou=groups)
-	name  string    // username or group name as written in the DN
+	kind entryKind // kindBase, kindContainer, kindUser, kindGroup, kindUserGroup
+	ctr  container // for kindContainer: which one
+	name string    // username or group name as written in the DN
 	// matched is the deepest existing ancestor, for noSuchObject.
 	matched string
 	ok      bool
@@ -145,22 +196,31 @@ func (t *tree) locate(d parsedDN) place {
 	case 1:
 		switch rel[0].norm {
 		case "ou=users":
-			return place{kind: kindContainer, users: true, ok: true}
+			return place{kind: kindContainer, ctr: ctrUsers, ok: true}
 		case "ou=groups":
-			return place{kind: kindContainer, ok: true}
+			return place{kind: kindContainer, ctr: ctrGroups, ok: true}
+		case "ou=usergroups":
+			if t.hasUPG() {
+				return place{kind: kindContainer, ctr: ctrUserGroups, ok: true}
+			}
 		}
 		return place{matched: t.baseDN}
 	case 2:
 		r := rel[0]
+		upg := t.hasUPG() && rel[1].norm == "ou=usergroups"
 		switch {
 		case rel[1].norm == "ou=users" && len(r.avas) == 1 && r.avas[0].typ == "uid":
 			return place{kind: kindUser, name: r.avas[0].val, matched: t.usersDN, ok: true}
 		case rel[1].norm == "ou=groups" && len(r.avas) == 1 && r.avas[0].typ == "cn":
 			return place{kind: kindGroup, name: r.avas[0].val, matched: t.groupsDN, ok: true}
+		case upg && len(r.avas) == 1 && r.avas[0].typ == "cn":
+			return place{kind: kindUserGroup, name: r.avas[0].val, matched: t.upgDN, ok: true}
 		case rel[1].norm == "ou=users":
 			return place{matched: t.usersDN}
 		case rel[1].norm == "ou=groups":
 			return place{matched: t.groupsDN}
+		case upg:
+			return place{matched: t.upgDN}
 		}
 		return place{matched: t.baseDN}
 	default:
@@ -173,6 +233,8 @@ func (t *tree) locate(d parsedDN) place {
 				return place{matched: t.usersDN}
 			case kindGroup:
 				return place{matched: t.groupsDN}
+			case kindUserGroup:
+				return place{matched: t.upgDN}
 			}
 		}
 		return place{matched: p.matched}
@@ -206,14 +268,16 @@ func (t *tree) baseEntry() *entry {
 	return e
 }
 
-func (t *tree) containerEntry(users bool) *entry {
+func (t *tree) containerEntry(c container) *entry {
 	e := &entry{kind: kindContainer}
-	ou := "groups"
-	if users {
-		ou = "users"
-		e.dn, e.ndn = t.usersDN, t.usersNDN
-	} else {
-		e.dn, e.ndn = t.groupsDN, t.groupsNDN
+	var ou string
+	switch c {
+	case ctrUsers:
+		ou, e.dn, e.ndn = "users", t.usersDN, t.usersNDN
+	case ctrGroups:
+		ou, e.dn, e.ndn = "groups", t.groupsDN, t.groupsNDN
+	default:
+		ou, e.dn, e.ndn = "usergroups", t.upgDN, t.upgNDN
 	}
 	e.add("objectClass", "top", "organizationalUnit")
 	e.add("ou", ou)
@@ -223,10 +287,30 @@ func (t *tree) containerEntry(users bool) *entry {
 	return e
 }
 
+// Disabled markers on an inactive user, one for each account check a
+// Linux host may be configured with (see README.md, "Inactive users").
+const (
+	// shadowExpire is in days since 1970-01-01: day 1 is long past. (0
+	// would mean "never" to SSSD and "expired" to nslcd.)
+	disabledShadowExpire = "1"
+	// pwdAccountLockedTime of OpenLDAP's ppolicy: locked until an
+	// administrator unlocks.
+	disabledPwdLockedTime = "000001010000Z"
+	// userAccountControl: NORMAL_ACCOUNT | ACCOUNTDISABLE.
+	disabledUAC = "514"
+)
+
 // userEntry renders a user. The password hash is never part of an entry.
+// An inactive user is rendered disabled and with no memberOf.
 func (t *tree) userEntry(u *store.User, dir Directory) *entry {
+	now := t.now()
+	off := inactive(u, now)
 	e := &entry{dn: t.userDN(u.Username), ndn: t.userNDN(u.Username), kind: kindUser}
-	e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
+	if off {
+		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount", "shadowAccount")
+	} else {
+		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
+	}
 	e.add("uid", u.Username)
 	cn := userCN(u)
 	e.add("cn", cn)
@@ -244,6 +328,9 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	e.add("mail", u.Email)
 	id := u.ID
 	e.addLazy("memberOf", func() ([]string, error) {
+		if off {
+			return nil, nil
+		}
 		gs, err := dir.GroupsOfUser(id)
 		if err != nil {
 			return nil, err
@@ -269,9 +356,49 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	}
 	e.add("homeDirectory", home)
 	e.add("loginShell", shell)
+	if off {
+		e.add("shadowExpire", disabledShadowExpire)
+		e.add("nsAccountLock", "TRUE")
+		e.add("loginDisabled", "TRUE")
+		e.add("userAccountControl", disabledUAC)
+		e.add("pwdAccountLockedTime", disabledPwdLockedTime)
+	}
 	e.add("entryUUID", entryUUID(u.ID))
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "inetOrgPerson")
+	e.add("hasSubordinates", "FALSE")
+	if !u.CreatedAt.IsZero() {
+		e.add("createTimestamp", generalizedTime(u.CreatedAt))
+	}
+	if mod := userModified(u, now); !mod.IsZero() {
+		e.add("modifyTimestamp", generalizedTime(mod))
+	}
+	return e
+}
+
+// userModified is when the user's rendering last changed: UpdatedAt, or
+// the end of a lock that has run out since (a lock ends without a write,
+// and the entry loses its disabled markers then).
+func userModified(u *store.User, now time.Time) time.Time {
+	if !u.LockedUntil.IsZero() && u.LockedUntil.After(u.UpdatedAt) && !now.Before(u.LockedUntil) {
+		return u.LockedUntil
+	}
+	return u.UpdatedAt
+}
+
+// upgEntry renders a user's private group: a posixGroup named after the
+// user whose gidNumber is the user's, with no members (as on a Debian
+// host, where the primary group lists nobody). It is not a groupOfNames,
+// so products looking for groups to authorize by do not list it.
+func (t *tree) upgEntry(u *store.User) *entry {
+	e := &entry{dn: t.upgEntryDN(u.Username), ndn: t.upgEntryNDN(u.Username), kind: kindUserGroup}
+	e.add("objectClass", "top", "posixGroup")
+	e.add("cn", u.Username)
+	e.add("description", "private group of "+u.Username)
+	e.add("gidNumber", strconv.Itoa(u.UIDNumber))
+	e.add("entryUUID", entryUUID("usergroup:"+u.ID))
+	e.add("entryDN", e.dn)
+	e.add("structuralObjectClass", "posixGroup")
 	e.add("hasSubordinates", "FALSE")
 	if !u.CreatedAt.IsZero() {
 		e.add("createTimestamp", generalizedTime(u.CreatedAt))
@@ -298,14 +425,22 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 	e.add("cn", g.Name)
 	e.add("description", g.Description)
 	e.add("gidNumber", strconv.Itoa(g.GIDNumber))
-	// member and memberUid share one lookup.
+	// member and memberUid share one lookup. Inactive users are left
+	// out: they are members again once reactivated.
 	var members []*store.User
 	var loaded bool
 	var lerr error
 	load := func() ([]*store.User, error) {
 		if !loaded {
 			loaded = true
-			members, lerr = dir.MembersOf(g.ID)
+			var all []*store.User
+			all, lerr = dir.MembersOf(g.ID)
+			now := t.now()
+			for _, m := range all {
+				if !inactive(m, now) {
+					members = append(members, m)
+				}
+			}
 		}
 		return members, lerr
 	}

@@ -404,19 +404,6 @@ func (f *filter) evalExtensible(e *entry) tri {
 	return triFalse
 }
 
-// mentions reports whether the filter refers to attribute type t.
-func (f *filter) mentions(t *attrType) bool {
-	if f.t == t {
-		return true
-	}
-	for _, c := range f.children {
-		if c.mentions(t) {
-			return true
-		}
-	}
-	return false
-}
-
 // equalities returns the values of equality assertions on t that every
 // matching entry must satisfy: the filter is (t=v) or an AND with such a
 // child. ok is false when the filter does not constrain t that way.
@@ -447,4 +434,32 @@ func (f *filter) equalities(t *attrType) (vals []string, ok bool) {
 		return vals, true
 	}
 	return nil, false
+}
+
+// requiresAttr reports whether an entry can match f only if it holds a
+// value of an attribute type lacks reports true for. An unknown attribute
+// or one with options (no entry holds values for either) always counts.
+// A search skips a whole kind of entry that lacks what f requires.
+func (f *filter) requiresAttr(lacks func(*attrType) bool) bool {
+	switch f.op {
+	case fEqual, fApprox, fSubstrings, fGreaterOrEqual, fLessOrEqual, fPresent:
+		return f.t == nil || f.hasOptions || lacks(f.t)
+	case fAnd:
+		for _, c := range f.children {
+			if c.requiresAttr(lacks) {
+				return true
+			}
+		}
+	case fOr:
+		if len(f.children) == 0 {
+			return false
+		}
+		for _, c := range f.children {
+			if !c.requiresAttr(lacks) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

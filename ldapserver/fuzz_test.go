@@ -247,7 +247,7 @@ func TestFilterRandomized(t *testing.T) {
 	tr, _ := newTree(testBase, 0)
 	u, _ := d.UserByUsername("alice")
 	g, _ := d.GroupByName("staff")
-	entries := []*entry{tr.userEntry(u, d), tr.groupEntry(g, d), tr.baseEntry(), tr.containerEntry(true)}
+	entries := []*entry{tr.userEntry(u, d), tr.groupEntry(g, d), tr.baseEntry(), tr.containerEntry(ctrUsers)}
 	rng := rand.New(rand.NewSource(1))
 	attrs := []string{"uid", "cn", "mail", "objectClass", "memberOf", "member", "memberUid", "uidNumber", "gidNumber",
 		"createTimestamp", "entryUUID", "homeDirectory", "nosuch", "UID", "cn;lang-de", "userPassword"}

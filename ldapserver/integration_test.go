@@ -111,7 +111,7 @@ func TestLDAPSearchFilters(t *testing.T) {
 		{"(memberOf=CN=Admins,OU=Groups,DC=example,DC=test)", []string{aliceDN}},
 		{"(&(uidNumber>=10001)(uidNumber<=10002))", []string{aliceDN, bobDN}},
 		{"(&(cn=*example*)(givenName=Ali*))", []string{aliceDN}},
-		{"(&(objectClass=posixGroup)(!(gidNumber=20003))(cn=*))", []string{adminsDN, staffDN}},
+		{"(&(objectClass=posixGroup)(!(gidNumber=20003))(cn=*))", append([]string{adminsDN, staffDN}, fixtureUPGs()...)},
 		{"(uid~=ALICE)", []string{aliceDN}},
 	} {
 		dns, res := ts.ldapsearch(t, ts.url, append(bind, tc.filter, "1.1")...)

@@ -136,7 +136,8 @@ func TestSearchVisibility(t *testing.T) {
 	alice := ts.bind(t, aliceDN, alicePW)
 	r, err := search(t, alice, testBase, ldap.ScopeWholeSubtree, "(objectClass=*)")
 	wantCode(t, err, 0)
-	want := []string{adminsDN, staffDN, "ou=groups," + testBase, aliceDN, "ou=users," + testBase, testBase}
+	// With user_gid_number = 0, alice's own private group and its container too.
+	want := []string{adminsDN, staffDN, "ou=groups," + testBase, aliceDN, "ou=users," + testBase, testBase, "ou=usergroups," + testBase, "cn=alice,ou=usergroups," + testBase}
 	sort.Strings(want)
 	if got := dns(r); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("alice sees %v, want %v", got, want)
@@ -175,7 +176,9 @@ func TestSearchScopesAndBases(t *testing.T) {
 		wantCode(t, err, 0)
 		return len(r.Entries)
 	}
-	all := 3 + totalUsers + 3
+	// Base, three containers (ou=usergroups with user_gid_number = 0),
+	// the users, the groups and one private group per user.
+	all := 4 + totalUsers + 3 + totalUsers
 	for _, tc := range []struct {
 		base   string
 		scope  int
@@ -183,7 +186,7 @@ func TestSearchScopesAndBases(t *testing.T) {
 		want   int
 	}{
 		{testBase, ldap.ScopeBaseObject, "(objectClass=*)", 1},
-		{testBase, ldap.ScopeSingleLevel, "(objectClass=*)", 2},
+		{testBase, ldap.ScopeSingleLevel, "(objectClass=*)", 3},
 		{testBase, ldap.ScopeWholeSubtree, "(objectClass=*)", all},
 		{testBase, 3, "(objectClass=*)", all - 1}, // subordinate subtree
 		{"", ldap.ScopeSingleLevel, "(objectClass=*)", 1},

@@ -60,6 +60,17 @@ func init() {
 	defAttr("ou", synString, false, "organizationalUnitName", "2.5.4.11")
 	defAttr("dc", synString, false, "domainComponent", "0.9.2342.19200300.100.1.25")
 	defAttr("o", synString, false, "organizationName", "2.5.4.10")
+	// Disabled markers on inactive users (entry.go), one per account
+	// check: RFC 2307 shadowExpire (nslcd, SSSD "shadow"), NDS
+	// loginDisabled (SSSD "nds"), AD userAccountControl (SSSD "ad",
+	// "ipa"); 389-DS nsAccountLock (SSSD "rhds", "ipa", "389ds") and
+	// OpenLDAP ppolicy pwdAccountLockedTime (SSSD "ppolicy") are
+	// operational there, and so here.
+	defAttr("shadowExpire", synInteger, false, "1.3.6.1.1.1.1.10")
+	defAttr("loginDisabled", synBoolean, false)
+	defAttr("userAccountControl", synInteger, false, "1.2.840.113556.1.4.8")
+	defAttr("nsAccountLock", synString, true, "2.16.840.1.113730.3.1.610")
+	defAttr("pwdAccountLockedTime", synTime, true, "1.3.6.1.4.1.42.2.27.8.1.17")
 	// Root DSE attributes; returned for "*" too, as Active Directory does,
 	// because that is what clients probing a server expect.
 	defAttr("namingContexts", synDN, false, "1.3.6.1.4.1.1466.101.120.5")

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 const listBatch = 256
 
 var (
-	userClasses  = []string{"top", "person", "organizationalperson", "inetorgperson", "posixaccount"}
+	// userClasses has shadowAccount, which only inactive users carry.
+	userClasses  = []string{"top", "person", "organizationalperson", "inetorgperson", "posixaccount", "shadowaccount"}
 	groupClasses = []string{"top", "groupofnames", "posixgroup"}
+	upgClasses   = []string{"top", "posixgroup"}
 )
 
 type searchResult struct {
@@ -114,10 +117,12 @@ const (
 	phFixed phaseKind = iota
 	phUsers
 	phGroups
+	phUserGroups // users' private groups, walked over the users
 )
 
-// phase is one stretch of the walk: fixed entries, or users or groups,
-// either from a candidate list (lists non-nil) or by enumerating the store.
+// phase is one stretch of the walk: fixed entries, or users, groups or
+// user private groups, either from a candidate list (lists non-nil) or by
+// enumerating the store.
 type phase struct {
 	kind      phaseKind
 	entries   []*entry
@@ -288,12 +293,28 @@ var errConnGone = errors.New("connection gone")
 // position of that entry. fn returning an error stops the walk.
 func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
+	// emitUser renders a user of a users or user-groups phase; hidden
+	// users (hide_inactive) are skipped.
+	emitUser := func(kind phaseKind, u *store.User, pos pagePos) error {
+		if c.s.hidden(u) {
+			return nil
+		}
+		if kind == phUsers {
+			return fn(tr.userEntry(u, dir), pos)
+		}
+		e, err := c.s.upgEntry(u)
+		if err != nil || e == nil {
+			return err
+		}
+		return fn(e, pos)
+	}
 	for pi := max(start.phase, 0); pi < len(plan); pi++ {
 		ph := plan[pi]
 		skip, cursor := 0, ""
 		if pi == start.phase {
 			skip, cursor = max(start.skip, 0), start.cursor
 		}
+		users := ph.kind == phUsers || ph.kind == phUserGroups
 		switch {
 		case ph.kind == phFixed:
 			for i := skip; i < len(ph.entries); i++ {
@@ -301,13 +322,13 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 					return err
 				}
 			}
-		case ph.kind == phUsers && ph.userList != nil:
+		case users && ph.userList != nil:
 			us, err := ph.userList()
 			if err != nil {
 				return err
 			}
 			for i := skip; i < len(us); i++ {
-				if err := fn(tr.userEntry(us[i], dir), pagePos{phase: pi, skip: i}); err != nil {
+				if err := emitUser(ph.kind, us[i], pagePos{phase: pi, skip: i}); err != nil {
 					return err
 				}
 			}
@@ -321,7 +342,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 					return err
 				}
 			}
-		case ph.kind == phUsers:
+		case users:
 			for {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -331,7 +352,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 					return err
 				}
 				for i := skip; i < len(batch); i++ {
-					if err := fn(tr.userEntry(batch[i], dir), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+					if err := emitUser(ph.kind, batch[i], pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
 						return err
 					}
 				}
@@ -364,31 +385,62 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 	return nil
 }
 
+// hidden reports whether hide_inactive keeps u out of every search.
+func (s *Server) hidden(u *store.User) bool {
+	return s.cfg.HideInactive && inactive(u, s.tree.now())
+}
+
+// upgEntry renders u's private group, or nil when a real group has the
+// user's name (that group keeps the name; the user's gidNumber then has
+// no group entry of its own).
+func (s *Server) upgEntry(u *store.User) (*entry, error) {
+	_, err := s.dir.GroupByName(u.Username)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	return s.tree.upgEntry(u), nil
+}
+
 // plan lists the phases a search walks, after checking that the base
 // exists and is visible to the viewer.
 func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest) ([]phase, searchResult) {
 	tr := c.s.tree
 	fixed := func(es ...*entry) phase { return phase{kind: phFixed, entries: es} }
-	withChildren := func(ps []phase, users, groups bool) []phase {
-		if users {
-			if p, ok := c.usersPhase(viewer, seeAll, req.filter); ok {
-				ps = append(ps, p)
+	// withChildren appends the phases listing the entries of containers.
+	withChildren := func(ps []phase, ctrs ...container) []phase {
+		for _, ct := range ctrs {
+			var p phase
+			var ok bool
+			switch ct {
+			case ctrUsers:
+				p, ok = c.usersPhase(viewer, seeAll, req.filter)
+			case ctrGroups:
+				p, ok = c.groupsPhase(viewer, seeAll, req.filter)
+			case ctrUserGroups:
+				p, ok = c.userGroupsPhase(viewer, seeAll, req.filter)
 			}
-		}
-		if groups {
-			if p, ok := c.groupsPhase(viewer, seeAll, req.filter); ok {
+			if ok {
 				ps = append(ps, p)
 			}
 		}
 		return ps
 	}
+	ctrs := tr.containers()
+	ctrEntries := make([]*entry, 0, len(ctrs)+1)
+	for _, ct := range ctrs {
+		ctrEntries = append(ctrEntries, tr.containerEntry(ct))
+	}
+	withBase := append([]*entry{tr.baseEntry()}, ctrEntries...)
 	ok := searchResult{code: rcSuccess}
 	if len(base) == 0 {
 		// Scopes one and below from the root: the naming context.
 		if req.scope == scopeOne {
 			return []phase{fixed(tr.baseEntry())}, ok
 		}
-		return withChildren([]phase{fixed(tr.baseEntry(), tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+		return withChildren([]phase{fixed(withBase...)}, ctrs...), ok
 	}
 	p := tr.locate(base)
 	if !p.ok {
@@ -400,31 +452,44 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 		case scopeBase:
 			return []phase{fixed(tr.baseEntry())}, ok
 		case scopeOne:
-			return []phase{fixed(tr.containerEntry(true), tr.containerEntry(false))}, ok
+			return []phase{fixed(ctrEntries...)}, ok
 		case scopeSub:
-			return withChildren([]phase{fixed(tr.baseEntry(), tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+			return withChildren([]phase{fixed(withBase...)}, ctrs...), ok
 		default:
-			return withChildren([]phase{fixed(tr.containerEntry(true), tr.containerEntry(false))}, true, true), ok
+			return withChildren([]phase{fixed(ctrEntries...)}, ctrs...), ok
 		}
 	case kindContainer:
 		switch req.scope {
 		case scopeBase:
-			return []phase{fixed(tr.containerEntry(p.users))}, ok
+			return []phase{fixed(tr.containerEntry(p.ctr))}, ok
 		case scopeSub:
-			return withChildren([]phase{fixed(tr.containerEntry(p.users))}, p.users, !p.users), ok
+			return withChildren([]phase{fixed(tr.containerEntry(p.ctr))}, p.ctr), ok
 		default:
-			return withChildren(nil, p.users, !p.users), ok
+			return withChildren(nil, p.ctr), ok
 		}
-	case kindUser:
+	case kindUser, kindUserGroup:
+		matched := tr.usersDN
+		if p.kind == kindUserGroup {
+			matched = tr.upgDN
+		}
+		noSuch := searchResult{code: rcNoSuchObject, matched: matched, diag: "no such object"}
 		u, err := c.s.dir.UserByUsername(p.name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 		}
-		if err != nil || (!seeAll && u.ID != viewer.ID) {
-			return nil, searchResult{code: rcNoSuchObject, matched: tr.usersDN, diag: "no such object"}
+		if err != nil || (!seeAll && u.ID != viewer.ID) || c.s.hidden(u) {
+			return nil, noSuch
+		}
+		var e *entry
+		if p.kind == kindUser {
+			e = tr.userEntry(u, c.s.dir)
+		} else if e, err = c.s.upgEntry(u); err != nil {
+			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		} else if e == nil {
+			return nil, noSuch
 		}
 		if req.scope == scopeBase || req.scope == scopeSub {
-			return []phase{fixed(tr.userEntry(u, c.s.dir))}, ok
+			return []phase{fixed(e)}, ok
 		}
 		return nil, ok
 	case kindGroup:
@@ -526,6 +591,101 @@ func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bo
 		return ph, true
 	}
 	return ph, true
+}
+
+// upgAttrs are the attributes of a user private group entry.
+var upgAttrs = map[string]bool{
+	"objectclass": true, "cn": true, "description": true, "gidnumber": true,
+	"entryuuid": true, "entrydn": true, "createtimestamp": true, "modifytimestamp": true,
+	"structuralobjectclass": true, "hassubordinates": true,
+}
+
+// userGroupsPhase lists user private groups. A filter that requires an
+// attribute they lack, member and memberUid above all (the initgroups
+// searches of SSSD and nslcd), or uid (user lookups), skips them without
+// walking the users; cn and gidNumber equalities (getgrnam, getgrgid)
+// narrow the users looked at.
+func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	if !classesAllow(f, upgClasses) || f.requiresAttr(func(t *attrType) bool { return !upgAttrs[t.key] }) {
+		return phase{}, false
+	}
+	dir := c.s.dir
+	ph := phase{kind: phUserGroups}
+	if !seeAll {
+		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
+		return ph, true
+	}
+	if names, ok := f.equalities(schema["cn"]); ok {
+		ph.userList = func() ([]*store.User, error) {
+			var out []*store.User
+			for _, n := range names {
+				u, err := dir.UserByUsername(n)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, u)
+			}
+			return sortUsers(out), nil
+		}
+		return ph, true
+	}
+	if vals, ok := f.equalities(schema["gidnumber"]); ok {
+		ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
+	}
+	return ph, true
+}
+
+// uidNumberIndex is an optional Directory method: the user with that
+// uidNumber (an error wrapping store.ErrNotFound if none). Without it a
+// getgrgid of a private group walks the users.
+type uidNumberIndex interface {
+	UserByUIDNumber(n int) (*store.User, error)
+}
+
+// usersByUIDNumber returns the users whose uidNumber is one of vals.
+func (c *conn) usersByUIDNumber(vals []string) ([]*store.User, error) {
+	want := map[int]bool{}
+	for _, v := range vals {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			want[n] = true
+		}
+	}
+	var out []*store.User
+	if len(want) == 0 {
+		return out, nil
+	}
+	if ix, ok := c.s.dir.(uidNumberIndex); ok {
+		for n := range want {
+			u, err := ix.UserByUIDNumber(n)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, u)
+		}
+		return sortUsers(out), nil
+	}
+	cursor := ""
+	for {
+		batch, nx, err := c.s.dir.ListUsers(cursor, listBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range batch {
+			if want[u.UIDNumber] {
+				out = append(out, u)
+			}
+		}
+		if nx == "" || len(batch) == 0 {
+			return sortUsers(out), nil
+		}
+		cursor = nx
+	}
 }
 
 func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -322,23 +324,22 @@ func (d *daemon) reload() {
 	d.auth.SetPolicy(nc.Authn)
 	d.reloadDoors(nc)
 	old := d.cfg
-	for _, ch := range []struct {
-		key      string
-		old, new any
-	}{
+	changes := []restartChange{
 		{"data_dir", old.DataDir, nc.DataDir},
 		{"admin.listen", old.Admin.Listen, nc.Admin.Listen},
 		{"admin.token_file", old.TokenFile(), nc.TokenFile()},
 		{"log.format", old.Log.Format, nc.Log.Format},
 		{"authn.max_concurrent_hashes", old.Authn.MaxConcurrentHashes, nc.Authn.MaxConcurrentHashes},
 		{"events.retention", old.Events.Retention, nc.Events.Retention},
-		{"ldap", ldapSummary(old), ldapSummary(nc)},
-		{"radius.listen", fmt.Sprint(old.RADIUS.Listen), fmt.Sprint(nc.RADIUS.Listen)},
-		{"radius.workers, reply_message, reply_group", radiusSummary(old), radiusSummary(nc)},
 		{"directory", blockSummary(old.Directories), blockSummary(nc.Directories)},
 		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
 		{"ad", adSummary(old), adSummary(nc)},
-	} {
+	}
+	// Every [ldap] key needs a restart but the certificate files (re-read
+	// on SIGHUP); every [radius] key but the clients (reloaded).
+	changes = append(changes, changedKeys("ldap", old.LDAP, nc.LDAP, "cert_file", "key_file")...)
+	changes = append(changes, changedKeys("radius", old.RADIUS, nc.RADIUS, "client")...)
+	for _, ch := range changes {
 		if ch.old != ch.new {
 			d.log.Warn("SIGHUP: this change needs a restart to take effect", "key", ch.key, "running", ch.old, "configured", ch.new)
 		}
@@ -358,17 +359,27 @@ func blockSummary[T any](blocks []T) string {
 	return b.String()
 }
 
-// ldapSummary renders [ldap] for the "needs a restart" comparison; the
-// certificate files are re-read on SIGHUP, so they are left out.
-func ldapSummary(c *fileConfig) string {
-	l := c.LDAP
-	l.CertFile, l.KeyFile = "", ""
-	return fmt.Sprintf("%+v", l)
+// restartChange is one setting a SIGHUP does not apply, as running and as
+// configured.
+type restartChange struct {
+	key      string
+	old, new any
 }
 
-// radiusSummary renders what of [radius] a SIGHUP does not apply (clients
-// are reloaded; listeners are compared on their own).
-func radiusSummary(c *fileConfig) string {
-	r := c.RADIUS
-	return fmt.Sprintf("%d %q %+v", r.Workers, r.ReplyMessage, r.ReplyGroups)
+// changedKeys compares two values of a block key by key (its toml tags)
+// and returns the keys that differ, but those in skip.
+func changedKeys(prefix string, old, new any, skip ...string) []restartChange {
+	ov, nv := reflect.ValueOf(old), reflect.ValueOf(new)
+	var out []restartChange
+	for i := 0; i < ov.NumField(); i++ {
+		key, _, _ := strings.Cut(ov.Type().Field(i).Tag.Get("toml"), ",")
+		if key == "" || key == "-" || slices.Contains(skip, key) {
+			continue
+		}
+		o, n := fmt.Sprintf("%+v", ov.Field(i).Interface()), fmt.Sprintf("%+v", nv.Field(i).Interface())
+		if o != n {
+			out = append(out, restartChange{prefix + "." + key, o, n})
+		}
+	}
+	return out
 }
