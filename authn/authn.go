@@ -470,22 +470,27 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 }
 
 // passwordExpired says whether u's local password is older than
-// max_password_age. AD owns the expiry of AD-authority passwords, and a
-// password set before its change time was recorded never expires.
+// max_password_age (see expiresAt).
 func passwordExpired(u *store.User, cfg Config, now time.Time) bool {
-	return cfg.MaxPasswordAge > 0 && u.PasswordAuthority != store.AuthorityAD && !u.PasswordChangedAt.IsZero() &&
-		!now.Before(u.PasswordChangedAt.Add(cfg.MaxPasswordAge))
+	at := expiresAt(u, cfg)
+	return !at.IsZero() && !now.Before(at)
 }
 
-// PasswordExpiresAt is when u's password expires under the current
-// policy; zero when it does not (no max age, AD-owned, never set).
-func (a *Authenticator) PasswordExpiresAt(u *store.User) time.Time {
-	cfg := a.policy()
-	if cfg.MaxPasswordAge <= 0 || u.PasswordAuthority == store.AuthorityAD || u.PasswordChangedAt.IsZero() {
+// expiresAt is when u's password expires: never (zero) without a max
+// age, for AD-owned passwords (AD expires those), for passwords whose
+// change time was not recorded, and for service accounts, whose
+// passwords live in the configuration of the hosts that bind with them
+// (an SSSD or nslcd bind account that expired would cut those hosts off).
+func expiresAt(u *store.User, cfg Config) time.Time {
+	if cfg.MaxPasswordAge <= 0 || u.PasswordAuthority == store.AuthorityAD || u.PasswordChangedAt.IsZero() || u.ServiceAccount {
 		return time.Time{}
 	}
 	return u.PasswordChangedAt.Add(cfg.MaxPasswordAge)
 }
+
+// PasswordExpiresAt is when u's password expires under the current
+// policy; zero when it does not.
+func (a *Authenticator) PasswordExpiresAt(u *store.User) time.Time { return expiresAt(u, a.policy()) }
 
 // expire records that u's password expired, so every door, the API and
 // the sync engine (suspend_on_password_expiry) see it. It happens once

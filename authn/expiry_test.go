@@ -16,14 +16,17 @@ func TestMaxPasswordAge(t *testing.T) {
 	changed := h.clock.now()
 	h.addUser(t, "ann", "Ann-Pw-0001", func(u *store.User) { u.PasswordChangedAt = changed })
 	h.addUser(t, "old", "Old-Pw-0001", nil) // no change time recorded: never expires
+	h.addUser(t, "svc", "Svc-Pw-0001", func(u *store.User) { u.PasswordChangedAt, u.ServiceAccount = changed, true })
 	h.addUser(t, "adu", "Adu-Pw-0001", func(u *store.User) {
 		u.PasswordChangedAt, u.PasswordAuthority = changed, store.AuthorityAD
 	})
 	if got := h.a.PasswordExpiresAt(h.users.get("id-ann")); !got.Equal(changed.Add(90 * 24 * time.Hour)) {
 		t.Fatalf("expires at %v", got)
 	}
-	if !h.a.PasswordExpiresAt(h.users.get("id-old")).IsZero() || !h.a.PasswordExpiresAt(h.users.get("id-adu")).IsZero() {
-		t.Fatal("passwords without a change time, or owned by AD, have no expiry")
+	for _, id := range []string{"id-old", "id-adu", "id-svc"} {
+		if !h.a.PasswordExpiresAt(h.users.get(id)).IsZero() {
+			t.Fatalf("%s: passwords without a change time, owned by AD, or of a service account have no expiry", id)
+		}
 	}
 	if r := h.login("ann", "Ann-Pw-0001"); !r.OK {
 		t.Fatalf("fresh password refused: %v", r.Reason)
@@ -45,6 +48,9 @@ func TestMaxPasswordAge(t *testing.T) {
 	}
 	if r := h.login("old", "Old-Pw-0001"); !r.OK {
 		t.Fatal("a password with no change time expired")
+	}
+	if r := h.login("svc", "Svc-Pw-0001"); !r.OK {
+		t.Fatal("a service account's password expired: the hosts binding with it would be cut off")
 	}
 }
 

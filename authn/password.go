@@ -98,7 +98,10 @@ func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newP
 	}
 	res.OK = res.Reason == ReasonNone
 	a.record(req, res, now)
-	if !res.OK {
+	switch {
+	case res.Reason == ReasonBusy:
+		return nil, ErrBusy
+	case !res.OK:
 		return nil, ErrNotProven
 	}
 	if err := a.ChangePassword(ctx, res.User.ID, newPw, string(req.Protocol)+":self"); err != nil {

@@ -178,7 +178,7 @@ func (c *conn) passwordModify(ext *extendedRequest) (int, string) {
 	viewer, err := c.viewer()
 	switch {
 	case errors.Is(err, errNotBound):
-		return rcInsufficientAccessRights, "bind first to change a password"
+		return c.passwordModifyUnbound(req)
 	case err != nil:
 		return rcOperationsError, "directory unavailable"
 	}
@@ -246,9 +246,90 @@ func (c *conn) passwordModify(ext *extendedRequest) (int, string) {
 		return rcUnwillingToPerform, authn.ErrAuthorityAD.Error()
 	case errors.Is(err, authn.ErrWeakPassword):
 		return rcConstraintViolation, err.Error()
+	case errors.Is(err, authn.ErrBusy):
+		return rcBusy, "the server is busy, try again"
 	case errors.Is(err, store.ErrNotFound):
 		return rcNoSuchObject, "no such user"
 	}
 	c.s.log.Error("ldap password modify failed", "conn", c.id, "user", target.Username, "err", err)
 	return rcOperationsError, "password change failed"
+}
+
+// passwordModifyUnbound is RFC 3062 section 2 on a connection that has
+// not bound (or bound anonymously, or whose user may no longer log in):
+// userIdentity names the user as a bind name would (DN, username, email
+// or UPN) and oldPasswd proves it, through authn.ChangeOwnPassword. That
+// is how a user whose password expired sets a new one: the expired
+// password is accepted as proof here, never by a bind. Without both, the
+// request has nobody to act for.
+func (c *conn) passwordModifyUnbound(req *passwdModifyRequest) (int, string) {
+	name := strings.TrimSpace(req.user)
+	if !req.hasUser || name == "" || !req.hasOld || len(req.oldPw) == 0 {
+		return rcInsufficientAccessRights, "bind first, or give the user identity and the old password, to change a password"
+	}
+	if !c.secureEnough() {
+		return rcConfidentialityRequired, "password modify requires a protected connection: use LDAPS or StartTLS"
+	}
+	if !req.hasNew || len(req.newPw) == 0 {
+		return rcUnwillingToPerform, "a new password is required (password generation is not supported)"
+	}
+	ident, byUsername, ok := c.s.resolveBindName(name)
+	if !ok || (!byUsername && !c.s.atNameAllowed(ident)) {
+		return rcInvalidCredentials, ""
+	}
+	old := secret.New(append([]byte(nil), req.oldPw...))
+	defer old.Wipe()
+	pw := secret.New(append([]byte(nil), req.newPw...))
+	defer pw.Wipe()
+	u, err := c.s.auth.ChangeOwnPassword(c.ctx, authn.Request{
+		Identifier: ident, ByUsername: byUsername, Password: old,
+		Protocol: authn.ProtocolLDAP, Source: c.remote.Addr(), Client: c.clientName(),
+	}, pw)
+	switch {
+	case err == nil:
+		user := ""
+		if u != nil {
+			user = u.Username
+		}
+		c.s.log.Info("ldap password modify", "conn", c.id, "actor", "self (old password)", "user", user)
+		return rcSuccess, ""
+	case errors.Is(err, authn.ErrNotProven):
+		return rcInvalidCredentials, ""
+	case errors.Is(err, authn.ErrAuthorityAD):
+		return rcUnwillingToPerform, authn.ErrAuthorityAD.Error()
+	case errors.Is(err, authn.ErrWeakPassword):
+		return rcConstraintViolation, err.Error()
+	case errors.Is(err, authn.ErrBusy):
+		return rcBusy, "the server is busy, try again"
+	}
+	c.s.log.Error("ldap password modify failed", "conn", c.id, "err", err)
+	return rcOperationsError, "password change failed"
+}
+
+// emailIndex is an optional Directory method (the store has it): the user
+// with that email, an error wrapping store.ErrNotFound if none.
+type emailIndex interface {
+	UserByEmail(email string) (*store.User, error)
+}
+
+// atNameAllowed decides before authn resolves it whether a bare name with
+// '@' is of an enabled kind, where checking after (bindKindAllowed) would
+// be too late: a password change has happened by then. authn takes such a
+// name as an email first, else as a UPN; so with only one of the two
+// enabled the door asks the directory whether it is an email. A name
+// without '@' was checked by resolveBindName.
+func (s *Server) atNameAllowed(ident string) bool {
+	email, upn := s.cfg.bindNameAllowed(BindNameEmail), s.cfg.bindNameAllowed(BindNameUPN)
+	if !strings.Contains(ident, "@") || email == upn {
+		return true // both enabled; both off was refused by resolveBindName
+	}
+	ix, ok := s.dir.(emailIndex)
+	if !ok {
+		return false // cannot tell the kinds apart
+	}
+	_, err := ix.UserByEmail(ident)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	return (err == nil) == email
 }

@@ -436,7 +436,7 @@ func (c *conn) viewer() (*store.User, error) {
 		}
 		return nil, err
 	}
-	if inactive(u, c.s.tree.now()) {
+	if c.s.tree.inactive(u, c.s.tree.now()) {
 		c.clearBound(id)
 		return nil, errNotBound
 	}

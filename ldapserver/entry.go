@@ -3,6 +3,7 @@ package ldapserver
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +109,12 @@ type tree struct {
 	userGID int
 	// now is the clock an account's lock is judged by.
 	now func() time.Time
+	// expiresAt is when a user's password expires under the password
+	// policy (zero: never); nil when there is no policy (tests).
+	expiresAt func(*store.User) time.Time
+	// hideInactive: inactive users are left out of every search
+	// (hide_inactive), and so out of other users' manager.
+	hideInactive bool
 }
 
 func newTree(baseDN string, userGID int) (*tree, error) {
@@ -139,14 +146,31 @@ func (t *tree) containers() []container {
 }
 
 // inactive reports whether u may not log in at now: staged or suspended,
-// locked out, with an expired password, or with no password yet unless AD
-// holds it (SPEC 2.2, 2.3, 8). Such a user is rendered disabled
-// (userEntry) and is a member of no group, so a host refuses them in the
-// account phase too (an SSH key, su, cron), not only at a password prompt.
-func inactive(u *store.User, now time.Time) bool {
+// locked out, with an expired password (recorded, or older than the
+// policy's max_password_age: authn records that at the next login), or
+// with no password yet unless AD holds it (SPEC 2.2, 2.3, 8). Such a user
+// is rendered disabled (userEntry) and is a member of no group, so a host
+// refuses them in the account phase too (an SSH key, su, cron), not only
+// at a password prompt.
+func (t *tree) inactive(u *store.User, now time.Time) bool {
 	return u.State != store.StateActive || u.Locked(now) ||
 		u.PasswordStatus == store.PasswordExpired || u.PasswordStatus == store.PasswordLocked ||
-		(u.PasswordStatus == store.PasswordPending && u.DelegatedAuthority != store.AuthorityAD)
+		(u.PasswordStatus == store.PasswordPending && u.DelegatedAuthority != store.AuthorityAD) ||
+		(u.PasswordStatus == store.PasswordActive && t.passwordAged(u, now))
+}
+
+// passwordAged reports whether u's password is past its expiry at now.
+func (t *tree) passwordAged(u *store.User, now time.Time) bool {
+	if t.expiresAt == nil {
+		return false
+	}
+	exp := t.expiresAt(u)
+	return !exp.IsZero() && !now.Before(exp)
+}
+
+// hidden reports whether hide_inactive keeps u out of every search.
+func (t *tree) hidden(u *store.User, now time.Time) bool {
+	return t.hideInactive && t.inactive(u, now)
 }
 
 func (t *tree) userDN(username string) string {
@@ -300,13 +324,68 @@ const (
 	disabledUAC = "514"
 )
 
+// userAttrs maps the gateway's attribute names (SPEC 2.1; sync.Attr*) to
+// the LDAP attributes that render them on a user entry. manager (a
+// username, rendered as that user's DN), loginShell and homeDirectory
+// are rendered apart; any other key of User.Attributes (ad_domain,
+// free-form ones) is not rendered.
+var userAttrs = []struct{ gateway, ldap string }{
+	{"title", "title"},
+	{"department", "departmentNumber"},
+	{"company", "o"},
+	{"location", "l"},
+	{"employeeType", "employeeType"},
+	{"telephoneNumber", "telephoneNumber"},
+	{"mobile", "mobile"},
+	{"postalAddress", "postalAddress"},
+}
+
+// daySeconds is one day of the shadow attributes, which count days since
+// 1970-01-01 UTC.
+const daySeconds = 24 * 60 * 60
+
+// shadowAges returns shadowLastChange and shadowMax (RFC 2307, in days)
+// of a user with a local password whose change time is known; ok is false
+// for anyone else (no password, AD-held, set before change times were
+// recorded). maxDays is "" when the password does not expire.
+func (t *tree) shadowAges(u *store.User) (lastChange, maxDays string, ok bool) {
+	if u.PasswordHash == "" || u.PasswordAuthority == store.AuthorityAD || u.DelegatedAuthority == store.AuthorityAD ||
+		u.PasswordChangedAt.IsZero() {
+		return "", "", false
+	}
+	changed := u.PasswordChangedAt.Unix()
+	lastChange = strconv.FormatInt(floorDiv(changed, daySeconds), 10)
+	if t.expiresAt != nil {
+		if exp := t.expiresAt(u); !exp.IsZero() {
+			age := exp.Unix() - changed
+			if age < 1 {
+				age = 1
+			}
+			maxDays = strconv.FormatInt((age+daySeconds-1)/daySeconds, 10) // rounded up
+		}
+	}
+	return lastChange, maxDays, true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
 // userEntry renders a user. The password hash is never part of an entry.
 // An inactive user is rendered disabled and with no memberOf.
 func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	now := t.now()
-	off := inactive(u, now)
+	off := t.inactive(u, now)
+	lastChange, maxDays, shadow := t.shadowAges(u)
 	e := &entry{dn: t.userDN(u.Username), ndn: t.userNDN(u.Username), kind: kindUser}
-	if off {
+	// shadowAccount holds the shadow attributes: a user carries it while
+	// inactive (shadowExpire) and whenever their password's age is known
+	// (shadowLastChange, shadowMax).
+	if off || shadow {
 		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount", "shadowAccount")
 	} else {
 		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
@@ -356,6 +435,21 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	}
 	e.add("homeDirectory", home)
 	e.add("loginShell", shell)
+	for _, a := range userAttrs {
+		v := u.Attributes[a.gateway]
+		if a.ldap == "postalAddress" {
+			v = postalAddress(v)
+		}
+		e.add(a.ldap, strings.TrimSpace(v))
+	}
+	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" {
+		e.addLazy("manager", func() ([]string, error) { return t.managerDN(mgr, dir, now) })
+	}
+	if shadow {
+		e.add("shadowLastChange", lastChange)
+		e.add("shadowMax", maxDays)
+		e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+	}
 	if off {
 		e.add("shadowExpire", disabledShadowExpire)
 		e.add("nsAccountLock", "TRUE")
@@ -374,6 +468,21 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 		e.add("modifyTimestamp", generalizedTime(mod))
 	}
 	return e
+}
+
+// managerDN is the DN of the user named by a manager attribute, none
+// when no such user exists (or hide_inactive hides them).
+func (t *tree) managerDN(name string, dir Directory, now time.Time) ([]string, error) {
+	m, err := dir.UserByUsername(name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case t.hidden(m, now):
+		return nil, nil
+	}
+	return []string{t.userDN(m.Username)}, nil
 }
 
 // userModified is when the user's rendering last changed: UpdatedAt, or
@@ -437,7 +546,7 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 			all, lerr = dir.MembersOf(g.ID)
 			now := t.now()
 			for _, m := range all {
-				if !inactive(m, now) {
+				if !t.inactive(m, now) {
 					members = append(members, m)
 				}
 			}

@@ -2,6 +2,7 @@ package ldapserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -131,6 +132,14 @@ func (d *fakeDir) UserByUsername(name string) (*store.User, error) {
 	return nil, notFound("user " + name)
 }
 
+// UserByEmail makes the fake an emailIndex, as the store is.
+func (d *fakeDir) UserByEmail(email string) (*store.User, error) {
+	if u := d.userByEmail(email); u != nil {
+		return u, nil
+	}
+	return nil, notFound("email " + email)
+}
+
 func (d *fakeDir) userByEmail(email string) *store.User {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -240,6 +249,13 @@ type fakeAuth struct {
 	changes []fakeChange
 	// panicOn makes Login panic for that identifier.
 	panicOn string
+	// maxAge is the fake's max_password_age (0: passwords never expire).
+	maxAge time.Duration
+	// ownErr, when set, is what ChangeOwnPassword returns once the old
+	// password proved the user (busy, a weak new password...).
+	ownErr error
+	// owns records ChangeOwnPassword calls (passwords wiped: do not read).
+	owns []authn.Request
 }
 
 type fakeChange struct {
@@ -282,10 +298,65 @@ func (a *fakeAuth) Login(_ context.Context, req authn.Request) authn.Result {
 	if u.State != store.StateActive {
 		return authn.Result{Reason: authn.ReasonSuspended, User: u}
 	}
+	if a.expired(u) {
+		return authn.Result{Reason: authn.ReasonExpired, User: u}
+	}
+	if u.PasswordStatus == store.PasswordPending && u.DelegatedAuthority != store.AuthorityAD {
+		return authn.Result{Reason: authn.ReasonPending, User: u}
+	}
 	if a.dir.password(u.Username) != string(req.Password.Bytes()) {
 		return authn.Result{Reason: authn.ReasonBadPassword, User: u}
 	}
 	return authn.Result{OK: true, User: u}
+}
+
+// expired: the status says so, or the password is older than maxAge.
+func (a *fakeAuth) expired(u *store.User) bool {
+	if u.PasswordStatus == store.PasswordExpired {
+		return true
+	}
+	exp := a.PasswordExpiresAt(u)
+	return !exp.IsZero() && !time.Now().Before(exp)
+}
+
+func (a *fakeAuth) PasswordExpiresAt(u *store.User) time.Time {
+	a.mu.Lock()
+	age := a.maxAge
+	a.mu.Unlock()
+	if age <= 0 || u.PasswordAuthority == store.AuthorityAD || u.PasswordChangedAt.IsZero() {
+		return time.Time{}
+	}
+	return u.PasswordChangedAt.Add(age)
+}
+
+// ChangeOwnPassword mimics authn's: AD-held passwords refused first, a
+// weak new password next, then the old password must prove an active
+// user (an expired password counts), then the change.
+func (a *fakeAuth) ChangeOwnPassword(ctx context.Context, req authn.Request, pw secret.String) (*store.User, error) {
+	a.mu.Lock()
+	a.owns = append(a.owns, authn.Request{Identifier: req.Identifier, ByUsername: req.ByUsername, Protocol: req.Protocol, Source: req.Source, Client: req.Client})
+	ownErr := a.ownErr
+	a.mu.Unlock()
+	if req.Protocol != authn.ProtocolLDAP {
+		return nil, errors.New("fakeAuth: wrong protocol")
+	}
+	u := a.resolve(req)
+	if u != nil && (u.PasswordAuthority == store.AuthorityAD || u.DelegatedAuthority == store.AuthorityAD) {
+		return nil, authn.ErrAuthorityAD
+	}
+	if pw.Len() < 8 {
+		return nil, fmt.Errorf("%w: at least 8 characters", authn.ErrWeakPassword)
+	}
+	if u == nil || u.State != store.StateActive || a.dir.password(u.Username) != string(req.Password.Bytes()) {
+		return nil, authn.ErrNotProven
+	}
+	if ownErr != nil {
+		return nil, ownErr
+	}
+	if err := a.ChangePassword(ctx, u.ID, pw, string(req.Protocol)+":self"); err != nil {
+		return nil, err
+	}
+	return a.dir.UserByID(u.ID)
 }
 
 func (a *fakeAuth) ChangePassword(_ context.Context, userID string, pw secret.String, actor string) error {
@@ -301,7 +372,12 @@ func (a *fakeAuth) ChangePassword(_ context.Context, userID string, pw secret.St
 	}
 	a.dir.mu.Lock()
 	a.dir.passwords[userID] = string(pw.Bytes())
-	a.dir.users[userID].PasswordVersion++
+	x := a.dir.users[userID]
+	x.PasswordVersion++
+	x.PasswordChangedAt = time.Now()
+	if x.PasswordStatus == store.PasswordExpired || x.PasswordStatus == store.PasswordPending {
+		x.PasswordStatus = store.PasswordActive
+	}
 	a.dir.mu.Unlock()
 	a.mu.Lock()
 	a.changes = append(a.changes, fakeChange{UserID: userID, Actor: actor})

@@ -22,6 +22,8 @@ const (
 	synUUID                   // UUIDMatch / UUIDOrderingMatch
 	synOID                    // objectIdentifierMatch on descriptors (objectClass)
 	synBoolean                // booleanMatch
+	synTel                    // telephoneNumberMatch / telephoneNumberSubstringsMatch: case, spaces and hyphens ignored
+	synPostal                 // Postal Address, caseIgnoreListMatch: lines separated by '$', each caseIgnore
 )
 
 type attrType struct {
@@ -60,6 +62,22 @@ func init() {
 	defAttr("ou", synString, false, "organizationalUnitName", "2.5.4.11")
 	defAttr("dc", synString, false, "domainComponent", "0.9.2342.19200300.100.1.25")
 	defAttr("o", synString, false, "organizationName", "2.5.4.10")
+	// A user's optional attributes (SPEC 2.1), from the gateway
+	// attributes of the same meaning (userAttrs in entry.go).
+	defAttr("title", synString, false, "2.5.4.12")
+	defAttr("departmentNumber", synString, false, "2.16.840.1.113730.3.1.2")
+	defAttr("employeeType", synString, false, "2.16.840.1.113730.3.1.4")
+	defAttr("telephoneNumber", synTel, false, "2.5.4.20")
+	defAttr("mobile", synTel, false, "mobileTelephoneNumber", "0.9.2342.19200300.100.1.41")
+	defAttr("l", synString, false, "localityName", "2.5.4.7")
+	defAttr("postalAddress", synPostal, false, "2.5.4.16")
+	defAttr("manager", synDN, false, "0.9.2342.19200300.100.1.10")
+	// Password age for the shadow password policy of SSSD
+	// (ldap_pwd_policy = shadow) and nslcd: RFC 2307 shadowLastChange and
+	// shadowMax in days; OpenLDAP ppolicy's pwdChangedTime (operational).
+	defAttr("shadowLastChange", synInteger, false, "1.3.6.1.1.1.1.5")
+	defAttr("shadowMax", synInteger, false, "1.3.6.1.1.1.1.7")
+	defAttr("pwdChangedTime", synTime, true, "1.3.6.1.4.1.42.2.27.8.1.16")
 	// Disabled markers on inactive users (entry.go), one per account
 	// check: RFC 2307 shadowExpire (nslcd, SSSD "shadow"), NDS
 	// loginDisabled (SSSD "nds"), AD userAccountControl (SSSD "ad",
@@ -113,6 +131,10 @@ func prepAssertion(t *attrType, v string) assertion {
 		return assertion{ok: true, s: prepCaseIgnore(v)}
 	case synIA5Exact:
 		return assertion{ok: true, s: prepCaseExact(v)}
+	case synTel:
+		return assertion{ok: true, s: prepTel(v)}
+	case synPostal:
+		return assertion{ok: true, s: prepPostal(v)}
 	case synOID:
 		return assertion{ok: true, s: strings.ToLower(strings.TrimSpace(v))}
 	case synDN:
@@ -162,7 +184,7 @@ func matchEqual(t *attrType, a assertion, v string) bool {
 // hasOrdering reports whether >= and <= are defined for the syntax.
 func hasOrdering(t *attrType) bool {
 	switch t.syn {
-	case synDN, synOID, synBoolean:
+	case synDN, synOID, synBoolean, synTel, synPostal:
 		return false
 	}
 	return true
@@ -193,7 +215,7 @@ func compareValue(t *attrType, a assertion, v string) (int, bool) {
 // hasSubstrings reports whether a substrings assertion is defined.
 func hasSubstrings(t *attrType) bool {
 	switch t.syn {
-	case synString, synIA5Ign, synIA5Exact:
+	case synString, synIA5Ign, synIA5Exact, synTel, synPostal:
 		return true
 	}
 	return false
@@ -203,17 +225,25 @@ func hasSubstrings(t *attrType) bool {
 // attribute, inner spaces collapsed, but no trimming (a component's edge
 // spaces are significant only next to other text).
 func prepSubstring(t *attrType, s string) string {
-	if t.syn == synIA5Exact {
+	switch t.syn {
+	case synIA5Exact:
 		return collapseSpaces(s, false)
+	case synTel:
+		return prepTel(s)
 	}
 	return collapseSpaces(strings.ToLower(s), false)
 }
 
 func matchSubstrings(t *attrType, initial string, anys []string, final string, hasInitial, hasFinal bool, v string) bool {
 	var pv string
-	if t.syn == synIA5Exact {
+	switch t.syn {
+	case synIA5Exact:
 		pv = prepCaseExact(v)
-	} else {
+	case synTel:
+		pv = prepTel(v)
+	case synPostal:
+		pv = prepPostal(v)
+	default:
 		pv = prepCaseIgnore(v)
 	}
 	if hasInitial {
@@ -236,6 +266,43 @@ func matchSubstrings(t *attrType, initial string, anys []string, final string, h
 		pv = pv[i+len(a):]
 	}
 	return true
+}
+
+// prepTel is telephoneNumberMatch's preparation (RFC 4517 4.2.29): case
+// ignored, spaces and hyphens insignificant.
+func prepTel(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, strings.ToLower(s))
+}
+
+// prepPostal is caseIgnoreListMatch's preparation (RFC 4517 4.2.8): each
+// line of a Postal Address ('$'-separated) prepared as caseIgnoreMatch.
+func prepPostal(s string) string {
+	lines := strings.Split(s, "$")
+	for i, l := range lines {
+		lines[i] = prepCaseIgnore(l)
+	}
+	return strings.Join(lines, "$")
+}
+
+// postalAddress renders a free-form address (lines separated by
+// newlines) as a Postal Address (RFC 4517 3.3.28): lines joined with '$',
+// '\' and '$' within a line escaped as \5C and \24, empty lines dropped.
+func postalAddress(s string) string {
+	var out []string
+	for _, l := range strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		l = strings.ReplaceAll(l, `\`, `\5C`)
+		out = append(out, strings.ReplaceAll(l, "$", `\24`))
+	}
+	return strings.Join(out, "$")
 }
 
 func isUUID(s string) bool {

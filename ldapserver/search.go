@@ -19,7 +19,8 @@ import (
 const listBatch = 256
 
 var (
-	// userClasses has shadowAccount, which only inactive users carry.
+	// userClasses has shadowAccount, which inactive users and users whose
+	// password age is known carry.
 	userClasses  = []string{"top", "person", "organizationalperson", "inetorgperson", "posixaccount", "shadowaccount"}
 	groupClasses = []string{"top", "groupofnames", "posixgroup"}
 	upgClasses   = []string{"top", "posixgroup"}
@@ -387,7 +388,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 
 // hidden reports whether hide_inactive keeps u out of every search.
 func (s *Server) hidden(u *store.User) bool {
-	return s.cfg.HideInactive && inactive(u, s.tree.now())
+	return s.tree.hidden(u, s.tree.now())
 }
 
 // upgEntry renders u's private group, or nil when a real group has the

@@ -31,6 +31,14 @@ type Authenticator interface {
 	// ChangePassword bumps the password version and records the event; it
 	// may return authn.ErrAuthorityAD or wrap authn.ErrWeakPassword.
 	ChangePassword(ctx context.Context, userID string, newPassword secret.String, actor string) error
+	// ChangeOwnPassword changes a password proven by the old one, without
+	// a session (RFC 3062 on an unbound connection); an expired password
+	// is accepted as proof. It returns authn.ErrNotProven,
+	// authn.ErrAuthorityAD, authn.ErrBusy or wraps authn.ErrWeakPassword.
+	ChangeOwnPassword(ctx context.Context, req authn.Request, newPassword secret.String) (*store.User, error)
+	// PasswordExpiresAt is when u's password expires under the password
+	// policy (max_password_age); zero when it does not.
+	PasswordExpiresAt(u *store.User) time.Time
 }
 
 // Directory is the read side of the store the tree is rendered from
@@ -114,6 +122,8 @@ func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg
 	if err != nil {
 		return nil, fmt.Errorf("ldap: base_dn %q is not a DN", cfg.BaseDN)
 	}
+	tr.expiresAt = auth.PasswordExpiresAt
+	tr.hideInactive = cfg.HideInactive
 	s := &Server{
 		cfg:   cfg,
 		auth:  auth,
