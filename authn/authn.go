@@ -661,6 +661,7 @@ func (a *Authenticator) record(req Request, res Result, start time.Time) {
 		Source:  sourceString(req.Source),
 		Login:   true,
 		Detail:  req.Client,
+		Method:  req.Method,
 	}
 	if res.Cached {
 		ev.Detail = strings.TrimPrefix(ev.Detail+" cached", " ")

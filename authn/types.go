@@ -73,6 +73,9 @@ type Request struct {
 	Source netip.Addr
 	// Client names the RADIUS client or LDAP connection, for the event.
 	Client string
+	// Method names how the password came ("pap", "eap-ttls/pap"), for
+	// the event; empty for doors with one method.
+	Method string
 }
 
 // Result is what the door turns into Accept/Reject or bind success/49.

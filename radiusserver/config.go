@@ -33,10 +33,16 @@ type Config struct {
 	// ReplyMessage, when set, is sent in every Access-Accept and
 	// Access-Reject. By default no Reply-Message is sent.
 	ReplyMessage string `toml:"reply_message"`
+	// EAP is the [radius.eap] block (EAP-TTLS for WiFi); off without
+	// cert_file.
+	EAP EAPConfig `toml:"eap"`
 }
 
-// Defaults sets the [radius] defaults: no listener, no clients.
-func (c *Config) Defaults() { *c = Config{} }
+// Defaults sets the [radius] defaults: no listener, no clients, EAP off.
+func (c *Config) Defaults() {
+	*c = Config{}
+	c.EAP.Defaults()
+}
 
 // Enabled reports whether the block names a listener.
 func (c *Config) Enabled() bool { return len(c.Listen) > 0 }
@@ -66,6 +72,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 0 {
 		errs = append(errs, config.Errorf("workers", "must not be negative (0 picks a default), got %d", c.Workers))
+	}
+	if err := c.EAP.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -30,7 +30,9 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an empty [radius] must load: %v", err)
 	}
-	if !reflect.DeepEqual(c, Config{}) || c.Enabled() {
+	var zero Config
+	zero.EAP.Defaults()
+	if !reflect.DeepEqual(c, zero) || c.Enabled() || c.EAP.Enabled() {
 		t.Errorf("defaults: got %+v, want no listener, no clients, workers 0 (a default from the CPU count)", c)
 	}
 
@@ -39,6 +41,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("the example's [radius]: %v", err)
 	}
 	want := Config{Listen: []string{"127.0.0.1:1812", "[::1]:1812"}}
+	want.EAP.Defaults()
 	if !reflect.DeepEqual(ex, want) {
 		t.Errorf("gatewayd.toml.example's [radius]:\n got %+v\nwant %+v", ex, want)
 	}

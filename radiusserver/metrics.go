@@ -14,6 +14,7 @@ const (
 	outcomeReject    = "reject"
 	outcomeStatus    = "status"    // Status-Server answered
 	outcomeDuplicate = "duplicate" // retransmission answered from the cache
+	outcomeChallenge = "challenge" // Access-Challenge (an EAP round)
 )
 
 // Reasons a packet got no answer (label "reason").
@@ -28,17 +29,19 @@ const (
 	dropOverload         = "overload"
 	dropPanic            = "panic"
 	dropInternal         = "internal_error"
+	dropEAPSequence      = "eap_out_of_sequence"
 )
 
 var allDropReasons = []string{
 	dropUnknownClient, dropMalformed, dropOversize, dropBadMA, dropMissingMA,
-	dropUnsupportedCode, dropDuplicateRunning, dropOverload, dropPanic, dropInternal,
+	dropUnsupportedCode, dropDuplicateRunning, dropOverload, dropPanic, dropInternal, dropEAPSequence,
 }
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	methods  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,6 +59,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from receiving a RADIUS request to having its answer, queueing included, by outcome.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"outcome"}),
+		methods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_radius_auth_total",
+			Help: "RADIUS logins decided (Accept or Reject), by method (pap, eap-ttls/pap) and outcome.",
+		}, []string{"method", "outcome"}),
 	}
 	if reg != nil {
 		var err error
@@ -66,6 +73,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if m.duration, err = promreg.Register(reg, m.duration); err != nil {
+			return nil, err
+		}
+		if m.methods, err = promreg.Register(reg, m.methods); err != nil {
 			return nil, err
 		}
 	}
@@ -81,3 +91,5 @@ func (m *metrics) answered(client, outcome string, since time.Time) {
 	m.requests.WithLabelValues(client, outcome).Inc()
 	m.duration.WithLabelValues(outcome).Observe(time.Since(since).Seconds())
 }
+
+func (m *metrics) method(method, outcome string) { m.methods.WithLabelValues(method, outcome).Inc() }

@@ -11,6 +11,7 @@ package radiusserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/radiusserver/eap"
 	"github.com/gatewayd/gatewayd/secret"
 )
 
@@ -91,6 +93,11 @@ type Server struct {
 	dedup    *dedupCache
 	warn     *logLimiter
 
+	// EAP (nil when [radius.eap] has no certificate).
+	eap     *eap.Server
+	eapCfg  EAPConfig
+	eapCert atomic.Pointer[tls.Certificate]
+
 	bufPool sync.Pool
 
 	started  atomic.Bool
@@ -152,6 +159,17 @@ func New(cfg Config, auth Authenticator, groups GroupResolver, logger *slog.Logg
 		s.workers = DefaultWorkers()
 	}
 	s.fast, _ = auth.(cachedLogins)
+	if cfg.EAP.Enabled() {
+		s.eapCfg = cfg.EAP
+		if err := s.ReloadEAPCertificate(); err != nil {
+			return nil, err
+		}
+		es, err := eap.New(cfg.EAP.eapServerConfig(s.eapCert.Load), logger, reg)
+		if err != nil {
+			return nil, fmt.Errorf("radius: %w", err)
+		}
+		s.eap = es
+	}
 	s.bufPool.New = func() any { b := make([]byte, maxPacketSize+1); return &b }
 	s.clients.Store(table)
 	s.warnClients(table)
@@ -170,6 +188,30 @@ func (s *Server) warnClients(t *clientTable) {
 			s.log.Warn("radius client secret is shorter than 16 bytes", "client", c.name)
 		}
 	}
+}
+
+// ReloadEAPCertificate re-reads [radius.eap] cert_file and key_file
+// (SIGHUP); sessions started afterwards use the new pair. On error the
+// certificate in use stays. Without EAP it does nothing.
+func (s *Server) ReloadEAPCertificate() error {
+	if s.eapCfg.CertFile == "" {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(s.eapCfg.CertFile, s.eapCfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("radius eap: loading certificate: %w", err)
+	}
+	s.eapCert.Store(&c)
+	s.log.Info("radius eap certificate loaded", "cert_file", s.eapCfg.CertFile)
+	return nil
+}
+
+// EAPSessions reports the EAP sessions held (half-open, running).
+func (s *Server) EAPSessions() (halfOpen, running int) {
+	if s.eap == nil {
+		return 0, 0
+	}
+	return s.eap.Sessions()
 }
 
 // ReloadClients validates clients and swaps them in atomically; requests
@@ -278,6 +320,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	readers.Wait()
 	close(jobs)
 	workers.Wait()
+	if s.eap != nil {
+		s.eap.Close()
+	}
 	for _, c := range conns {
 		_ = c.Close()
 	}
@@ -517,38 +562,74 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 	}
 
 	// 4. Authenticate.
-	code, attrs, deferred := s.access(ctx, src, c, p, inline)
+	code, attrs, method, deferred := s.access(ctx, src, c, p, inline)
 	if deferred {
 		return nil, true // the dedup entry is forgotten with the nil answer
 	}
-	out, err := s.respond(code, p, c, attrs, true)
+	if code == 0 {
+		// An EAP response out of sequence: silently discarded.
+		s.m.drop(dropEAPSequence)
+		return nil, false
+	}
+	out, err := s.respond(code, p, c, attrs, code != radius.CodeAccessChallenge)
 	if err != nil {
 		s.m.drop(dropInternal)
 		s.log.Error("radius response encoding failed", "client", c.name, "err", err)
 		return nil, false
 	}
 	outcome := outcomeReject
-	if code == radius.CodeAccessAccept {
+	switch code {
+	case radius.CodeAccessAccept:
 		outcome = outcomeAccept
+	case radius.CodeAccessChallenge:
+		outcome = outcomeChallenge
 	}
 	s.m.answered(c.name, outcome, received)
+	if method != "" && outcome != outcomeChallenge {
+		s.m.method(method, outcome)
+	}
 	return out, false
 }
 
-// access decides an Access-Request: the response code and the reply
-// attributes for an Accept. With inline set it answers only what needs no
-// password work and otherwise returns deferred.
-func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet, inline bool) (_ radius.Code, _ []*radius.AVP, deferred bool) {
+// access decides an Access-Request: the response code (0: send nothing),
+// the reply attributes and the method that decided ("pap",
+// "eap-ttls/pap"; empty for a refusal before any method). With inline set
+// it answers only what needs no password work and otherwise returns
+// deferred.
+func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet, inline bool) (radius.Code, []*radius.AVP, string, bool) {
 	req := authn.Request{
 		Protocol: authn.ProtocolRADIUS,
 		Source:   src.Addr().Unmap(),
 		Client:   c.name,
 	}
+	if _, ok := p.Lookup(rfc2869.EAPMessage_Type); ok && s.eap != nil {
+		if inline {
+			return 0, nil, "", true // TLS work: the worker path
+		}
+		code, attrs, method := s.eapAccess(ctx, c, p, req)
+		return code, attrs, method, false
+	}
+	code, attrs, deferred := s.papAccess(ctx, c, p, req, inline)
+	method := ""
+	if _, ok := p.Lookup(rfc2865.UserPassword_Type); ok && otherMethod(p) == "" {
+		method = MethodPAP
+	}
+	return code, attrs, method, deferred
+}
+
+// MethodPAP names plain PAP in events and metrics.
+const MethodPAP = "pap"
+
+func (s *Server) papAccess(ctx context.Context, c *client, p *radius.Packet, req authn.Request, inline bool) (_ radius.Code, _ []*radius.AVP, deferred bool) {
 	userName, _ := rfc2865.UserName_LookupString(p)
 	req.Identifier = userName
 	if method := otherMethod(p); method != "" {
 		s.auth.Reject(ctx, req, authn.ReasonUnsupportedMethod)
 		s.log.Debug("radius unsupported authentication method", "client", c.name, "method", method)
+		if method == "eap" {
+			// EAP is off: end the supplicant's attempt at once.
+			return radius.CodeAccessReject, eapFailureAttrs(p), false
+		}
 		return radius.CodeAccessReject, nil, false
 	}
 	enc, hasPAP := p.Lookup(rfc2865.UserPassword_Type)
@@ -568,6 +649,7 @@ func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *r
 		return radius.CodeAccessReject, nil, false
 	}
 	req.Password = secret.New(pw)
+	req.Method = MethodPAP
 	res, answered := s.login(ctx, req, inline)
 	// Wipe the whole decode buffer, padding included.
 	clear(pw[:cap(pw)])
@@ -579,11 +661,16 @@ func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *r
 		s.log.Debug("radius login failed", "client", c.name, "user", userName, "reason", string(res.Reason))
 		return radius.CodeAccessReject, nil, false
 	}
-	var attrs []*radius.AVP
+	return radius.CodeAccessAccept, s.replyAttrs(res), false
+}
+
+// replyAttrs are the reply-group attributes for a successful login: the
+// same plan for PAP and EAP.
+func (s *Server) replyAttrs(res authn.Result) []*radius.AVP {
 	if res.User != nil && s.groups != nil && s.replies != nil && len(s.replies.ordered) > 0 {
-		attrs = s.replies.attributesFor(s.groups.GroupNamesOf(res.User.ID))
+		return s.replies.attributesFor(s.groups.GroupNamesOf(res.User.ID))
 	}
-	return radius.CodeAccessAccept, attrs, false
+	return nil
 }
 
 // login runs the login; inline, only if it can be answered without

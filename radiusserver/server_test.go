@@ -228,8 +228,18 @@ func TestHandlePacket(t *testing.T) {
 			if _, ok := p.Lookup(rfc2865.ReplyMessage_Type); ok {
 				t.Errorf("Reply-Message sent although none is configured")
 			}
-			if p.Code == radius.CodeAccessReject && len(p.Attributes) != 1 {
-				t.Errorf("reject carries %d attributes, want only the Message-Authenticator", len(p.Attributes))
+			if p.Code == radius.CodeAccessReject {
+				// An EAP request's reject (EAP off) carries an EAP-Failure.
+				want := 1
+				if _, ok := p.Lookup(rfc2869.EAPMessage_Type); ok {
+					want = 2
+					if eapMsg := rfc2869.EAPMessage_Get(p); len(eapMsg) != 4 || eapMsg[0] != 4 {
+						t.Errorf("EAP-Message in the reject is %x, want an EAP-Failure", eapMsg)
+					}
+				}
+				if len(p.Attributes) != want {
+					t.Errorf("reject carries %d attributes, want only the Message-Authenticator (and EAP-Failure)", len(p.Attributes))
+				}
 			}
 		})
 	}

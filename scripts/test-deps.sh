@@ -20,6 +20,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 need=()
 command -v ldapsearch >/dev/null 2>&1 && command -v ldappasswd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v radclient >/dev/null 2>&1 && command -v radtest >/dev/null 2>&1 || need+=(freeradius-utils)
+command -v eapol_test >/dev/null 2>&1 || need+=(eapoltest)
 # A Samba AD DC for the delegated-authentication tests (scripts/samba-ad.sh), and what that script uses.
 command -v samba >/dev/null 2>&1 && command -v samba-tool >/dev/null 2>&1 || need+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind ldb-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)

@@ -143,6 +143,9 @@ type Event struct {
 	Source    string `json:"source,omitempty"` // client address or "admin"
 	Directory string `json:"directory,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// Method is how a login's password came (RADIUS: "pap",
+	// "eap-ttls/pap").
+	Method string `json:"method,omitempty"`
 	// Login marks a login outcome; a successful one also stamps the user's
 	// LastLoginAt in the same journal batch.
 	Login bool `json:"login,omitempty"`

@@ -75,6 +75,12 @@ func (d *daemon) reloadDoors(nc *fileConfig) {
 		}
 	}
 	if d.radius != nil {
+		if nc.RADIUS.EAP.CertFile != d.cfg.RADIUS.EAP.CertFile || nc.RADIUS.EAP.KeyFile != d.cfg.RADIUS.EAP.KeyFile {
+			d.log.Warn("SIGHUP: radius.eap.cert_file/key_file paths changed; the running door re-reads its original paths, restart to switch files")
+		}
+		if err := d.radius.ReloadEAPCertificate(); err != nil {
+			d.log.Error("SIGHUP: RADIUS EAP certificate not reloaded, keeping the running one", "err", err)
+		}
 		if err := d.radius.ReloadClients(nc.RADIUS.Clients); err != nil {
 			d.log.Error("SIGHUP: RADIUS clients not reloaded, keeping the running set", "err", err)
 		} else {

@@ -1,0 +1,562 @@
+package eap
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/secret"
+)
+
+// Method names, as events and metrics carry them.
+const (
+	MethodTTLSPAP = "eap-ttls/pap"
+)
+
+// Defaults for a Config's zero fields.
+const (
+	DefaultFragmentSize   = 1000
+	DefaultMaxSessions    = 1024
+	DefaultSessionTimeout = 30 * time.Second
+	DefaultMaxRounds      = 40
+	// MaxSessionBytes bounds what one session may receive in all.
+	MaxSessionBytes = 256 << 10
+)
+
+// Config configures a Server.
+type Config struct {
+	// Certificate returns the server certificate for each handshake (so a
+	// reload takes effect for the next session).
+	Certificate func() *tls.Certificate
+	// Methods enabled, in order of preference: "ttls". Empty: ["ttls"].
+	Methods []string
+	// MinVersion and MaxVersion bound TLS; zero: 1.2 and 1.2.
+	MinVersion, MaxVersion uint16
+	// FragmentSize is the largest EAP packet sent (Framed-MTU lowers it).
+	FragmentSize int
+	// MaxSessions caps sessions that have started TLS; as many half-open
+	// sessions (Identity answered, no TLS yet) may wait besides.
+	MaxSessions int
+	// SessionTimeout is the idle expiry of a session.
+	SessionTimeout time.Duration
+	// MaxRounds caps the round trips of one session.
+	MaxRounds int
+}
+
+// Outcome is what the door sends.
+type Outcome int
+
+const (
+	// Drop: send nothing (a response out of sequence).
+	Drop Outcome = iota
+	// Challenge: Access-Challenge with EAP and State.
+	Challenge
+	// Accept: Access-Accept with EAP (Success) and the MPPE keys from MSK.
+	Accept
+	// Reject: Access-Reject with EAP (Failure).
+	Reject
+)
+
+// PAPFunc checks an inner PAP login; it is called on the worker that
+// handles the packet and may block (argon2, AD).
+type PAPFunc func(ctx context.Context, user string, password secret.String) bool
+
+// Request is one Access-Request that carries EAP-Message.
+type Request struct {
+	EAP       []byte // the EAP-Message attributes, concatenated
+	State     []byte // the State attribute, nil when absent
+	FramedMTU int    // 0 when absent
+	Source    netip.Addr
+	Client    string // the RADIUS client's name, for logs
+	PAP       PAPFunc
+}
+
+// Response is what to answer.
+type Response struct {
+	Outcome Outcome
+	EAP     []byte // EAP packet to send in EAP-Message
+	State   []byte // for a Challenge
+	MSK     []byte // for an Accept: 64 bytes
+	// Method is set once a method was chosen ("eap-ttls/pap").
+	Method string
+	// Identity is the inner identity when known, else the outer one
+	// (which is never used for authorization).
+	Identity string
+	// Reason says why a Reject happened at the EAP level (empty when the
+	// inner login decided).
+	Reason string
+}
+
+// Server holds the EAP sessions of one RADIUS door.
+type Server struct {
+	cfg     Config
+	tlsConf *tls.Config
+	methods []uint8
+	log     *slog.Logger
+	m       *metrics
+	now     func() time.Time
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	halfOpen  *list.List // of *session without TLS, oldest first
+	running   int        // sessions with TLS started
+	lastSweep time.Time
+}
+
+type session struct {
+	key      string
+	state    []byte
+	elem     *list.Element // in halfOpen while no TLS
+	busy     bool
+	created  time.Time
+	last     time.Time
+	method   uint8
+	lastID   uint8
+	rounds   int
+	bytes    int
+	outer    string
+	inner    string
+	eng      *engine
+	in       reassembler
+	out      fragmenter
+	mtu      int
+	finished bool
+}
+
+// New checks cfg and returns a Server. reg may be nil.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if cfg.Certificate == nil {
+		return nil, errors.New("eap: no server certificate")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Methods) == 0 {
+		cfg.Methods = []string{"ttls"}
+	}
+	s := &Server{cfg: cfg, log: logger, now: time.Now, sessions: make(map[string]*session), halfOpen: list.New()}
+	for _, m := range cfg.Methods {
+		t, err := MethodType(m)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(s.methods, t) {
+			s.methods = append(s.methods, t)
+		}
+	}
+	if s.cfg.MinVersion == 0 {
+		s.cfg.MinVersion = tls.VersionTLS12
+	}
+	if s.cfg.MaxVersion == 0 {
+		s.cfg.MaxVersion = tls.VersionTLS12
+	}
+	if s.cfg.MinVersion < tls.VersionTLS12 {
+		return nil, errors.New("eap: TLS below 1.2 is not supported")
+	}
+	if s.cfg.MaxVersion < s.cfg.MinVersion {
+		return nil, errors.New("eap: tls_max_version is below tls_min_version")
+	}
+	if s.cfg.FragmentSize <= 0 {
+		s.cfg.FragmentSize = DefaultFragmentSize
+	}
+	if s.cfg.MaxSessions <= 0 {
+		s.cfg.MaxSessions = DefaultMaxSessions
+	}
+	if s.cfg.SessionTimeout <= 0 {
+		s.cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	if s.cfg.MaxRounds <= 0 {
+		s.cfg.MaxRounds = DefaultMaxRounds
+	}
+	cert := cfg.Certificate
+	s.tlsConf = &tls.Config{
+		MinVersion:             s.cfg.MinVersion,
+		MaxVersion:             s.cfg.MaxVersion,
+		SessionTicketsDisabled: true,
+		GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert(), nil },
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			// Without TLS 1.3 the MSK needs Extended Master Secret
+			// (RFC 7627): Go refuses the exporter otherwise. Refuse early.
+			if !offersEMS(h) && !(s.cfg.MaxVersion >= tls.VersionTLS13 && slices.Contains(h.SupportedVersions, tls.VersionTLS13)) {
+				return nil, errors.New("eap: the client does not offer Extended Master Secret")
+			}
+			return nil, nil
+		},
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	return s, nil
+}
+
+func offersEMS(h *tls.ClientHelloInfo) bool { return slices.Contains(h.Extensions, 23) }
+
+// MethodType maps a configured method name to its EAP type.
+func MethodType(name string) (uint8, error) {
+	switch strings.ToLower(name) {
+	case "ttls":
+		return TypeTTLS, nil
+	}
+	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls)", name)
+}
+
+// Sessions returns the number of half-open and running sessions.
+func (s *Server) Sessions() (halfOpen, running int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.halfOpen.Len(), s.running
+}
+
+// Close ends every session.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		s.removeLocked(ss)
+	}
+}
+
+// Handle answers one Access-Request carrying EAP-Message.
+func (s *Server) Handle(ctx context.Context, req Request) (resp Response) {
+	defer func() { s.m.result(resp) }()
+	now := s.now()
+	s.sweep(now)
+	if len(req.EAP) == 0 {
+		// EAP-Start (RFC 3579 §2.1): ask who it is. Stateless.
+		return Response{Outcome: Challenge, EAP: Packet{Code: CodeRequest, ID: 0, Type: TypeIdentity}.Marshal()}
+	}
+	p, err := Parse(req.EAP)
+	if err != nil || p.Code != CodeResponse {
+		return Response{Outcome: Reject, EAP: Failure(0), Reason: "malformed"}
+	}
+	if len(req.State) == 0 {
+		if p.Type != TypeIdentity {
+			return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "no_session"}
+		}
+		return s.begin(req, p, now)
+	}
+	ss, busy := s.acquire(string(req.State), now)
+	if busy {
+		// Another packet of this session is being handled: the peer
+		// retransmitted; its next try finds the answer.
+		return Response{Outcome: Drop, Reason: "session_busy"}
+	}
+	if ss == nil {
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "unknown_session"}
+	}
+	resp = s.continueSession(ctx, ss, req, p, now)
+	s.release(ss, resp, now)
+	return resp
+}
+
+// begin answers a Response/Identity without State: a new half-open
+// session and the Start of the preferred method.
+func (s *Server) begin(req Request, p Packet, now time.Time) Response {
+	outer := string(p.Data)
+	if len(outer) > 253 {
+		outer = outer[:253]
+	}
+	ss := &session{created: now, last: now, method: s.methods[0], lastID: p.ID + 1, outer: outer, mtu: req.FramedMTU}
+	ss.in.total = -1
+	ss.state = make([]byte, 18)
+	ss.state[0], ss.state[1] = 'g', 'w'
+	if _, err := rand.Read(ss.state[2:]); err != nil {
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "internal_error"}
+	}
+	ss.key = string(ss.state)
+	s.mu.Lock()
+	// Half-open sessions are cheap (no TLS, no goroutine) and capped at
+	// MaxSessions: when full, the oldest half-open one makes room. Running
+	// sessions are never pushed out.
+	for s.halfOpen.Len() >= s.cfg.MaxSessions {
+		old := s.halfOpen.Front().Value.(*session)
+		if old.busy {
+			break
+		}
+		s.removeLocked(old)
+		s.m.evicted.Inc()
+	}
+	if s.halfOpen.Len() >= s.cfg.MaxSessions {
+		s.mu.Unlock()
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: outer, Reason: "sessions_full"}
+	}
+	ss.elem = s.halfOpen.PushBack(ss)
+	s.sessions[ss.key] = ss
+	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
+	s.mu.Unlock()
+	return Response{
+		Outcome:  Challenge,
+		EAP:      Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: []byte{flagStart}}.Marshal(),
+		State:    ss.state,
+		Identity: outer,
+		Method:   methodName(ss.method),
+	}
+}
+
+func methodName(t uint8) string {
+	if t == TypeTTLS {
+		return MethodTTLSPAP
+	}
+	return fmt.Sprintf("eap-%d", t)
+}
+
+// acquire finds a live session and marks it busy (one packet at a time);
+// busy reports a session already being worked on.
+func (s *Server) acquire(key string, now time.Time) (_ *session, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[key]
+	if ss == nil || now.Sub(ss.last) > s.cfg.SessionTimeout {
+		return nil, false
+	}
+	if ss.busy {
+		return nil, true
+	}
+	ss.busy = true
+	return ss, false
+}
+
+// release ends a finished session or returns it to the table.
+func (s *Server) release(ss *session, resp Response, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.busy = false
+	ss.last = now
+	if resp.Outcome == Accept || resp.Outcome == Reject {
+		s.removeLocked(ss)
+	}
+}
+
+func (s *Server) removeLocked(ss *session) {
+	if s.sessions[ss.key] != ss {
+		return
+	}
+	delete(s.sessions, ss.key)
+	if ss.elem != nil {
+		s.halfOpen.Remove(ss.elem)
+		ss.elem = nil
+	}
+	if ss.eng != nil {
+		ss.eng.close()
+		s.running--
+	}
+	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
+	s.m.sessions.WithLabelValues("running").Set(float64(s.running))
+}
+
+// sweep drops idle sessions, at most once a second.
+func (s *Server) sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.lastSweep) < time.Second {
+		return
+	}
+	s.lastSweep = now
+	for _, ss := range s.sessions {
+		if !ss.busy && now.Sub(ss.last) > s.cfg.SessionTimeout {
+			s.removeLocked(ss)
+			s.m.expired.Inc()
+		}
+	}
+}
+
+// fail ends a session with an EAP-Failure.
+func (ss *session) fail(p Packet, reason string) Response {
+	ss.finished = true
+	return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: reason, Method: methodName(ss.method), Identity: ss.identity()}
+}
+
+func (ss *session) identity() string {
+	if ss.inner != "" {
+		return ss.inner
+	}
+	return ss.outer
+}
+
+func (s *Server) continueSession(ctx context.Context, ss *session, req Request, p Packet, now time.Time) Response {
+	if p.ID != ss.lastID {
+		// RFC 3748 §4.1: a Response that matches no outstanding Request
+		// is silently discarded.
+		return Response{Outcome: Drop, Reason: "eap_id_mismatch"}
+	}
+	ss.rounds++
+	ss.bytes += len(p.Data)
+	if ss.rounds > s.cfg.MaxRounds {
+		return ss.fail(p, "too_many_rounds")
+	}
+	if ss.bytes > MaxSessionBytes {
+		return ss.fail(p, "too_many_bytes")
+	}
+	if req.FramedMTU > 0 {
+		ss.mtu = req.FramedMTU
+	}
+	switch p.Type {
+	case TypeNAK:
+		if ss.eng != nil {
+			return ss.fail(p, "nak_after_start")
+		}
+		for _, want := range p.Data {
+			if slices.Contains(s.methods, want) {
+				ss.method = want
+				ss.lastID++
+				return Response{Outcome: Challenge, State: ss.state, Method: methodName(want), Identity: ss.outer,
+					EAP: Packet{Code: CodeRequest, ID: ss.lastID, Type: want, Data: []byte{flagStart}}.Marshal()}
+			}
+		}
+		return ss.fail(p, "no_common_method")
+	case ss.method:
+		return s.tlsRound(ctx, ss, req, p)
+	}
+	return ss.fail(p, "unexpected_type")
+}
+
+// fragmentSize is the largest EAP packet to send this session.
+func (s *Server) fragmentSize(ss *session) int {
+	n := s.cfg.FragmentSize
+	if ss.mtu > 0 {
+		// Framed-MTU is the supplicant link's MTU; EAPOL takes 4 octets.
+		n = min(n, ss.mtu-4)
+	}
+	return max(n, minFragment)
+}
+
+func (s *Server) request(ss *session, data []byte) Response {
+	ss.lastID++
+	return Response{Outcome: Challenge, State: ss.state, Method: methodName(ss.method), Identity: ss.identity(),
+		EAP: Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: data}.Marshal()}
+}
+
+func (s *Server) tlsRound(ctx context.Context, ss *session, req Request, p Packet) Response {
+	t, err := parseTLSData(p.Data)
+	if err != nil {
+		return ss.fail(p, "malformed_tls")
+	}
+	version := uint8(0) // TTLS v0
+	if ss.out.pending() {
+		// The peer acknowledges a fragment with an empty response.
+		if len(t.data) != 0 || t.more() {
+			return ss.fail(p, "fragment_not_acked")
+		}
+		return s.request(ss, ss.out.next(version, s.fragmentSize(ss)))
+	}
+	done, err := ss.in.add(t)
+	if err != nil {
+		return ss.fail(p, "bad_fragments")
+	}
+	if !done {
+		return s.request(ss, []byte{version}) // ACK: flags only
+	}
+	msg := ss.in.buf
+	ss.in.buf = nil
+	if ss.eng == nil {
+		if len(msg) == 0 {
+			return ss.fail(p, "empty_tls")
+		}
+		if !s.startTLS(ss) {
+			return ss.fail(p, "sessions_full")
+		}
+	}
+	established, _ := ss.eng.state()
+	if established && len(msg) == 0 {
+		// An empty response after our last flight: nothing for the
+		// tunnel yet. TTLS v0 peers send the inner AVPs with their first
+		// records, so there is nothing to wait for.
+		return ss.fail(p, "no_inner_credentials")
+	}
+	out, app, err := ss.eng.step(msg)
+	if err != nil {
+		s.log.Debug("eap TLS failed", "client", req.Client, "identity", ss.outer, "err", err)
+		return ss.fail(p, "tls_failed")
+	}
+	if len(app) > 0 {
+		return s.ttlsInner(ctx, ss, req, p, app)
+	}
+	if len(out) == 0 {
+		return ss.fail(p, "tls_stalled")
+	}
+	ss.out.load(out)
+	return s.request(ss, ss.out.next(version, s.fragmentSize(ss)))
+}
+
+// startTLS moves a half-open session to running, if there is room.
+func (s *Server) startTLS(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running >= s.cfg.MaxSessions {
+		s.m.refused.Inc()
+		return false
+	}
+	if ss.elem != nil {
+		s.halfOpen.Remove(ss.elem)
+		ss.elem = nil
+	}
+	s.running++
+	ss.eng = newEngine(s.tlsConf)
+	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
+	s.m.sessions.WithLabelValues("running").Set(float64(s.running))
+	return true
+}
+
+// ttlsInner handles the tunnel's AVPs: User-Name and User-Password (PAP).
+func (s *Server) ttlsInner(ctx context.Context, ss *session, req Request, p Packet, app []byte) Response {
+	defer clear(app)
+	avps, err := ParseAVPs(app)
+	if err != nil {
+		return ss.fail(p, "malformed_avp")
+	}
+	var user string
+	var pw []byte
+	havePW := false
+	for _, a := range avps {
+		switch {
+		case a.VendorID == 0 && a.Code == avpUserName:
+			user = string(a.Data)
+		case a.VendorID == 0 && a.Code == avpUserPassword:
+			pw, havePW = a.Data, true
+		case a.Mandatory():
+			// RFC 5281 §10.1: an unsupported mandatory AVP fails.
+			return ss.fail(p, "unsupported_inner_method")
+		}
+	}
+	if !havePW || user == "" {
+		return ss.fail(p, "unsupported_inner_method")
+	}
+	if len(user) > 253 {
+		return ss.fail(p, "malformed_avp")
+	}
+	ss.inner = user
+	// The password is NUL-padded to a multiple of 16 (RFC 5281 §11.2.5).
+	for len(pw) > 0 && pw[len(pw)-1] == 0 {
+		pw = pw[:len(pw)-1]
+	}
+	_, cs := ss.eng.state()
+	msk, err := cs.ExportKeyingMaterial("ttls keying material", nil, 64)
+	if err != nil {
+		return ss.fail(p, "no_keying_material")
+	}
+	if req.PAP == nil {
+		return ss.fail(p, "internal_error")
+	}
+	password := secret.New(append([]byte(nil), pw...))
+	ok := req.PAP(ctx, user, password)
+	password.Wipe()
+	ss.finished = true
+	if !ok {
+		clear(msk)
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Method: MethodTTLSPAP, Identity: user}
+	}
+	return Response{Outcome: Accept, EAP: Success(p.ID), MSK: msk, Method: MethodTTLSPAP, Identity: user}
+}

@@ -1,0 +1,109 @@
+package radiusserver
+
+import (
+	"context"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/vendors/microsoft"
+
+	"github.com/gatewayd/gatewayd/authn"
+	"github.com/gatewayd/gatewayd/radiusserver/eap"
+	"github.com/gatewayd/gatewayd/secret"
+)
+
+// eapAccess hands an Access-Request carrying EAP-Message to the EAP
+// server and turns its answer into a RADIUS one: Access-Challenge (EAP
+// and State), Access-Accept (EAP-Success, the MS-MPPE keys and the
+// user's reply-group attributes, exactly as for PAP) or Access-Reject
+// (EAP-Failure). Code 0: send nothing. The inner identity decides; the
+// outer User-Name is never used for authorization.
+func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req authn.Request) (radius.Code, []*radius.AVP, string) {
+	msg, _ := rfc2869.EAPMessage_Lookup(p)
+	er := eap.Request{EAP: msg, Source: req.Source, Client: c.name}
+	if st, err := rfc2865.State_Lookup(p); err == nil {
+		er.State = st
+	}
+	if mtu, err := rfc2865.FramedMTU_Lookup(p); err == nil {
+		er.FramedMTU = int(min(mtu, 65535))
+	}
+	var res authn.Result
+	var loggedIn bool
+	er.PAP = func(ctx context.Context, user string, pw secret.String) bool {
+		r := req
+		r.Identifier, r.Password, r.Method = user, pw, eap.MethodTTLSPAP
+		lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		res, loggedIn = s.auth.Login(lctx, r), true
+		return res.OK
+	}
+	resp := s.eap.Handle(ctx, er)
+	switch resp.Outcome {
+	case eap.Challenge:
+		attrs := eapMessageAttrs(resp.EAP)
+		attrs = append(attrs, &radius.AVP{Type: rfc2865.State_Type, Attribute: radius.Attribute(resp.State)})
+		return radius.CodeAccessChallenge, attrs, ""
+	case eap.Accept:
+		attrs := s.replyAttrs(res)
+		attrs = append(attrs[:len(attrs):len(attrs)], eapMessageAttrs(resp.EAP)...)
+		keys, err := mppeKeys(resp.MSK, c.secret, p.Authenticator)
+		clear(resp.MSK)
+		if err != nil {
+			s.log.Error("radius eap: MS-MPPE keys not encoded", "err", err)
+			return radius.CodeAccessReject, eapMessageAttrs(eap.Failure(0)), resp.Method
+		}
+		s.log.Debug("radius eap login", "client", c.name, "method", resp.Method, "user", resp.Identity)
+		return radius.CodeAccessAccept, append(attrs, keys...), resp.Method
+	case eap.Reject:
+		if !loggedIn && resp.Reason != "" {
+			s.log.Debug("radius eap refused", "client", c.name, "method", resp.Method, "identity", resp.Identity, "reason", resp.Reason)
+			if resp.Reason == "no_common_method" || resp.Reason == "unsupported_inner_method" {
+				r := req
+				r.Identifier, r.Method = resp.Identity, resp.Method
+				s.auth.Reject(ctx, r, authn.ReasonUnsupportedMethod)
+			}
+			if resp.Reason == "sessions_full" && s.warn.allow("eap-full", time.Now()) {
+				s.log.Warn("radius eap: max_sessions reached; new EAP sessions are refused", "client", c.name)
+			}
+		}
+		return radius.CodeAccessReject, eapMessageAttrs(resp.EAP), resp.Method
+	}
+	return 0, nil, ""
+}
+
+// eapMessageAttrs splits an EAP packet over EAP-Message attributes.
+func eapMessageAttrs(b []byte) []*radius.AVP {
+	var out []*radius.AVP
+	for len(b) > 0 {
+		n := min(len(b), 253)
+		out = append(out, &radius.AVP{Type: rfc2869.EAPMessage_Type, Attribute: radius.Attribute(append([]byte(nil), b[:n]...))})
+		b = b[n:]
+	}
+	return out
+}
+
+// eapFailureAttrs is an EAP-Failure answering the request's EAP packet.
+func eapFailureAttrs(p *radius.Packet) []*radius.AVP {
+	msg, _ := rfc2869.EAPMessage_Lookup(p)
+	id := uint8(0)
+	if ep, err := eap.Parse(msg); err == nil {
+		id = ep.ID
+	}
+	return eapMessageAttrs(eap.Failure(id))
+}
+
+// mppeKeys encodes MS-MPPE-Recv-Key = MSK[0:32] and MS-MPPE-Send-Key =
+// MSK[32:64], salt-encrypted (RFC 2548 §2.4) with the Request
+// Authenticator, which is what the response is built on.
+func mppeKeys(msk []byte, secret []byte, reqAuth [16]byte) ([]*radius.AVP, error) {
+	tmp := &radius.Packet{Secret: secret, Authenticator: reqAuth}
+	if err := microsoft.MSMPPERecvKey_Set(tmp, msk[0:32]); err != nil {
+		return nil, err
+	}
+	if err := microsoft.MSMPPESendKey_Set(tmp, msk[32:64]); err != nil {
+		return nil, err
+	}
+	return tmp.Attributes, nil
+}
