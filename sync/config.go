@@ -110,6 +110,15 @@ type DirectoryCommon struct {
 	// ImportState is the state of users imported from this directory
 	// (SPEC 4.7): active or staged.
 	ImportState string `toml:"import_state"`
+	// Attributes maps gateway attribute names to the directory's remote
+	// properties (SPEC 4.2). Each type sets its defaults (see
+	// SetAttributeRules); the file's table is decoded over them, so a key
+	// it sets overrides that entry only, and a name mapped to "" is not
+	// sent. Gateway-only attributes cannot be mapped.
+	Attributes map[string]string `toml:"attributes"`
+
+	// attrRules are the type's mapping rules, set by its Defaults.
+	attrRules *AttributeRules
 }
 
 // ImportStateDefault is the state imported users get unless a block says.
@@ -150,6 +159,7 @@ func (c *DirectoryCommon) Validate() error {
 	if c.DefaultDomain != "" && len(c.Domains) == 0 {
 		errs = append(errs, config.Errorf("default_domain", "%s: default_domain needs domains", label))
 	}
+	errs = append(errs, c.validateAttributes(label))
 	return errors.Join(errs...)
 }
 
@@ -164,8 +174,15 @@ func (c *DirectoryCommon) Label(i int) string {
 
 // Directory builds the engine's view of the block, around its connector.
 func (c *DirectoryCommon) Directory(conn Connector) *Directory {
+	attrs := map[string]string{}
+	for name, remote := range c.Attributes {
+		if remote != "" && !GatewayOnly(name) {
+			attrs[name] = remote
+		}
+	}
 	return &Directory{Name: c.Name, Connector: conn, Domains: c.Domains, DefaultDomain: c.DefaultDomain,
-		Policy: c.PasswordPolicy, SuspendOnPasswordExpiry: c.SuspendOnPasswordExpiry, SuspendOnLockout: c.SuspendOnLockout}
+		Policy: c.PasswordPolicy, SuspendOnPasswordExpiry: c.SuspendOnPasswordExpiry, SuspendOnLockout: c.SuspendOnLockout,
+		Attributes: attrs}
 }
 
 // DirectoryConfig is what a directory type's block offers the daemon: its

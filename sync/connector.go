@@ -25,7 +25,13 @@ type Connector interface {
 	// CreateUser creates an account. It must be safe to retry after a
 	// crash: the engine looks the UPN up before creating again.
 	CreateUser(ctx context.Context, a Account, pw secret.String) (*RemoteUser, error)
-	// UpdateUser pushes the mapped attributes.
+	// UpdateUser pushes the names and mapped attributes.
+	//
+	// CreateUser and UpdateUser apply what the directory accepts: when it
+	// refuses some attributes, they retry without them (a bounded number
+	// of calls), apply the rest and return *AttributesRefused naming the
+	// refused ones (CreateUser with the created account). A refused
+	// attribute never fails the account.
 	UpdateUser(ctx context.Context, id string, a Account) error
 	// SetEnabled blocks or unblocks sign-in. Never deletes.
 	SetEnabled(ctx context.Context, id string, enabled bool) error
@@ -52,8 +58,24 @@ type Account struct {
 	GivenName    string
 	Surname      string
 	Enabled      bool
-	// Attributes are extra mapped attributes (jobTitle, department...).
+	// Attributes are the mapped attributes that have a value, by remote
+	// property (Graph "jobTitle", Google "organizations.title"), after the
+	// directory's mapping (SPEC 4.2): gateway-only attributes never
+	// appear. A connector sends each in its wire shape; one it cannot
+	// send is refused (AttributesRefused), not an error. An empty value,
+	// should one come, clears the property on update.
 	Attributes map[string]string
+	// Clear lists remote properties the gateway set before that have no
+	// value now: UpdateUser clears them; CreateUser ignores them.
+	Clear []string
+	// ManagerID is the manager's account id in this directory and
+	// ManagerUPN its principal name (Google's relations value); both
+	// empty when there is no manager to set.
+	ManagerID  string
+	ManagerUPN string
+	// ClearManager: no manager now, and the gateway set one before:
+	// UpdateUser removes the reference.
+	ClearManager bool
 }
 
 // ErrNotFound: the remote object does not exist (or not yet: replication).

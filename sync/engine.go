@@ -24,6 +24,8 @@ import (
 // Store is the slice of the store the engine needs.
 type Store interface {
 	UserByID(id string) (*store.User, error)
+	UserByUsername(username string) (*store.User, error)
+	ListUsers(after string, limit int) ([]*store.User, string, error)
 	GroupByID(id string) (*store.Group, error)
 	GroupsOfUser(userID string) ([]*store.Group, error)
 	MembersOf(groupID string) ([]*store.User, error)
@@ -44,6 +46,10 @@ type Directory struct {
 	Policy                  PasswordPolicy
 	SuspendOnPasswordExpiry bool
 	SuspendOnLockout        bool
+	// Attributes maps gateway attribute names to remote properties
+	// (DirectoryCommon.Attributes with the type's defaults); a name
+	// absent or mapped to "" is not sent. nil sends no attribute.
+	Attributes map[string]string
 }
 
 // trigger says why a pair is being reconciled.
@@ -85,6 +91,9 @@ type Engine struct {
 
 	wakeMu gosync.Mutex
 	wakes  map[pairKey]time.Time // pending wakeAt timers
+
+	mgrMu gosync.Mutex
+	mgrs  managerIndex // who reports to whom, for manager references
 }
 
 // directories is the current name → directory map; do not modify it.
@@ -141,6 +150,7 @@ func (e *Engine) Run(ctx context.Context) {
 			e.work(ctx, q)
 		}()
 	}
+	e.indexManagers()
 	e.scan()
 	<-ctx.Done()
 	for _, q := range e.shard {
@@ -209,13 +219,28 @@ func (e *Engine) enqueue(k pairKey, p pending) {
 func (e *Engine) HandleChange(c store.Change) {
 	switch c.Table {
 	case store.TableUsers:
-		u, _ := c.After.(*store.User)
+		before, _ := c.Before.(*store.User)
+		after, _ := c.After.(*store.User)
+		u := after
 		if u == nil {
-			u, _ = c.Before.(*store.User)
+			u = before
 		}
 		if u != nil {
+			e.mgrMu.Lock()
+			e.mgrs.set(before, after)
+			e.mgrMu.Unlock()
 			for name := range e.directories() {
 				e.enqueue(pairKey{dir: name, id: u.ID}, pending{trig: trigChange})
+			}
+		}
+		// A manager deleted, renamed or given another email: the
+		// references to it change (or go).
+		if before != nil && (after == nil || !strings.EqualFold(before.Username, after.Username) || !strings.EqualFold(before.Email, after.Email)) {
+			for name := range e.directories() {
+				e.enqueueReports(name, before.Username)
+				if after != nil {
+					e.enqueueReports(name, after.Username)
+				}
 			}
 		}
 	case store.TableGroups:
@@ -376,6 +401,10 @@ func (e *Engine) reconcile(ctx context.Context, k pairKey, p pending) {
 	if st.RemoteID != orig.RemoteID || st.Enabled != orig.Enabled {
 		e.enqueueGroupsOf(k.dir, k.id)
 	}
+	if st.RemoteID != orig.RemoteID && u != nil {
+		// Users whose manager this is can now point at its account.
+		e.enqueueReports(k.dir, u.Username)
+	}
 	if bound && d.SuspendOnLockout && u.Locked(start) {
 		e.wakeAt(k, u.LockedUntil)
 	}
@@ -515,12 +544,18 @@ func accountOf(u *store.User, upn string, enabled bool) Account {
 	if display == "" {
 		display = u.Username
 	}
+	// Attributes and the manager come from the directory's mapping
+	// (mapAttributes), never from u.Attributes as they are.
 	return Account{UPN: upn, MailNickname: u.Username, DisplayName: display, GivenName: u.FirstName,
-		Surname: u.LastName, Enabled: enabled, Attributes: u.Attributes}
+		Surname: u.LastName, Enabled: enabled}
 }
 
+// attrHash identifies what an update sends: the account's names,
+// attributes and manager (not its sign-in state, nor what is cleared,
+// which follows from the attributes that are gone).
 func attrHash(a Account) string {
 	a.Enabled = false
+	a.Clear, a.ClearManager = nil, false
 	b, _ := json.Marshal(a)
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:8])
@@ -561,6 +596,11 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		return nil
 	}
 	acct := accountOf(u, upn, want)
+	rec := parseApplied(st.AppliedHash)
+	plan := e.mapAttributes(d, u, &acct, rec)
+	for _, n := range plan.notes {
+		addNote(st, n)
+	}
 	hash := attrHash(acct)
 
 	// A usable plaintext for this run, if any (SPEC 3.6: never send one
@@ -574,20 +614,23 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	}
 
 	if !st.Provisioned {
-		if err := e.provision(ctx, d, u, st, acct, pw, keep); err != nil {
+		refused, err := e.provision(ctx, d, u, st, acct, pw, keep)
+		if err != nil {
 			return err
 		}
-		st.AppliedHash = hash
+		st.AppliedHash = rec.next(plan, acct, refused).encode()
+		e.reportRefused(d, u, st, plan, refused)
 	} else {
-		if hash != st.AppliedHash {
+		if hash != rec.hash {
 			ctx2, cancel := e.call(ctx)
-			err := d.Connector.UpdateUser(ctx2, st.RemoteID, acct)
+			refused, err := Refusals(d.Connector.UpdateUser(ctx2, st.RemoteID, acct))
 			cancel()
 			if err != nil {
 				return fail(store.EventUserUpdateProvision, e.notFoundGrace(st, err))
 			}
-			st.AppliedHash = hash
+			st.AppliedHash = rec.next(plan, acct, refused).encode()
 			e.emit(d, u, st, store.EventUserUpdateProvision, store.OutcomeSuccess, "attributes updated")
+			e.reportRefused(d, u, st, plan, refused)
 		}
 		if want != st.Enabled {
 			if err := e.setEnabled(ctx, d, st, want); err != nil {
@@ -616,7 +659,7 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	}
 	if policyErr != nil {
 		e.emit(d, u, st, store.EventUserPasswordUpdateProvisionFailed, store.OutcomeFailure, "not sent: "+policyErr.Error())
-		st.LastError = "password not sent: " + policyErr.Error()
+		addNote(st, "password not sent: "+policyErr.Error())
 		return nil
 	}
 	if !due && p.trig == trigLogin && now.Sub(st.LastCheckAt) >= e.cfg.RemoteCheckInterval {
@@ -664,8 +707,10 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 
 // provision looks the account up by principal name and takes it over, or
 // creates it (SPEC 4.1). Looking up first makes a retry after a crash
-// find the account instead of creating a second one (SPEC 4.8).
-func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st *store.SyncState, acct Account, pw secret.String, keepSignIn bool) error {
+// find the account instead of creating a second one (SPEC 4.8). It
+// returns the attributes the directory refused (the account is
+// provisioned without them).
+func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st *store.SyncState, acct Account, pw secret.String, keepSignIn bool) ([]AttributeError, error) {
 	ctx2, cancel := e.call(ctx)
 	ru, err := d.Connector.LookupUser(ctx2, acct.UPN)
 	cancel()
@@ -674,8 +719,11 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 		if keepSignIn {
 			acct.Enabled = ru.Enabled
 		}
+		// A takeover sets the gateway's values but clears nothing: what
+		// the account holds that the gateway never set stays.
+		acct.Clear, acct.ClearManager = nil, false
 		ctx2, cancel := e.call(ctx)
-		err = d.Connector.UpdateUser(ctx2, ru.ID, acct)
+		refused, err := Refusals(d.Connector.UpdateUser(ctx2, ru.ID, acct))
 		cancel()
 		if err == nil && ru.Enabled != acct.Enabled {
 			ctx2, cancel := e.call(ctx)
@@ -683,28 +731,32 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 			cancel()
 		}
 		if err != nil {
-			return fail(store.EventUserUpdateProvision, err)
+			return nil, fail(store.EventUserUpdateProvision, err)
 		}
 		st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, e.cfg.Now()
 		st.RemotePasswordChangedAt = ru.LastPasswordChange
 		st.PushPending = true // just taken over: our password must win
 		e.emit(d, u, st, store.EventUserUpdateProvision, store.OutcomeSuccess, "existing account taken over: "+acct.UPN)
-		return nil
+		return refused, nil
 	case errors.Is(err, ErrNotFound):
 	default:
-		return fail(store.EventUserCreateProvision, err)
+		return nil, fail(store.EventUserCreateProvision, err)
 	}
 	ctx2, cancel = e.call(ctx)
 	ru, err = d.Connector.CreateUser(ctx2, acct, pw)
 	cancel()
+	var refused []AttributeError
+	if ru != nil {
+		refused, err = Refusals(err)
+	}
 	if err != nil {
 		var re *Error
 		if errors.As(err, &re) && strings.Contains(strings.ToLower(re.Message), "already exists") {
 			// Created by an attempt that died before recording it, and
 			// not yet visible to the lookup (replication): look again later.
-			return fail(store.EventUserCreateProvision, &Error{Status: re.Status, Code: re.Code, Message: "account exists but is not visible yet; looking it up again (" + re.Message + ")"})
+			return nil, fail(store.EventUserCreateProvision, &Error{Status: re.Status, Code: re.Code, Message: "account exists but is not visible yet; looking it up again (" + re.Message + ")"})
 		}
-		return fail(store.EventUserCreateProvision, err)
+		return nil, fail(store.EventUserCreateProvision, err)
 	}
 	now := e.cfg.Now()
 	st.RemoteID, st.Provisioned, st.Enabled, st.ProvisionedAt = ru.ID, true, acct.Enabled, now
@@ -720,7 +772,7 @@ func (e *Engine) provision(ctx context.Context, d *Directory, u *store.User, st 
 	}
 	e.m.creates.WithLabelValues(d.Name).Inc()
 	e.emit(d, u, st, store.EventUserCreateProvision, store.OutcomeSuccess, "created "+acct.UPN)
-	return nil
+	return refused, nil
 }
 
 func (e *Engine) setEnabled(ctx context.Context, d *Directory, st *store.SyncState, enabled bool) error {

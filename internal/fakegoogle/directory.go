@@ -271,6 +271,9 @@ func (s *Server) insertUser(body []byte, now time.Time) *fakehttp.Response {
 	if rs != nil {
 		return rs
 	}
+	if rs := s.checkFields(m); rs != nil {
+		return rs
+	}
 	hash, _, rs := s.checkPassword(m, true)
 	if rs != nil {
 		return rs
@@ -328,6 +331,9 @@ func (s *Server) patchUser(key string, body []byte) *fakehttp.Response {
 	}
 	m, rs := decodeBody(body)
 	if rs != nil {
+		return rs
+	}
+	if rs := s.checkFields(m); rs != nil {
 		return rs
 	}
 	hash, setPW, rs := s.checkPassword(m, false)

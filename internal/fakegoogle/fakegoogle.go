@@ -187,6 +187,7 @@ type Server struct {
 	raw           []string // every request's path, query and body as received
 	plaintextSeen int
 	deleted       []string
+	refusedFields map[string]bool // RefuseField: field → named in the error
 }
 
 // New starts a fake on a loopback port with the default service account

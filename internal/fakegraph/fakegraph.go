@@ -74,6 +74,9 @@ type User struct {
 	// Attributes holds the other properties set (jobTitle, department,
 	// businessPhones as []string, ...).
 	Attributes map[string]any
+	// ManagerID is the object id of the user's manager (the manager
+	// relationship, set with PUT manager/$ref); "" for none.
+	ManagerID string
 }
 
 func (u User) clone() User {
@@ -151,6 +154,7 @@ type Server struct {
 	groups       map[string]*Group // by id
 	groupOrder   []string          // ids, creation order (listing)
 	maxPage      int               // 0: as asked by $top
+	refused      map[string]bool   // RefuseProperty: property → named in the error
 }
 
 // New starts a fake on a loopback port with the default credentials.
@@ -420,6 +424,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		kind = KindUser
 	case len(segs) >= 2 && segs[0] == "v1.0" && segs[1] == "groups":
 		kind = groupKind(segs)
+	case managerKind(segs):
+		kind = KindManager
 	}
 	entry := Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Kind: kind}
 	entry.Status = fakehttp.Serve(w, r, maxBody, func(w http.ResponseWriter, body []byte, err error) {

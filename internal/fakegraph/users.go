@@ -120,6 +120,8 @@ func (s *Server) graph(r *http.Request, kind string, segs []string, body []byte)
 		return errResp(http.StatusMethodNotAllowed, "Request_BadRequest", "The requested method is not allowed for this resource.")
 	case KindGroups, KindGroup, KindMembers, KindMemberRef:
 		return s.serveGroups(r, kind, segs, body, now)
+	case KindManager:
+		return s.serveManager(r, segs, body)
 	}
 	last := segs[len(segs)-1]
 	return errResp(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", last))
@@ -151,6 +153,11 @@ func notFound(key string) *fakehttp.Response {
 }
 
 func (s *Server) remove(u *user) {
+	for _, o := range s.users {
+		if o.ManagerID == u.ID {
+			o.ManagerID = "" // Graph drops references to a deleted object
+		}
+	}
 	delete(s.users, u.ID)
 	delete(s.byUPN, strings.ToLower(u.UserPrincipalName))
 	s.dropMember(u.ID)
@@ -280,14 +287,22 @@ func parseFilter(f string) (func(*user) bool, *fakehttp.Response) {
 var defaultSelect = []string{"businessPhones", "displayName", "givenName", "jobTitle", "mail",
 	"mobilePhone", "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
 
+// stringAttrs and arrayAttrs are the settable properties of Graph's user
+// resource the fake knows (v1.0); any other property in a POST or PATCH
+// is refused with 400 "Invalid property 'x'.", as Graph does. manager is
+// not among them: it is a relationship (manager/$ref).
 var stringAttrs = map[string]bool{
 	"jobTitle": true, "department": true, "companyName": true, "officeLocation": true,
 	"employeeType": true, "employeeId": true, "mobilePhone": true, "faxNumber": true,
 	"city": true, "country": true, "state": true, "streetAddress": true, "postalCode": true,
 	"usageLocation": true, "preferredLanguage": true, "mail": true, "ageGroup": true,
+	"aboutMe": true, "consentProvidedForMinor": true, "employeeHireDate": true, "employeeLeaveDateTime": true,
+	"mySite": true, "onPremisesImmutableId": true, "preferredName": true, "userType": true,
+	"preferredDataLocation": true,
 }
 
-var arrayAttrs = map[string]bool{"businessPhones": true, "otherMails": true}
+var arrayAttrs = map[string]bool{"businessPhones": true, "otherMails": true, "imAddresses": true,
+	"interests": true, "pastProjects": true, "responsibilities": true, "schools": true, "skills": true}
 
 var readOnly = map[string]bool{
 	"id": true, "createdDateTime": true, "lastPasswordChangeDateTime": true,
@@ -435,6 +450,9 @@ func (s *Server) apply(u *user, m map[string]json.RawMessage) (*change, *apiErr)
 		if strings.HasPrefix(p, "@odata.") {
 			continue
 		}
+		if ae, ok := s.refusal(p); ok {
+			return nil, ae
+		}
 		isNull := string(raw) == "null"
 		var str string
 		isString := json.Unmarshal(raw, &str) == nil && !isNull
@@ -509,8 +527,7 @@ func (s *Server) apply(u *user, m map[string]json.RawMessage) (*change, *apiErr)
 			}
 			ch.pw, ch.forceNext = pp.Password, pp.ForceChangePasswordNextSignIn
 		default:
-			return nil, &apiErr{http.StatusBadRequest, "Request_BadRequest",
-				fmt.Sprintf("Property '%s' does not exist as a declared property or extension property.", p)}
+			return nil, &apiErr{http.StatusBadRequest, "Request_BadRequest", fmt.Sprintf(MsgInvalidProperty, p)}
 		}
 	}
 	return ch, nil

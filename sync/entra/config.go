@@ -43,6 +43,7 @@ var _ gsync.DirectoryConfig = (*DirectoryConfig)(nil)
 func (c *DirectoryConfig) Defaults() {
 	*c = DirectoryConfig{}
 	c.DirectoryCommon.Defaults(TypeName, DefaultPasswordPolicy)
+	c.SetAttributeRules(AttributeRules())
 }
 
 // Validate checks the block. The client secret was resolved by the loader.

@@ -266,27 +266,28 @@ func (c *Connector) getUser(ctx context.Context, op, key string) (*gsync.RemoteU
 // CreateUser creates the account (SPEC 4.1). Graph requires a password at
 // creation: pw when given, otherwise a random one that meets Entra's
 // complexity rule and that nobody knows (the first login pushes the
-// real one, SPEC 3.3).
+// real one, SPEC 3.3). The mapped attributes go in the same POST; those
+// Graph refuses are left out (see writeUser) and reported with the
+// created account in *sync.AttributesRefused. The manager reference is
+// set after the POST.
 func (c *Connector) CreateUser(ctx context.Context, a gsync.Account, pw secret.String) (*gsync.RemoteUser, error) {
 	const op = "create user"
 	if strings.TrimSpace(a.UPN) == "" {
 		return nil, c.permanent(op, "the user principal name is empty")
 	}
-	fields := map[string]any{
+	core := map[string]any{
 		"accountEnabled":    a.Enabled,
 		"userPrincipalName": a.UPN,
 		"displayName":       displayName(a),
 		"mailNickname":      mailNickname(a),
 	}
 	if a.GivenName != "" {
-		fields["givenName"] = a.GivenName
+		core["givenName"] = a.GivenName
 	}
 	if a.Surname != "" {
-		fields["surname"] = a.Surname
+		core["surname"] = a.Surname
 	}
-	if err := addAttributes(fields, a.Attributes, false); err != nil {
-		return nil, c.permanent(op+" "+a.UPN, err.Error())
-	}
+	attrs, refused := attributeFields(a, false)
 
 	var pwb []byte
 	if pw.IsEmpty() {
@@ -295,62 +296,78 @@ func (c *Connector) CreateUser(ctx context.Context, a gsync.Account, pw secret.S
 	} else {
 		pwb = pw.Bytes()
 	}
-	body, err := bodyWithPassword(fields, pwb)
-	if err != nil {
-		return nil, c.permanent(op+" "+a.UPN, err.Error())
-	}
-	defer wipe(body)
-
 	var g graphUser
-	if _, err := c.do(ctx, op+" "+a.UPN, http.MethodPost, "/users", body, &g, pwb); err != nil {
+	r, rest, err := c.writeUser(ctx, op+" "+a.UPN, http.MethodPost, "/users", core, attrs, pwb, &g)
+	if err != nil {
 		return nil, err
 	}
+	refused = append(refused, r...)
 	if g.ID == "" {
 		return nil, c.permanent(op+" "+a.UPN, "Graph answered without an object id")
 	}
-	r := g.remote()
-	if r.UPN == "" {
-		r.UPN = a.UPN
+	ru := g.remote()
+	if ru.UPN == "" {
+		ru.UPN = a.UPN
 	}
 	// Graph's creation answer carries the default property set, which
 	// has no accountEnabled: what we asked for is what was created.
 	if g.AccountEnabled == nil {
-		r.Enabled = a.Enabled
+		ru.Enabled = a.Enabled
 	}
-	return r, nil
+	if len(rest) > 0 {
+		r, err := c.patchEach(ctx, op+" "+a.UPN, g.ID, rest)
+		if err != nil {
+			return nil, err // the engine's next attempt finds and takes it over
+		}
+		refused = append(refused, r...)
+	}
+	if refused, err = c.applyManager(ctx, g.ID, a, refused); err != nil {
+		return nil, err
+	}
+	return ru, refusedError(refused)
 }
 
-// UpdateUser pushes the user's names and mapped attributes (SPEC 4.2).
-// An empty givenName, surname or attribute clears it in Entra; an empty
-// displayName or mailNickname is left alone (Entra requires them).
-// accountEnabled is SetEnabled's business.
+// UpdateUser pushes the user's names, mapped attributes and manager
+// (SPEC 4.2). An empty givenName or surname, an attribute in a.Clear and
+// a.ClearManager clear it in Entra; an empty displayName or mailNickname
+// is left alone (Entra requires them). accountEnabled is SetEnabled's
+// business. Attributes Graph refuses are left out and reported in
+// *sync.AttributesRefused; the rest is applied.
 func (c *Connector) UpdateUser(ctx context.Context, id string, a gsync.Account) error {
 	op := "update user " + id
 	if strings.TrimSpace(id) == "" {
 		return c.permanent("update user", "the object id is empty")
 	}
-	fields := map[string]any{
+	core := map[string]any{
 		"givenName": nullIfEmpty(a.GivenName),
 		"surname":   nullIfEmpty(a.Surname),
 	}
 	if a.UPN != "" {
-		fields["userPrincipalName"] = a.UPN
+		core["userPrincipalName"] = a.UPN
 	}
 	if a.DisplayName != "" || a.GivenName != "" || a.Surname != "" {
-		fields["displayName"] = displayName(a)
+		core["displayName"] = displayName(a)
 	}
 	if a.MailNickname != "" {
-		fields["mailNickname"] = mailNickname(a)
+		core["mailNickname"] = mailNickname(a)
 	}
-	if err := addAttributes(fields, a.Attributes, true); err != nil {
-		return c.permanent(op, err.Error())
-	}
-	body, err := jsonBody(fields)
+	attrs, refused := attributeFields(a, true)
+	r, rest, err := c.writeUser(ctx, op, http.MethodPatch, userPath(id), core, attrs, nil, nil)
 	if err != nil {
-		return c.permanent(op, err.Error())
+		return err
 	}
-	_, err = c.do(ctx, op, http.MethodPatch, userPath(id), body, nil, nil)
-	return err
+	refused = append(refused, r...)
+	if len(rest) > 0 {
+		r, err := c.patchEach(ctx, op, id, rest)
+		if err != nil {
+			return err
+		}
+		refused = append(refused, r...)
+	}
+	if refused, err = c.applyManager(ctx, id, a, refused); err != nil {
+		return err
+	}
+	return refusedError(refused)
 }
 
 // SetEnabled sets accountEnabled ("block sign-in" when false). It never
@@ -688,49 +705,4 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
-}
-
-var attrNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,119}$`)
-
-// reservedAttrs are set from Account's own fields, by another method, or
-// not at all through mapping.
-var reservedAttrs = map[string]string{
-	"id":                "it is Entra's object id",
-	"accountEnabled":    "sign-in is blocked and unblocked by the gateway's state",
-	"passwordProfile":   "passwords are pushed by password takeover",
-	"passwordPolicies":  "password policies are not managed by the gateway",
-	"userPrincipalName": "it comes from the user's email (UPN rule)",
-	"mailNickname":      "it comes from the user's username",
-	"displayName":       "it comes from the user's display name",
-	"givenName":         "it comes from the user's first name",
-	"surname":           "it comes from the user's last name",
-	"manager":           "manager is a relationship, not a property",
-}
-
-// addAttributes copies mapped attributes into a request body. On update
-// an empty value clears the property (null); on create it is omitted.
-// businessPhones is a collection in Graph (one entry at most).
-func addAttributes(fields map[string]any, attrs map[string]string, update bool) error {
-	for k, v := range attrs {
-		if why, ok := reservedAttrs[k]; ok {
-			return fmt.Errorf("attribute %q cannot be mapped: %s", k, why)
-		}
-		if !attrNameRE.MatchString(k) {
-			return fmt.Errorf("attribute %q is not a Graph property name", k)
-		}
-		switch {
-		case k == "businessPhones":
-			if v == "" {
-				fields[k] = []string{}
-			} else {
-				fields[k] = []string{v}
-			}
-		case v == "" && update:
-			fields[k] = nil
-		case v == "":
-		default:
-			fields[k] = v
-		}
-	}
-	return nil
 }

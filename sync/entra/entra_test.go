@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	stdsync "sync"
 	"testing"
@@ -250,12 +251,23 @@ func TestCreateUserConflictAndBadAttribute(t *testing.T) {
 		t.Fatalf("duplicate: %+v", e)
 	}
 
-	_, err = c.CreateUser(ctx(t), gsync.Account{UPN: "new@contoso.com", Enabled: true, Attributes: map[string]string{"passwordProfile": "x"}}, pw(goodPW))
-	if e := syncErr(t, err); !e.Permanent || !strings.Contains(e.Message, "passwordProfile") {
-		t.Fatalf("reserved attribute: %+v", e)
+	// A reserved name is refused without a call: the account is created
+	// without it, and the refusal reported.
+	ru, err := c.CreateUser(ctx(t), gsync.Account{UPN: "new@contoso.com", Enabled: true, Attributes: map[string]string{"passwordProfile": "x", "jobTitle": "Dev"}}, pw(goodPW))
+	refused := refusedNames(t, err)
+	if ru == nil || refused != "passwordProfile" {
+		t.Fatalf("reserved attribute: %v %v", ru, err)
 	}
-	if n := fg.Count(http.MethodPost, fakegraph.KindUsers); n != 1 {
-		t.Fatalf("%d POSTs, want only the duplicate one", n)
+	if u, _ := fg.User("new@contoso.com"); u.Attributes["jobTitle"] != "Dev" {
+		t.Fatalf("the other attributes were not applied: %+v", u)
+	}
+	if n := fg.Count(http.MethodPost, fakegraph.KindUsers); n != 2 {
+		t.Fatalf("%d POSTs, want the duplicate one and the create", n)
+	}
+	for _, r := range fg.Requests() {
+		if strings.Contains(r.Body, `"x"`) {
+			t.Fatalf("the reserved attribute reached Graph: %s", r.Body)
+		}
 	}
 
 	fg.SetDomains("contoso.com")
@@ -318,20 +330,37 @@ func TestUpdateUser(t *testing.T) {
 		})
 	}
 
-	before := fg.Count(http.MethodPatch, fakegraph.KindUser)
+	// Names the gateway must not set are refused without reaching Graph;
+	// the rest of the update is applied.
+	fg.ResetLog()
 	for _, bad := range []string{"accountEnabled", "manager", "bad-name", "id"} {
-		err := c.UpdateUser(ctx(t), u.ID, gsync.Account{Attributes: map[string]string{bad: "x"}})
-		if e := syncErr(t, err); !e.Permanent {
-			t.Fatalf("%s: %+v", bad, e)
+		err := c.UpdateUser(ctx(t), u.ID, gsync.Account{DisplayName: "Erin", Attributes: map[string]string{bad: "x", "department": "Ops"}})
+		if got := refusedNames(t, err); got != bad {
+			t.Fatalf("%s: refused %q (%v)", bad, got, err)
 		}
 	}
-	if fg.Count(http.MethodPatch, fakegraph.KindUser) != before {
-		t.Fatal("a refused attribute still reached Graph")
+	for _, r := range fg.Requests() {
+		if strings.Contains(r.Body, `"x"`) {
+			t.Fatalf("a refused attribute still reached Graph: %s", r.Body)
+		}
 	}
-	// Unknown property: Graph refuses it, permanently.
-	err := c.UpdateUser(ctx(t), u.ID, gsync.Account{Attributes: map[string]string{"favouriteColour": "blue"}})
-	if e := syncErr(t, err); !e.Permanent || e.Status != 400 {
-		t.Fatalf("unknown property: %+v", e)
+	if got, _ := fg.User(u.ID); got.Attributes["department"] != "Ops" {
+		t.Fatalf("the accepted attribute was not applied: %+v", got)
+	}
+	// Unknown property: Graph refuses it by name; the update is repeated
+	// without it.
+	fg.ResetLog()
+	err := c.UpdateUser(ctx(t), u.ID, gsync.Account{DisplayName: "Erin", Attributes: map[string]string{"favouriteColour": "blue", "department": "R&D"}})
+	var ar *gsync.AttributesRefused
+	if !errors.As(err, &ar) || len(ar.Refused) != 1 || ar.Refused[0].Name != "favouriteColour" ||
+		ar.Refused[0].Message != "Invalid property 'favouriteColour'." {
+		t.Fatalf("unknown property: %v", err)
+	}
+	if n := fg.Count(http.MethodPatch, fakegraph.KindUser); n != 2 {
+		t.Fatalf("%d PATCHes, want the refused one and the one without it", n)
+	}
+	if got, _ := fg.User(u.ID); got.Attributes["department"] != "R&D" {
+		t.Fatalf("the accepted attribute was not applied: %+v", got)
 	}
 	if err := c.UpdateUser(ctx(t), "11111111-1111-1111-1111-111111111111", gsync.Account{DisplayName: "x"}); !errors.Is(err, gsync.ErrNotFound) {
 		t.Fatalf("missing user: %v", err)
@@ -1105,4 +1134,20 @@ func TestLifecycle(t *testing.T) {
 	if n := fg.TokensIssued(); n != 1 {
 		t.Fatalf("%d tokens", n)
 	}
+}
+
+// refusedNames returns the sorted, comma-joined names err refuses, and
+// fails the test for any other error.
+func refusedNames(t *testing.T, err error) string {
+	t.Helper()
+	refused, rest := gsync.Refusals(err)
+	if rest != nil {
+		t.Fatalf("want *sync.AttributesRefused, got %T %v", err, err)
+	}
+	var names []string
+	for _, r := range refused {
+		names = append(names, r.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }

@@ -43,6 +43,7 @@ var _ gsync.DirectoryConfig = (*DirectoryConfig)(nil)
 func (c *DirectoryConfig) Defaults() {
 	*c = DirectoryConfig{}
 	c.DirectoryCommon.Defaults(TypeName, DefaultPasswordPolicy)
+	c.SetAttributeRules(AttributeRules())
 }
 
 // Validate checks the block, including that the key file is readable by

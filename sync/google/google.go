@@ -427,7 +427,10 @@ func (c *Connector) getUser(ctx context.Context, op, key string) (*admin.User, e
 // CreateUser creates the account (SPEC 4.1): primaryEmail = the UPN,
 // suspended for a staged user, the password as a SHA-512 crypt hash (pw,
 // or when empty a random password nobody knows: the first login pushes
-// the real one), changePasswordAtNextLogin false.
+// the real one), changePasswordAtNextLogin false, the mapped attributes
+// and the manager relation. Attributes Google refuses are left out (see
+// writeUser) and reported with the created account in
+// *sync.AttributesRefused.
 func (c *Connector) CreateUser(ctx context.Context, a gsync.Account, pw secret.String) (*gsync.RemoteUser, error) {
 	upn := strings.TrimSpace(a.UPN)
 	op := "create user " + upn
@@ -448,38 +451,49 @@ func (c *Connector) CreateUser(ctx context.Context, a gsync.Account, pw secret.S
 		return nil, c.permanent(op, "cannot hash the password: "+err.Error())
 	}
 	given, family := userNames(a)
-	u := &admin.User{
-		PrimaryEmail:              upn,
-		Name:                      &admin.UserName{GivenName: given, FamilyName: family},
-		Suspended:                 !a.Enabled,
-		Password:                  hash,
-		HashFunction:              HashFunction,
-		ChangePasswordAtNextLogin: false,
-		ForceSendFields:           []string{"Suspended", "ChangePasswordAtNextLogin"},
-	}
-	if ignored := applyAttributes(u, a.Attributes, false); len(ignored) > 0 {
-		c.log.Debug("attributes not mapped to Google user fields", "op", op, "ignored", ignored)
-	}
-	cctx, cancel := c.call(ctx)
-	defer cancel()
-	got, err := c.svc.Users.Insert(u).Fields(userFields).Context(cctx).Do()
+	w, refused := newAttrWrite(a, false)
+	var got *admin.User
+	r, rest, err := c.writeUser(ctx, op, w, func(cctx context.Context, w attrWrite) error {
+		u := &admin.User{
+			PrimaryEmail:              upn,
+			Name:                      &admin.UserName{GivenName: given, FamilyName: family},
+			Suspended:                 !a.Enabled,
+			Password:                  hash,
+			HashFunction:              HashFunction,
+			ChangePasswordAtNextLogin: false,
+			ForceSendFields:           []string{"Suspended", "ChangePasswordAtNextLogin"},
+		}
+		w.apply(u)
+		var err error
+		got, err = c.svc.Users.Insert(u).Fields(userFields).Context(cctx).Do()
+		return err
+	}, kindCreate)
 	if err != nil {
-		return nil, c.classify(ctx, op, err, kindCreate)
+		return nil, err
 	}
+	refused = append(refused, r...)
 	if got.Id == "" {
 		return nil, c.permanent(op, "Google answered without a user id")
 	}
-	r := remote(got)
-	if r.UPN == "" {
-		r.UPN = upn
+	ru := remote(got)
+	if ru.UPN == "" {
+		ru.UPN = upn
 	}
-	return r, nil
+	if !rest.empty() {
+		r, err := c.patchEach(ctx, op, got.Id, rest)
+		if err != nil {
+			return nil, err // the engine's next attempt finds and takes it over
+		}
+		refused = append(refused, r...)
+	}
+	return ru, refusedError(refused)
 }
 
-// UpdateUser pushes the user's names, primary email and mapped
-// attributes (SPEC 4.2). Google requires a first and a last name, so
-// missing ones are derived (see README). suspended is SetEnabled's
-// business.
+// UpdateUser pushes the user's names, primary email, mapped attributes
+// and manager relation (SPEC 4.2). Google requires a first and a last
+// name, so missing ones are derived (see README). suspended is
+// SetEnabled's business. Attributes Google refuses are left out and
+// reported in *sync.AttributesRefused; the rest is applied.
 func (c *Connector) UpdateUser(ctx context.Context, id string, a gsync.Account) error {
 	id = strings.TrimSpace(id)
 	op := "update user " + id
@@ -487,17 +501,85 @@ func (c *Connector) UpdateUser(ctx context.Context, id string, a gsync.Account) 
 		return c.permanent("update user", "the user id is empty")
 	}
 	given, family := userNames(a)
-	u := &admin.User{Name: &admin.UserName{GivenName: given, FamilyName: family}}
-	if upn := strings.TrimSpace(a.UPN); upn != "" {
-		if !plausibleEmail(upn) {
-			return c.permanent(op, "the user principal name is not an email address")
+	upn := strings.TrimSpace(a.UPN)
+	if upn != "" && !plausibleEmail(upn) {
+		return c.permanent(op, "the user principal name is not an email address")
+	}
+	w, refused := newAttrWrite(a, true)
+	r, rest, err := c.writeUser(ctx, op, w, func(cctx context.Context, w attrWrite) error {
+		u := &admin.User{Name: &admin.UserName{GivenName: given, FamilyName: family}, PrimaryEmail: upn}
+		w.apply(u)
+		_, err := c.svc.Users.Patch(id, u).Fields(userFields).Context(cctx).Do()
+		return err
+	}, kindUpdate)
+	if err != nil {
+		return err
+	}
+	refused = append(refused, r...)
+	if !rest.empty() {
+		r, err := c.patchEach(ctx, op, id, rest)
+		if err != nil {
+			return err
 		}
-		u.PrimaryEmail = upn
+		refused = append(refused, r...)
 	}
-	if ignored := applyAttributes(u, a.Attributes, true); len(ignored) > 0 {
-		c.log.Debug("attributes not mapped to Google user fields", "op", op, "ignored", ignored)
+	return refusedError(refused)
+}
+
+// writeUser runs send with w, and again without what Google refuses:
+// the property or field its message names, or, when it names none, every
+// attribute, which are then returned in rest to be set one field at a
+// time. At most one call per property, plus one. err is the account's
+// own failure, classified.
+func (c *Connector) writeUser(ctx context.Context, op string, w attrWrite, send func(context.Context, attrWrite) error, kind callKind) (
+	refused []gsync.AttributeError, rest attrWrite, err error) {
+	rest = attrWrite{}
+	for {
+		cctx, cancel := c.call(ctx)
+		err = send(cctx, w)
+		cancel()
+		if err == nil {
+			return refused, rest, nil
+		}
+		props, said, ok := refusedProps(err, w)
+		if !ok {
+			return nil, rest, c.classify(ctx, op, err, kind)
+		}
+		if props == nil {
+			rest, w = w, attrWrite{}
+			continue
+		}
+		for _, p := range props {
+			refused = append(refused, gsync.AttributeError{Name: p, Message: said})
+		}
+		w = w.without(props)
 	}
-	return c.patch(ctx, op, id, u)
+}
+
+// patchEach sets the fields of rest one PATCH each, for when Google
+// refused a write without naming the field; a field refused is reported
+// for each of its properties.
+func (c *Connector) patchEach(ctx context.Context, op, id string, rest attrWrite) ([]gsync.AttributeError, error) {
+	var refused []gsync.AttributeError
+	for _, g := range rest.groups() {
+		one := rest.only(g)
+		u := &admin.User{}
+		one.apply(u)
+		cctx, cancel := c.call(ctx)
+		_, err := c.svc.Users.Patch(id, u).Fields(userFields).Context(cctx).Do()
+		cancel()
+		if err == nil {
+			continue
+		}
+		if _, said, ok := refusedProps(err, one); ok {
+			for _, p := range one.props() {
+				refused = append(refused, gsync.AttributeError{Name: p, Message: said})
+			}
+			continue
+		}
+		return refused, c.classify(ctx, op+" ("+g+")", err, kindUpdate)
+	}
+	return refused, nil
 }
 
 // SetEnabled sets suspended (true to block sign-in). false is sent

@@ -80,18 +80,23 @@ func TestGroupQueryAndEmail(t *testing.T) {
 	}
 }
 
-func TestApplyAttributes(t *testing.T) {
-	attrs := map[string]string{
-		"jobTitle": "Engineer", "department": "R&D", "companyName": "",
-		"mobilePhone": "+1 555 0100", "businessPhones": "+1 555 0199",
-		"city": "Oxford", "employeeId": "E-42", "orgUnitPath": "/Staff",
-		"HR.badge": "1234", "loginShell": "/bin/bash",
+func TestAttributeWrite(t *testing.T) {
+	a := gsync.Account{Attributes: map[string]string{
+		"organizations.title": "Engineer", "organizations.department": "R&D",
+		"phones.mobile": "+1 555 0100", "phones.work": "+1 555 0199",
+		"addresses.work": "1 Main St, Oxford", "externalIds.organization": "E-42", "orgUnitPath": "/Staff",
+		"HR.badge": "1234", "loginShell": "/bin/bash", "jobTitle": "x",
+	}, ManagerUPN: "boss@example.com"}
+	w, refused := newAttrWrite(a, false)
+	var names []string
+	for _, r := range refused {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, ",") != "jobTitle,loginShell" {
+		t.Fatalf("refused %v", refused)
 	}
 	u := &admin.User{}
-	ignored := applyAttributes(u, attrs, false)
-	if len(ignored) != 1 || ignored[0] != "loginShell" {
-		t.Fatalf("ignored %v", ignored)
-	}
+	w.apply(u)
 	b, err := json.Marshal(u)
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +105,9 @@ func TestApplyAttributes(t *testing.T) {
 	for _, want := range []string{
 		`"organizations":[{"title":"Engineer","department":"R\u0026D","primary":true,"type":"work"}]`,
 		`"phones":[{"type":"work","value":"+1 555 0199","primary":true},{"type":"mobile","value":"+1 555 0100"}]`,
-		`"addresses":[{"type":"work","locality":"Oxford","primary":true}]`,
+		`"addresses":[{"type":"work","formatted":"1 Main St, Oxford","primary":true}]`,
 		`"externalIds":[{"type":"organization","value":"E-42"}]`,
+		`"relations":[{"type":"manager","value":"boss@example.com"}]`,
 		`"orgUnitPath":"/Staff"`,
 		`"customSchemas":{"HR":{"badge":"1234"}}`,
 	} {
@@ -110,24 +116,43 @@ func TestApplyAttributes(t *testing.T) {
 		}
 	}
 
-	if m := strings.Join(MappedAttributes(), ","); !strings.Contains(m, "jobTitle") || !strings.Contains(m, "orgUnitPath") {
-		t.Errorf("MappedAttributes = %s", m)
-	}
-
-	// On update, empty values clear.
+	// On update, what is cleared goes: a field left with nothing is sent
+	// empty.
+	w, _ = newAttrWrite(gsync.Account{Attributes: map[string]string{"organizations.title": "Lead"},
+		Clear: []string{"organizations.department", "phones.mobile", "HR.badge"}, ClearManager: true}, true)
 	u = &admin.User{}
-	applyAttributes(u, map[string]string{"jobTitle": "", "mobilePhone": "", "HR.badge": ""}, true)
+	w.apply(u)
 	b, _ = json.Marshal(u)
 	got = string(b)
-	for _, want := range []string{`"organizations":[]`, `"phones":[]`, `"customSchemas":{"HR":{"badge":null}}`} {
+	for _, want := range []string{`"organizations":[{"title":"Lead","primary":true,"type":"work"}]`, `"phones":[]`,
+		`"relations":[]`, `"customSchemas":{"HR":{"badge":null}}`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s in %s", want, got)
 		}
 	}
-	// On create they are omitted.
+	// On create nothing is cleared.
+	w, _ = newAttrWrite(gsync.Account{Clear: []string{"organizations.title"}, ClearManager: true}, false)
 	u = &admin.User{}
-	applyAttributes(u, map[string]string{"jobTitle": "", "mobilePhone": ""}, false)
+	w.apply(u)
 	if b, _ = json.Marshal(u); string(b) != "{}" {
-		t.Errorf("create with empty values: %s", b)
+		t.Errorf("create with clears: %s", b)
+	}
+}
+
+func TestCheckProperty(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"organizations.title": true, "organizations.costCenter": true, "organizations.salary": false,
+		"phones.work": true, "phones.fax": false, "addresses.home": true, "relations.manager": true,
+		"relations.assistant": true, "externalIds.organization": true, "orgUnitPath": true, "HR.badge": true,
+		"locations.area": false, "jobTitle": false, "loginShell": false, "organizations": false,
+	} {
+		if err := checkProperty(p); (err == nil) != ok {
+			t.Errorf("checkProperty(%q) = %v", p, err)
+		}
+	}
+	for name, remote := range DefaultAttributes() {
+		if err := checkProperty(remote); err != nil {
+			t.Errorf("default %s → %s: %v", name, remote, err)
+		}
 	}
 }
