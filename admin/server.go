@@ -72,8 +72,10 @@ type Config struct {
 	// engine stops sending to it, then its bindings and sync state are
 	// deleted. Nil: the route answers 501.
 	Forget func(name string) (store.Forgotten, error)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// ADImport runs the AD import (adimport.go). Nil: its routes answer 404.
+	ADImport ADImporter
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // maxBody bounds every request body; users and groups are small.
@@ -142,6 +144,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/users/{user}/sync", s.userSync)
 	s.handle("GET /v1/directories/{dir}/import", s.listImportable)
 	s.handle("POST /v1/directories/{dir}/import", s.importUsers)
+	s.adRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (the API lives under /v1/)", r.Method, r.URL.Path))
 	})

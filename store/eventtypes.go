@@ -110,6 +110,17 @@ const (
 	EventDirectoryForget EventType = "directory_forget"
 )
 
+// Active Directory import (SPEC 6.2-6.4). They carry Directory = the
+// [[ad]] name and Source "ad_import"; the users and groups it changes get
+// the admin event types above (user_import, user_update, user_suspend,
+// user_unsuspend, user_delete, group_create, group_member_add, ...).
+const (
+	// EventADImport is one import cycle, with its counts in Detail.
+	// Outcome failure with a Reason: the cycle failed, or the safety stop
+	// held it back (reason safety_stop).
+	EventADImport EventType = "ad_import"
+)
+
 // failedSuffix marks the failed variant of a provisioning event type.
 const failedSuffix = "_failed"
 

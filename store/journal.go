@@ -78,6 +78,8 @@ func objectKey(obj any) []byte {
 		return bindingKey(o)
 	case *SyncState:
 		return syncStateKey(o)
+	case *ADImportState:
+		return adImportKey(o)
 	}
 	panic(fmt.Sprintf("store: no journal key for %T", obj))
 }
@@ -99,12 +101,13 @@ var decoders = map[string]func([]byte) (any, error){
 	TableDirectories: decodeAs[Directory],
 	TableBindings:    decodeAs[Binding],
 	TableSyncState:   decodeAs[SyncState],
+	TableADImport:    decodeAs[ADImportState],
 }
 
 // loadOrder puts referenced tables before the tables that reference them.
 var loadOrder = []string{
 	TableUsers, TableGroups, TableMemberships, TableDirectories,
-	TableBindings, TableSyncState, TableEvents,
+	TableBindings, TableSyncState, TableADImport, TableEvents,
 }
 
 // printableKey renders a journal key for an error message.
@@ -265,6 +268,10 @@ func checkLoaded(mtx *memdb.Txn, table string, obj any, log *slog.Logger, path s
 		}
 		if !exists(TableDirectories, "id", o.Directory) {
 			return fmt.Errorf("sync state for missing directory %q", o.Directory)
+		}
+	case *ADImportState:
+		if o.Domain == "" {
+			return errors.New("ad import state without domain")
 		}
 	case *Event:
 		if o.Seq == 0 {

@@ -280,7 +280,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	rawUpdate(t, path, func(tx *bolt.Tx) error { return putMetaInt(tx, metaSchemaVersion, schemaVersion+1) })
 	sum := fileHash(t, path)
 	_, err := Open(dir, Options{Logger: quiet})
-	if err == nil || !strings.Contains(err.Error(), "schema version 2") || !strings.Contains(err.Error(), "newer gatewayd") ||
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", schemaVersion+1)) || !strings.Contains(err.Error(), "newer gatewayd") ||
 		!strings.Contains(err.Error(), path) {
 		t.Fatalf("Open: %v", err)
 	}

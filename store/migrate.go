@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is the journal layout this binary writes. Bump it and add
 // a migration whenever the layout or the meaning of a stored field changes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[v] upgrades a journal from version v to v+1. Open runs every
 // step from the stored version up to schemaVersion, in order, inside one
@@ -18,6 +18,13 @@ const schemaVersion = 1
 // leaves the file as it was.
 var migrations = map[int]func(tx *bolt.Tx) error{
 	0: migrateV0toV1,
+	1: migrateV1toV2,
+}
+
+// migrateV1toV2 adds the ad_import bucket (ADImportState).
+func migrateV1toV2(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists([]byte(TableADImport))
+	return err
 }
 
 // migrateV0toV1: version 0 is a journal without a schema version — a

@@ -12,12 +12,14 @@ const (
 	TableDirectories = "directories"
 	TableBindings    = "bindings"
 	TableSyncState   = "sync_state"
+	// TableADImport holds one ADImportState per [[ad]] domain.
+	TableADImport = "ad_import"
 )
 
 // tables lists every table; each has a journal bucket of the same name.
 var tables = []string{
 	TableUsers, TableGroups, TableMemberships, TableEvents,
-	TableDirectories, TableBindings, TableSyncState,
+	TableDirectories, TableBindings, TableSyncState, TableADImport,
 }
 
 // schema declares every memdb table and index. Unique string indexes on
@@ -77,6 +79,12 @@ func schema() *memdb.DBSchema {
 				"id":         {Name: "id", Unique: true, Indexer: str("ID")},
 				"directory":  {Name: "directory", Indexer: str("Directory")},
 				"subject_id": {Name: "subject_id", Indexer: str("SubjectID")},
+			},
+		},
+		TableADImport: {
+			Name: TableADImport,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: str("Domain")},
 			},
 		},
 		TableSyncState: {

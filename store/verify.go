@@ -151,6 +151,8 @@ func verifyObject(txn *memdb.Txn, o any) error {
 		errs = append(errs, is(TableBindings, "id", v.ID), exists(TableDirectories, v.Directory), exists(subj, v.SubjectID))
 	case *SyncState:
 		errs = append(errs, is(TableSyncState, "id", v.Directory, v.SubjectID), exists(TableDirectories, v.Directory))
+	case *ADImportState:
+		errs = append(errs, is(TableADImport, "id", v.Domain))
 	}
 	for _, err := range errs {
 		if err != nil {

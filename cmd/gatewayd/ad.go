@@ -97,6 +97,7 @@ func adSummary(c *fileConfig) string {
 		fmt.Fprintf(&b, "%s %s %v tls=%v ca=%s sn=%s insecure=%v base=%s bind=%s/%s attr=%s ct=%v t=%v pool=%d probe=%v hash=%v offline=%v; ",
 			a.Name, a.Domain, a.URLs, a.StartTLS, a.CAFile, a.TLSServerName, a.AllowInsecure, a.BaseDN, a.BindDN, a.BindPassword,
 			a.UsernameAttribute, a.ConnectTimeout, a.Timeout, a.PoolSize, a.ProbeInterval, a.StoreHash, a.OfflineLogin)
+		fmt.Fprintf(&b, "import=%+v; ", a.Import)
 	}
 	return b.String()
 }

@@ -164,6 +164,10 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.importList(fs)
 	case "import users":
 		run = c.importUsers(fs)
+	case "ad import":
+		run = c.adImport(fs)
+	case "ad status":
+		run = c.adStatus
 	default:
 		return &exitError{code: 2, msg: fmt.Sprintf("gatewayd: unknown command %q\n\n%s", strings.TrimSpace(cmd+" "+sub), usage)}
 	}

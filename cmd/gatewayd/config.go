@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	gatewayd "github.com/gatewayd/gatewayd"
+	"github.com/gatewayd/gatewayd/adimport"
 	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/config"
@@ -25,16 +26,16 @@ const embeddedName = "(embedded gatewayd.toml.example)"
 // Each block has its defaults and its validation in its own package; this
 // struct adds only data_dir, [log] and the checks across blocks.
 type fileConfig struct {
-	DataDir     string                    `toml:"data_dir"`
-	Log         logConfig                 `toml:"log"`
-	Admin       admin.ListenerConfig      `toml:"admin"`
-	Authn       authn.Config              `toml:"authn"`
-	Events      store.EventsConfig        `toml:"events"`
-	LDAP        ldapserver.Config         `toml:"ldap"`
-	RADIUS      radiusserver.Config       `toml:"radius"`
-	Sync        gwsync.Config             `toml:"sync"`
-	Directories []config.DirectoryBlock   `toml:"directory"`
-	AD          []delegation.DomainConfig `toml:"ad"`
+	DataDir     string                  `toml:"data_dir"`
+	Log         logConfig               `toml:"log"`
+	Admin       admin.ListenerConfig    `toml:"admin"`
+	Authn       authn.Config            `toml:"authn"`
+	Events      store.EventsConfig      `toml:"events"`
+	LDAP        ldapserver.Config       `toml:"ldap"`
+	RADIUS      radiusserver.Config     `toml:"radius"`
+	Sync        gwsync.Config           `toml:"sync"`
+	Directories []config.DirectoryBlock `toml:"directory"`
+	AD          []adDomain              `toml:"ad"`
 
 	// src places problems found after loading at their lines.
 	src *config.Source
@@ -49,8 +50,33 @@ func (c *fileConfig) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		errs = append(errs, config.Errorf("data_dir", "must name a directory for the state journal"))
 	}
-	errs = append(errs, gwsync.ValidateDirectories(c.directories()), delegation.ValidateDomains(c.AD))
+	errs = append(errs, gwsync.ValidateDirectories(c.directories()), delegation.ValidateDomains(c.adConfigs()))
 	return errors.Join(errs...)
+}
+
+// adDomain is one [[ad]] block: the delegation keys, flat, plus the
+// [ad.import] table of the AD import (SPEC 6.2-6.4).
+type adDomain struct {
+	delegation.DomainConfig
+	Import adimport.Config `toml:"import"`
+}
+
+func (d *adDomain) Defaults() {
+	d.DomainConfig.Defaults()
+	d.Import.Defaults()
+}
+
+func (d *adDomain) Validate() error {
+	return errors.Join(d.DomainConfig.Validate(), config.Prefix("import", d.Import.Validate()), d.Import.ValidateWith(d.BindDN))
+}
+
+// adConfigs are the delegation parts of the [[ad]] blocks.
+func (c *fileConfig) adConfigs() []delegation.DomainConfig {
+	out := make([]delegation.DomainConfig, len(c.AD))
+	for i := range c.AD {
+		out[i] = c.AD[i].DomainConfig
+	}
+	return out
 }
 
 // directories are the [[directory]] blocks as the sync engine sees them.

@@ -42,7 +42,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args, stderr)
 	case "check-config":
 		err = checkConfigCommand(args, stdout, stderr)
-	case "user", "group", "events", "bind", "unbind", "directory", "import":
+	case "user", "group", "events", "bind", "unbind", "directory", "import", "ad":
 		err = cliCommand(cmd, args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatewayd", version)
@@ -84,6 +84,8 @@ const usage = `usage:
   gatewayd unbind DIRECTORY -user U | -group G    the account is disabled, never deleted
   gatewayd import list DIRECTORY [-page TOKEN]     the directory's enabled users (SPEC 4.7)
   gatewayd import users DIRECTORY UPN...  [-no-bind]   import them (password status pending)
+  gatewayd ad import [NAME] [-dry-run] [-confirm-deletions]   run an AD import cycle now (SPEC 6.2); -dry-run changes nothing
+  gatewayd ad status [NAME]                 per [[ad]] domain: last run, counts, errors, high-water mark, next run
   gatewayd events [-user U] [-group G] [-type T] [-directory D] [-outcome success|failure] [-reason R]
                   [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.

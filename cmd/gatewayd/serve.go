@@ -170,6 +170,8 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 	if err := d.addDoors(); err != nil {
 		return nil, err
 	}
+	imports := d.newADImports()
+	d.doors = append(d.doors, imports.doors()...)
 	token, created, err := admin.LoadOrCreateToken(cfg.TokenFile())
 	if err != nil {
 		return nil, err
@@ -182,6 +184,7 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 		Checks:    d.healthChecks(),
 		Importers: d.importers,
 		Forget:    d.forgetDirectory,
+		ADImport:  imports,
 	}, d.reg)
 	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return nil, config.Problems{cfg.Errorf("admin.listen", "cannot listen on %s: %v", cfg.Admin.Listen, err)}

@@ -1,0 +1,120 @@
+package adimport
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	ldap "github.com/go-ldap/ldap/v3"
+)
+
+func dns(from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, fmt.Sprintf("CN=u%d,CN=Users,DC=example,DC=test", i))
+	}
+	return out
+}
+
+// fakeRanges answers member;range=N-* requests for a group of n members
+// in slices of 1500, the way AD does.
+func fakeRanges(t *testing.T, n int, calls *int) fetchFunc {
+	return func(dn, attr string) (*ldap.Entry, error) {
+		*calls++
+		var lo int
+		if _, err := fmt.Sscanf(attr, "member;range=%d-*", &lo); err != nil {
+			t.Fatalf("unexpected request %q", attr)
+		}
+		hi := lo + 1499
+		name := fmt.Sprintf("member;range=%d-%d", lo, hi)
+		if hi >= n-1 {
+			hi, name = n-1, fmt.Sprintf("member;range=%d-*", lo)
+		}
+		return ldap.NewEntry(dn, map[string][]string{name: dns(lo, hi)}), nil
+	}
+}
+
+// TestRangedMembersADShape: AD's answer for a big group is an empty
+// "member" plus "member;range=0-1499"; that means "fetch more", never "no
+// members".
+func TestRangedMembersADShape(t *testing.T) {
+	e := &ldap.Entry{DN: "CN=big,DC=example,DC=test", Attributes: []*ldap.EntryAttribute{
+		{Name: "member", Values: nil},
+		{Name: "member;range=0-1499", Values: dns(0, 1499)},
+	}}
+	calls := 0
+	got, err := completeMembers(e, fakeRanges(t, 1601, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1601 || calls != 1 || got[1600] != dns(1600, 1600)[0] {
+		t.Fatalf("got %d members in %d extra reads", len(got), calls)
+	}
+	// Three slices.
+	e.Attributes[1].Values = dns(0, 1499)
+	calls = 0
+	got, err = completeMembers(e, fakeRanges(t, 4000, &calls))
+	if err != nil || len(got) != 4000 || calls != 2 {
+		t.Fatalf("4000 members: %d, %d reads, %v", len(got), calls, err)
+	}
+	seen := map[string]bool{}
+	for _, m := range got {
+		if seen[m] {
+			t.Fatalf("duplicate %s", m)
+		}
+		seen[m] = true
+	}
+}
+
+func TestRangedMembersSmallAndLastSlice(t *testing.T) {
+	never := func(dn, attr string) (*ldap.Entry, error) {
+		t.Fatalf("no further read expected, got %s", attr)
+		return nil, nil
+	}
+	// A small group: plain member, complete.
+	e := ldap.NewEntry("CN=g", map[string][]string{"member": dns(0, 2)})
+	if got, err := completeMembers(e, never); err != nil || len(got) != 3 {
+		t.Fatalf("%v %v", got, err)
+	}
+	// Samba's answer to member;range=0-*: one slice ending in *.
+	e = ldap.NewEntry("CN=g", map[string][]string{"member;range=0-*": dns(0, 9)})
+	if got, err := completeMembers(e, never); err != nil || len(got) != 10 {
+		t.Fatalf("%v %v", got, err)
+	}
+	// A genuinely empty group.
+	if got, err := completeMembers(ldap.NewEntry("CN=g", nil), never); err != nil || len(got) != 0 {
+		t.Fatalf("%v %v", got, err)
+	}
+}
+
+// A slice that cannot be read fails the read: a group is never mirrored
+// with part of its members.
+func TestRangedMembersFailureIsAnError(t *testing.T) {
+	e := &ldap.Entry{DN: "CN=big", Attributes: []*ldap.EntryAttribute{{Name: "member"}, {Name: "member;range=0-1499", Values: dns(0, 1499)}}}
+	boom := func(dn, attr string) (*ldap.Entry, error) { return nil, errors.New("busy") }
+	if _, err := completeMembers(e, boom); err == nil {
+		t.Fatal("a failed slice must fail the read")
+	}
+	noRange := func(dn, attr string) (*ldap.Entry, error) {
+		return ldap.NewEntry(dn, map[string][]string{"member": nil}), nil
+	}
+	if _, err := completeMembers(e, noRange); err == nil {
+		t.Fatal("an answer without a range attribute must fail the read")
+	}
+}
+
+func TestParseRangeAndExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		lo, hi   int
+		last, ok bool
+	}{{"member;range=0-1499", 0, 1499, false, true}, {"Member;Range=1500-*", 1500, 0, true, true}, {"member", 0, 0, false, false}, {"member;range=x-1", 0, 0, false, false}} {
+		lo, hi, last, ok := parseRange(tc.in)
+		if lo != tc.lo || hi != tc.hi || last != tc.last || ok != tc.ok {
+			t.Errorf("%s: %d %d %v %v", tc.in, lo, hi, last, ok)
+		}
+	}
+	if guidString([]byte{0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 1, 2, 3, 4, 5, 6, 7, 8}) != "12345678-1234-5678-0102-030405060708" {
+		t.Error("guid")
+	}
+}
