@@ -72,6 +72,13 @@ type Config struct {
 	// "expired" at the next login (0: passwords never expire). An expired
 	// user changes their own password with the old one (ChangeOwnPassword).
 	MaxPasswordAge time.Duration `toml:"max_password_age"`
+	// StoreNTHash keeps each user's NT hash (captured at successful
+	// plaintext logins and password changes), sealed with the key in
+	// NTHashKeyFile, so PEAP-MSCHAPv2 can be verified. The NT hash is
+	// password-equivalent. Off: MS-CHAPv2 logins fail (no_nt_hash) and
+	// hashes stored earlier are dropped at start. Read at start only.
+	StoreNTHash   bool   `toml:"store_nt_hash"`
+	NTHashKeyFile string `toml:"nt_hash_key_file"`
 }
 
 // LockoutPolicy is SPEC 8's lockout after N failures in a window.
@@ -162,6 +169,13 @@ func (c *Config) Validate() error {
 	if c.RateLimit.Burst < 0 {
 		bad("rate_limit.burst", "must not be negative")
 	}
+	if c.StoreNTHash {
+		if c.NTHashKeyFile == "" {
+			bad("nt_hash_key_file", "is required when store_nt_hash is on (a file holding a 32-byte key)")
+		} else if _, err := loadNTKey(c.NTHashKeyFile); err != nil {
+			bad("nt_hash_key_file", "%v", err)
+		}
+	}
 	for i, d := range c.UPNDomains {
 		if d == "" || strings.ContainsAny(d, "@ ") {
 			bad("upn_domains", "entry %d, %q, is not a domain name", i+1, d)
@@ -205,6 +219,7 @@ type Authenticator struct {
 	cache    *credCache
 	observer PasswordObserver
 	delegate Delegator
+	ntKey    *ntKey // nil: store_nt_hash off
 
 	mu       sync.RWMutex // guards cfg and dummy (SIGHUP swaps policy)
 	cfg      Config
@@ -262,6 +277,13 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		return nil, err
 	}
 	a.dummy, _ = parseHash(dummy)
+	if cfg.StoreNTHash {
+		if a.ntKey, err = loadNTKey(cfg.NTHashKeyFile); err != nil {
+			return nil, fmt.Errorf("authn: nt_hash_key_file: %w", err)
+		}
+	} else if err := a.dropNTHashes(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -606,6 +628,7 @@ func (a *Authenticator) succeeded(u *store.User, pw secret.String, cfg Config) {
 	if cfg.Lockout.MaxFailures > 0 {
 		a.failures.reset(u.ID)
 	}
+	a.captureNTHash(u, pw)
 	if a.observer != nil {
 		a.observer.PasswordVerified(u.Copy(), pw.Clone())
 	}

@@ -36,11 +36,15 @@ func (a *Authenticator) ChangePassword(ctx context.Context, userID string, pw se
 	}
 	a.metrics.hashes.Inc()
 	now := a.now()
+	// The NT hash follows the new password (nil when store_nt_hash is
+	// off, which drops any old one).
+	nt := a.sealedNTHash(userID, pw)
 	nu, err := a.users.UpdateUser(userID, func(x *store.User) error {
 		if x.PasswordAuthority == store.AuthorityAD {
 			return ErrAuthorityAD
 		}
 		x.PasswordHash = h
+		x.NTHashSealed = nt
 		x.PasswordVersion++
 		x.PasswordChangedAt = now
 		x.LockedUntil = time.Time{}

@@ -20,7 +20,8 @@ type EAPConfig struct {
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
 	// Methods enabled, in order of preference: "ttls" (EAP-TTLS with
-	// inner PAP).
+	// inner PAP), "peap" (PEAPv0 with inner EAP-MSCHAPv2; needs [authn]
+	// store_nt_hash).
 	Methods []string `toml:"methods"`
 	// TLSMinVersion and TLSMaxVersion: "1.2" or "1.3". TTLS is capped at
 	// 1.2 by default (most supplicants' TTLS does not do 1.3).
@@ -85,7 +86,7 @@ func (c *EAPConfig) validate() error {
 	}
 	for _, m := range c.Methods {
 		if _, err := eap.MethodType(m); err != nil {
-			bad("methods", "%q is not a supported method (supported: ttls)", m)
+			bad("methods", "%q is not a supported method (supported: ttls, peap)", m)
 		}
 	}
 	minV, ok1 := tlsVersion(c.TLSMinVersion, tls.VersionTLS12)

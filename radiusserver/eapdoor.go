@@ -39,6 +39,17 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 		res, loggedIn = s.auth.Login(lctx, r), true
 		return res.OK
 	}
+	if ma, ok := s.auth.(MSCHAPv2Authenticator); ok {
+		er.MSCHAPv2 = func(ctx context.Context, user string, authCh, peerCh, ntResp []byte) (string, bool) {
+			r := authn.MSCHAPv2Request{Request: req, UserName: []byte(user), AuthChallenge: authCh, PeerChallenge: peerCh, NTResponse: ntResp}
+			r.Identifier, r.Password, r.Method = user, secret.String{}, eap.MethodPEAPMSCHAPv2
+			lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			mr := ma.LoginMSCHAPv2(lctx, r)
+			res, loggedIn = mr.Result, true
+			return mr.AuthenticatorResponse, mr.OK
+		}
+	}
 	resp := s.eap.Handle(ctx, er)
 	switch resp.Outcome {
 	case eap.Challenge:
@@ -71,6 +82,13 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 		return radius.CodeAccessReject, eapMessageAttrs(resp.EAP), resp.Method
 	}
 	return 0, nil, ""
+}
+
+// MSCHAPv2Authenticator is the part of authn PEAP-MSCHAPv2 needs: it
+// verifies the NT-Response against the user's stored NT hash, which never
+// leaves authn. Without it, PEAP's inner logins fail.
+type MSCHAPv2Authenticator interface {
+	LoginMSCHAPv2(ctx context.Context, req authn.MSCHAPv2Request) authn.MSCHAPv2Result
 }
 
 // eapMessageAttrs splits an EAP packet over EAP-Message attributes.

@@ -72,6 +72,13 @@ type User struct {
 	// LastADValidationAt: the last time AD accepted the user's password
 	// (delegated logins; bounds offline logins, SPEC 2.5).
 	LastADValidationAt time.Time `json:"last_ad_validation_at,omitzero"`
+	// NTHashSealed is the user's NT hash (MD4 of the UTF-16LE password,
+	// for MS-CHAPv2), AES-GCM sealed by authn with the nt_hash_key_file
+	// key and the user id as additional data. Only with [authn]
+	// store_nt_hash; password-equivalent, so never rendered by the API or
+	// LDAP. UpdateUser drops it when PasswordHash changes and the update
+	// does not set a new one.
+	NTHashSealed []byte `json:"nt_hash_sealed,omitempty"`
 }
 
 // Locked reports whether a lockout is in force at now.
@@ -92,6 +99,9 @@ func (u *User) Copy() *User {
 		return nil
 	}
 	c := *u
+	if u.NTHashSealed != nil {
+		c.NTHashSealed = append([]byte(nil), u.NTHashSealed...)
+	}
 	if u.Attributes != nil {
 		c.Attributes = make(map[string]string, len(u.Attributes))
 		for k, v := range u.Attributes {

@@ -80,6 +80,11 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 			return err
 		}
 		u.ID, u.UIDNumber, u.CreatedAt, u.UpdatedAt = cur.ID, cur.UIDNumber, cur.CreatedAt, cur.UpdatedAt
+		if u.PasswordHash != cur.PasswordHash && bytes.Equal(u.NTHashSealed, cur.NTHashSealed) {
+			// An NT hash never outlives the password it was taken from:
+			// a password change that does not bring a new one drops it.
+			u.NTHashSealed = nil
+		}
 		applyUserDefaults(u)
 		if same(cur, u) {
 			out = u
@@ -103,6 +108,34 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// ClearNTHashes drops every user's sealed NT hash in one transaction
+// (authn does it at start when store_nt_hash is off) and returns how many
+// users had one.
+func (s *Store) ClearNTHashes() (int, error) {
+	n := 0
+	err := s.write(func(w *wtxn) error {
+		for _, o := range all(w.mem, TableUsers, "id") {
+			cur := o.(*User)
+			if len(cur.NTHashSealed) == 0 {
+				continue
+			}
+			u := cur.Copy()
+			u.NTHashSealed = nil
+			u.UpdatedAt = w.s.now()
+			if err := w.put(TableUsers, u); err != nil {
+				return err
+			}
+			w.notify(TableUsers, cur.Copy(), u.Copy())
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // same reports whether two records encode identically.

@@ -39,7 +39,7 @@ type Config struct {
 	// Certificate returns the server certificate for each handshake (so a
 	// reload takes effect for the next session).
 	Certificate func() *tls.Certificate
-	// Methods enabled, in order of preference: "ttls". Empty: ["ttls"].
+	// Methods enabled, in order of preference: "ttls", "peap". Empty: ["ttls"].
 	Methods []string
 	// MinVersion and MaxVersion bound TLS; zero: 1.2 and 1.2.
 	MinVersion, MaxVersion uint16
@@ -80,6 +80,7 @@ type Request struct {
 	Source    netip.Addr
 	Client    string // the RADIUS client's name, for logs
 	PAP       PAPFunc
+	MSCHAPv2  MSCHAPv2Func // PEAP's inner MS-CHAPv2
 }
 
 // Response is what to answer.
@@ -132,6 +133,10 @@ type session struct {
 	out      fragmenter
 	mtu      int
 	finished bool
+
+	peap       *peapState // PEAP, after the handshake
+	loginDone  bool       // the inner login was asked
+	failReason string     // PEAP: why the Result TLV said failure
 }
 
 // New checks cfg and returns a Server. reg may be nil.
@@ -209,8 +214,10 @@ func MethodType(name string) (uint8, error) {
 	switch strings.ToLower(name) {
 	case "ttls":
 		return TypeTTLS, nil
+	case "peap":
+		return TypePEAP, nil
 	}
-	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls)", name)
+	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, peap)", name)
 }
 
 // Sessions returns the number of half-open and running sessions.
@@ -307,8 +314,11 @@ func (s *Server) begin(req Request, p Packet, now time.Time) Response {
 }
 
 func methodName(t uint8) string {
-	if t == TypeTTLS {
+	switch t {
+	case TypeTTLS:
 		return MethodTTLSPAP
+	case TypePEAP:
+		return MethodPEAPMSCHAPv2
 	}
 	return fmt.Sprintf("eap-%d", t)
 }
@@ -470,6 +480,11 @@ func (s *Server) tlsRound(ctx context.Context, ss *session, req Request, p Packe
 		}
 	}
 	established, _ := ss.eng.state()
+	if established && len(msg) == 0 && ss.method == TypePEAP && ss.peap == nil {
+		// PEAP: the peer acknowledged our last handshake flight; the
+		// server speaks first inside the tunnel.
+		return s.peapStart(ss, p)
+	}
 	if established && len(msg) == 0 {
 		// An empty response after our last flight: nothing for the
 		// tunnel yet. TTLS v0 peers send the inner AVPs with their first
@@ -482,6 +497,9 @@ func (s *Server) tlsRound(ctx context.Context, ss *session, req Request, p Packe
 		return ss.fail(p, "tls_failed")
 	}
 	if len(app) > 0 {
+		if ss.method == TypePEAP {
+			return s.peapInner(ctx, ss, req, p, app)
+		}
 		return s.ttlsInner(ctx, ss, req, p, app)
 	}
 	if len(out) == 0 {
