@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real protocol clients the test suite drives (Debian 12):
 # ldap-utils (ldapsearch, ldappasswd, ldapwhoami), freeradius-utils
-# (radclient, radtest), a Samba AD DC, and the Linux LDAP consumers (SSSD
-# 2.8, nslcd 0.9, their NSS and PAM modules, pamtester) that
-# cmd/gatewayd/linux_clients_test.go runs inside private mount namespaces.
+# (radclient, radtest), eapoltest, hostapd and wpasupplicant (a real 802.1X
+# authenticator and supplicant, run in private network namespaces), a Samba
+# AD DC, and the Linux LDAP consumers (SSSD 2.8, nslcd 0.9, their NSS and
+# PAM modules, pamtester) that cmd/gatewayd/linux_clients_test.go runs
+# inside private mount namespaces.
 # Idempotent; does nothing when they are present.
 #
 # Installing the Linux consumers leaves the host as it was: they come
@@ -21,6 +23,12 @@ need=()
 command -v ldapsearch >/dev/null 2>&1 && command -v ldappasswd >/dev/null 2>&1 || need+=(ldap-utils)
 command -v radclient >/dev/null 2>&1 && command -v radtest >/dev/null 2>&1 || need+=(freeradius-utils)
 command -v eapol_test >/dev/null 2>&1 || need+=(eapoltest)
+# A real 802.1X authenticator and supplicant (cmd/gatewayd/hostapd_test.go,
+# across a veth pair in private network namespaces). Their services are
+# neither started (policy-rc.d) nor enabled at boot: the test runs its own.
+svcs=()
+command -v hostapd >/dev/null 2>&1 && command -v hostapd_cli >/dev/null 2>&1 || { need+=(hostapd); svcs+=(hostapd); }
+command -v wpa_supplicant >/dev/null 2>&1 && command -v wpa_cli >/dev/null 2>&1 || { need+=(wpasupplicant); svcs+=(wpa_supplicant); }
 # A Samba AD DC for the delegated-authentication tests (scripts/samba-ad.sh), and what that script uses.
 command -v samba >/dev/null 2>&1 && command -v samba-tool >/dev/null 2>&1 || need+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind ldb-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -61,6 +69,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ ${#linux[@]} -gt 0 ] || [ ${#svcs[@]} -gt 0 ]; then
+  # Keep the postinsts (invoke-rc.d, deb-systemd-invoke) from starting
+  # sssd, nslcd, hostapd or wpa_supplicant. An existing policy-rc.d is the
+  # host's: leave it be.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts during this install\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod 0755 /usr/sbin/policy-rc.d
+    restore+=(policy)
+  fi
+fi
+
 if [ ${#linux[@]} -gt 0 ]; then
   # nslcd and libnss-ldapd ask debconf questions: answer them so nothing
   # waits for a terminal, and so libnss-ldapd enables ldap for no database.
@@ -77,19 +96,21 @@ SEL
   nss_backup=$(mktemp)
   $sudo cp -p /etc/nsswitch.conf "$nss_backup"
   restore+=(nsswitch)
-  # Keep the postinsts (invoke-rc.d, deb-systemd-invoke) from starting sssd
-  # or nslcd. An existing policy-rc.d is the host's: leave it be.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts during this install\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod 0755 /usr/sbin/policy-rc.d
-    restore+=(policy)
-  fi
 fi
 
 $sudo apt-get update -qq >/dev/null
 if [ ${#need[@]} -gt 0 ]; then
   # With recommends, as in the Samba recipe seen working on a fresh Debian 12.
   $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  # hostapd and wpa_supplicant installed by this run: not running, not at boot.
+  for svc in "${svcs[@]}"; do
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+    else
+      $sudo invoke-rc.d "$svc" stop >/dev/null 2>&1 || true
+      $sudo update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 if [ ${#linux[@]} -gt 0 ]; then
@@ -132,6 +153,6 @@ if [ ${#linux[@]} -gt 0 ]; then
 fi
 cleanup
 
-for b in ldapsearch ldappasswd radclient radtest samba samba-tool sssd sssctl nslcd pamtester unshare nsenter; do
+for b in ldapsearch ldappasswd radclient radtest eapol_test hostapd hostapd_cli wpa_supplicant wpa_cli samba samba-tool sssd sssctl nslcd pamtester unshare nsenter; do
   command -v "$b" >/dev/null 2>&1 || { echo "test-deps: $b still missing after install" >&2; exit 1; }
 done
