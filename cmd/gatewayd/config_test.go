@@ -43,7 +43,7 @@ func TestExampleRoundTrip(t *testing.T) {
 		}
 	}
 	for k := range shown {
-		if !accepted[k] {
+		if parent := k[:max(0, strings.LastIndexByte(k, '.'))]; !accepted[k] && !freeFormMaps[parent] {
 			unknown = append(unknown, k)
 		}
 	}
@@ -56,6 +56,10 @@ func TestExampleRoundTrip(t *testing.T) {
 		t.Errorf("keys gatewayd.toml.example shows that no component accepts: %v", unknown)
 	}
 }
+
+// freeFormMaps are accepted keys whose value is a table of keys the
+// administrator chooses (a directory's attribute mapping).
+var freeFormMaps = map[string]bool{}
 
 var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
@@ -101,6 +105,9 @@ func acceptedKeys(t reflect.Type, prefix string) map[string]bool {
 			}
 			continue
 		}
+		if ft.Kind() == reflect.Map {
+			freeFormMaps[path] = true
+		}
 		keys[path] = true
 	}
 	return keys
@@ -142,6 +149,9 @@ func exampleKeys(text string) map[string]bool {
 		}
 		path := table + m[1]
 		if v := m[2] + m[3]; strings.HasPrefix(v, "{") {
+			if freeFormMaps[path] {
+				keys[path] = true // its keys are the administrator's choice
+			}
 			inline, _, _ := strings.Cut(v, "}")
 			for _, im := range inlineKey.FindAllStringSubmatch(inline, -1) {
 				keys[path+"."+im[1]] = true
