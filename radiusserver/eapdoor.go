@@ -2,6 +2,7 @@ package radiusserver
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"layeh.com/radius"
@@ -50,6 +51,17 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 			return mr.AuthenticatorResponse, mr.OK
 		}
 	}
+	if ca, ok := s.auth.(CertificateAuthenticator); ok {
+		er.Cert = func(ctx context.Context, id eap.CertIdentity) bool {
+			r := req
+			r.Identifier, r.Password, r.Method = id.Name, secret.String{}, eap.MethodTLS
+			lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			res, loggedIn = ca.LoginCertificate(lctx, r, certDetail(id)), true
+			return res.OK
+		}
+	}
+	er.Result = func() any { return res }
 	resp := s.eap.Handle(ctx, er)
 	switch resp.Outcome {
 	case eap.Challenge:
@@ -57,6 +69,10 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 		attrs = append(attrs, &radius.AVP{Type: rfc2865.State_Type, Attribute: radius.Attribute(resp.State)})
 		return radius.CodeAccessChallenge, attrs, ""
 	case eap.Accept:
+		if !loggedIn {
+			// PEAP and EAP-TLS log in rounds before the Accept.
+			res, _ = resp.Login.(authn.Result)
+		}
 		attrs := s.replyAttrs(res)
 		attrs = append(attrs[:len(attrs):len(attrs)], eapMessageAttrs(resp.EAP)...)
 		keys, err := mppeKeys(resp.MSK, c.secret, p.Authenticator)
@@ -75,6 +91,14 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 				r.Identifier, r.Method = resp.Identity, resp.Method
 				s.auth.Reject(ctx, r, authn.ReasonUnsupportedMethod)
 			}
+			if certRefusals[resp.Reason] {
+				// EAP-TLS: the certificate itself was refused (unknown
+				// CA, revoked, expired, none). Recorded under the outer
+				// identity, which is only what the peer typed.
+				r := req
+				r.Identifier, r.Method = resp.Identity, resp.Method
+				s.auth.Reject(ctx, r, authn.ReasonBadCertificate)
+			}
 			if resp.Reason == "sessions_full" && s.warn.allow("eap-full", time.Now()) {
 				s.log.Warn("radius eap: max_sessions reached; new EAP sessions are refused", "client", c.name)
 			}
@@ -89,6 +113,33 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 // leaves authn. Without it, PEAP's inner logins fail.
 type MSCHAPv2Authenticator interface {
 	LoginMSCHAPv2(ctx context.Context, req authn.MSCHAPv2Request) authn.MSCHAPv2Result
+}
+
+// CertificateAuthenticator is the part of authn EAP-TLS needs: it
+// authorizes the identity of a client certificate the EAP server has
+// verified (user state, lockout, password status; no password) and
+// records the event. Without it, EAP-TLS logins fail.
+type CertificateAuthenticator interface {
+	LoginCertificate(ctx context.Context, req authn.Request, detail string) authn.Result
+}
+
+// certRefusals are the EAP results that refuse an EAP-TLS client
+// certificate before any user is looked up.
+var certRefusals = map[string]bool{
+	"cert_unknown_ca": true, "cert_revoked": true, "cert_invalid": true, "no_client_certificate": true,
+}
+
+// certDetail is the event detail of an EAP-TLS login: where the identity
+// came from and which certificate it was.
+func certDetail(id eap.CertIdentity) string {
+	return fmt.Sprintf("cert %s serial=%s issuer=%q", id.From, id.Cert.SerialNumber.Text(16), truncateString(id.Cert.Issuer.String(), 128))
+}
+
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // eapMessageAttrs splits an EAP packet over EAP-Message attributes.

@@ -97,6 +97,7 @@ type Server struct {
 	eap     *eap.Server
 	eapCfg  EAPConfig
 	eapCert atomic.Pointer[tls.Certificate]
+	eapCA   atomic.Pointer[eap.ClientAuth] // EAP-TLS client CAs and CRLs
 
 	bufPool sync.Pool
 
@@ -164,7 +165,7 @@ func New(cfg Config, auth Authenticator, groups GroupResolver, logger *slog.Logg
 		if err := s.ReloadEAPCertificate(); err != nil {
 			return nil, err
 		}
-		es, err := eap.New(cfg.EAP.eapServerConfig(s.eapCert.Load), logger, reg)
+		es, err := eap.New(cfg.EAP.eapServerConfig(s.eapCert.Load, s.eapCA.Load), logger, reg)
 		if err != nil {
 			return nil, fmt.Errorf("radius: %w", err)
 		}
@@ -190,20 +191,30 @@ func (s *Server) warnClients(t *clientTable) {
 	}
 }
 
-// ReloadEAPCertificate re-reads [radius.eap] cert_file and key_file
-// (SIGHUP); sessions started afterwards use the new pair. On error the
-// certificate in use stays. Without EAP it does nothing.
+// ReloadEAPCertificate re-reads [radius.eap] cert_file and key_file,
+// and ca_file and crl_file for EAP-TLS (SIGHUP); sessions started
+// afterwards use them. On error what is in use stays (the pair and the
+// CAs are replaced independently). Without EAP it does nothing.
 func (s *Server) ReloadEAPCertificate() error {
 	if s.eapCfg.CertFile == "" {
 		return nil
 	}
-	c, err := tls.LoadX509KeyPair(s.eapCfg.CertFile, s.eapCfg.KeyFile)
-	if err != nil {
-		return fmt.Errorf("radius eap: loading certificate: %w", err)
+	var errs []error
+	if c, err := tls.LoadX509KeyPair(s.eapCfg.CertFile, s.eapCfg.KeyFile); err != nil {
+		errs = append(errs, fmt.Errorf("radius eap: loading certificate: %w", err))
+	} else {
+		s.eapCert.Store(&c)
+		s.log.Info("radius eap certificate loaded", "cert_file", s.eapCfg.CertFile)
 	}
-	s.eapCert.Store(&c)
-	s.log.Info("radius eap certificate loaded", "cert_file", s.eapCfg.CertFile)
-	return nil
+	if s.eapCfg.CAFile != "" {
+		if ca, err := loadClientAuth(s.eapCfg.CAFile, s.eapCfg.CRLFile); err != nil {
+			errs = append(errs, fmt.Errorf("radius eap: loading ca_file/crl_file: %w", err))
+		} else {
+			s.eapCA.Store(ca)
+			s.log.Info("radius eap client CAs loaded", "ca_file", s.eapCfg.CAFile, "crl_file", s.eapCfg.CRLFile)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // EAPSessions reports the EAP sessions held (half-open, running).

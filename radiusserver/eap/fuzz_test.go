@@ -1,6 +1,7 @@
 package eap
 
 import (
+	"bytes"
 	"context"
 	"testing"
 )
@@ -79,6 +80,60 @@ func FuzzHandle(f *testing.F) {
 		}
 		if _, err := Parse(r.EAP); err != nil {
 			t.Fatalf("answer %x: %v", r.EAP, err)
+		}
+	})
+}
+
+// FuzzPEAPInner: the PEAPv0 inner decoders (headerless or full-header
+// packets, the Result TLV, the MS-CHAPv2 Response) never panic and stay
+// inside their input.
+func FuzzPEAPInner(f *testing.F) {
+	f.Add(append([]byte{TypeIdentity}, "alice"...))
+	f.Add(Packet{Code: CodeResponse, ID: 7, Type: TypeTLV, Data: []byte{0x80, 0x03, 0x00, 0x02, 0x00, 0x01}}.Marshal())
+	f.Add([]byte{TypeTLV, 0x00, 0x07, 0x00, 0x01, 0xff, 0x80, 0x03, 0x00, 0x02, 0x00, 0x02})
+	resp := []byte{TypeMSCHAPv2, msResponse, 9, 0, 0, 49}
+	resp = append(resp, make([]byte, 49)...)
+	f.Add(append(resp, `CORP\alice`...))
+	f.Add([]byte{2, 1, 0, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, data, ok := parseInner(b)
+		if !ok {
+			if len(b) != 0 {
+				t.Fatalf("non-empty input %x refused", b)
+			}
+			return
+		}
+		if len(data) >= len(b) {
+			t.Fatalf("data %d bytes from %d", len(data), len(b))
+		}
+		switch typ {
+		case TypeTLV:
+			_ = resultTLV(data)
+		case TypeMSCHAPv2:
+			if peer, nt, name, ok := parseMSCHAPv2Response(data); ok {
+				if len(peer) != 16 || len(nt) != 24 || !bytes.HasSuffix(data, []byte(name)) {
+					t.Fatalf("response fields: %d %d %q", len(peer), len(nt), name)
+				}
+			}
+		}
+	})
+}
+
+// FuzzCertUPN: the SubjectAltName UPN reader never panics and returns
+// at most 16 names, each from the input.
+func FuzzCertUPN(f *testing.F) {
+	f.Add(upnSAN(f, "alice@corp.example.test").Value)
+	f.Add([]byte{0x30, 0x03, 0xa0, 0x01, 0x00})
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		names := ParseUPNs(b)
+		if len(names) > 16 {
+			t.Fatalf("%d names", len(names))
+		}
+		for _, n := range names {
+			if !bytes.Contains(b, []byte(n)) {
+				t.Fatalf("name %q not in the input", n)
+			}
 		}
 	})
 }

@@ -139,12 +139,13 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 		if typ == TypeNAK {
 			return s.peapResult(ss, p, false, "unsupported_inner_method")
 		}
-		if typ != TypeMSCHAPv2 || len(data) < 4+1+49 || data[0] != msResponse || data[4] != 49 {
+		if typ != TypeMSCHAPv2 {
 			return ss.fail(p, "malformed_inner")
 		}
-		v := data[5 : 5+49]
-		peer, nt := v[0:16], v[24:48]
-		name := stripDomain(string(data[5+49:]))
+		peer, nt, name, ok := parseMSCHAPv2Response(data)
+		if !ok {
+			return ss.fail(p, "malformed_inner")
+		}
 		if name == "" {
 			name = ss.inner
 		}
@@ -164,6 +165,7 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 			ps.stage = peapFailure
 			return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msPacket(msFailure, ps.msID, m)))
 		}
+		ss.remember(req)
 		ps.stage = peapSuccess
 		return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msPacket(msSuccess, ps.msID, authResp+" M=OK")))
 	case peapSuccess:
@@ -184,7 +186,7 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 			if err != nil {
 				return ss.fail(p, "no_keying_material")
 			}
-			return Response{Outcome: Accept, EAP: Success(p.ID), MSK: msk, Method: MethodPEAPMSCHAPv2, Identity: ss.inner}
+			return Response{Outcome: Accept, EAP: Success(p.ID), MSK: msk, Method: MethodPEAPMSCHAPv2, Identity: ss.inner, Login: ss.login}
 		}
 		return Response{Outcome: Reject, EAP: Failure(p.ID), Method: MethodPEAPMSCHAPv2, Identity: ss.identity(), Reason: ss.failReason}
 	}
@@ -218,6 +220,17 @@ func resultTLV(b []byte) uint16 {
 		b = b[4+l:]
 	}
 	return 0
+}
+
+// parseMSCHAPv2Response reads an EAP-MSCHAPv2 Response (OpCode 2,
+// MS-CHAPv2-ID, MS-Length, Value-Size 49, Value, Name): the peer
+// challenge, the NT-Response and the Name without a DOMAIN\ prefix.
+func parseMSCHAPv2Response(data []byte) (peer, nt []byte, name string, ok bool) {
+	if len(data) < 4+1+49 || data[0] != msResponse || data[4] != 49 {
+		return nil, nil, "", false
+	}
+	v := data[5 : 5+49]
+	return v[0:16], v[24:48], stripDomain(string(data[5+49:])), true
 }
 
 func msPacket(op, id uint8, msg string) []byte {

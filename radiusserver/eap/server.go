@@ -22,6 +22,7 @@ import (
 // Method names, as events and metrics carry them.
 const (
 	MethodTTLSPAP = "eap-ttls/pap"
+	MethodTLS     = "eap-tls"
 )
 
 // Defaults for a Config's zero fields.
@@ -39,10 +40,18 @@ type Config struct {
 	// Certificate returns the server certificate for each handshake (so a
 	// reload takes effect for the next session).
 	Certificate func() *tls.Certificate
-	// Methods enabled, in order of preference: "ttls", "peap". Empty: ["ttls"].
+	// Methods enabled, in order of preference: "ttls", "peap", "tls".
+	// Empty: ["ttls"].
 	Methods []string
-	// MinVersion and MaxVersion bound TLS; zero: 1.2 and 1.2.
+	// MinVersion and MaxVersion bound TLS for TTLS and PEAP; zero: 1.2
+	// and 1.2. MinVersion applies to EAP-TLS too.
 	MinVersion, MaxVersion uint16
+	// TLSMaxVersion bounds EAP-TLS (RFC 9190 allows 1.3); zero: 1.3.
+	TLSMaxVersion uint16
+	// ClientAuth returns the client CAs (and revocations) for each EAP-TLS
+	// handshake, so a reload takes effect for the next session. Required
+	// when "tls" is enabled.
+	ClientAuth func() *ClientAuth
 	// FragmentSize is the largest EAP packet sent (Framed-MTU lowers it).
 	FragmentSize int
 	// MaxSessions caps sessions that have started TLS; as many half-open
@@ -81,6 +90,11 @@ type Request struct {
 	Client    string // the RADIUS client's name, for logs
 	PAP       PAPFunc
 	MSCHAPv2  MSCHAPv2Func // PEAP's inner MS-CHAPv2
+	Cert      CertFunc     // EAP-TLS: authorizes the certificate's identity
+	// Result, when set, is called right after PAP, MSCHAPv2 or Cert said
+	// yes; what it returns (the door's login result) comes back in the
+	// Accept's Response.Login, which may be rounds later (PEAP, EAP-TLS).
+	Result func() any
 }
 
 // Response is what to answer.
@@ -97,16 +111,21 @@ type Response struct {
 	// Reason says why a Reject happened at the EAP level (empty when the
 	// inner login decided).
 	Reason string
+	// Login is, on an Accept, what Request.Result returned when the inner
+	// login succeeded.
+	Login any
 }
 
 // Server holds the EAP sessions of one RADIUS door.
 type Server struct {
 	cfg     Config
-	tlsConf *tls.Config
-	methods []uint8
-	log     *slog.Logger
-	m       *metrics
-	now     func() time.Time
+	tlsConf *tls.Config // TTLS and PEAP
+	// tlsMethodConf is EAP-TLS's (client certificates, up to 1.3).
+	tlsMethodConf *tls.Config
+	methods       []uint8
+	log           *slog.Logger
+	m             *metrics
+	now           func() time.Time
 
 	mu        sync.Mutex
 	sessions  map[string]*session
@@ -134,7 +153,9 @@ type session struct {
 	mtu      int
 	finished bool
 
+	tls        *tlsState  // EAP-TLS, once the client is authorized
 	peap       *peapState // PEAP, after the handshake
+	login      any        // Request.Result after the inner login said yes
 	loginDone  bool       // the inner login was asked
 	failReason string     // PEAP: why the Result TLV said failure
 }
@@ -184,6 +205,17 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 	if s.cfg.MaxRounds <= 0 {
 		s.cfg.MaxRounds = DefaultMaxRounds
 	}
+	if s.cfg.TLSMaxVersion == 0 {
+		s.cfg.TLSMaxVersion = tls.VersionTLS13
+	}
+	if slices.Contains(s.methods, TypeTLS) {
+		if cfg.ClientAuth == nil {
+			return nil, errors.New("eap: EAP-TLS needs client CAs (ca_file)")
+		}
+		if s.cfg.TLSMaxVersion < s.cfg.MinVersion {
+			return nil, errors.New("eap: the EAP-TLS maximum TLS version is below tls_min_version")
+		}
+	}
 	cert := cfg.Certificate
 	s.tlsConf = &tls.Config{
 		MinVersion:             s.cfg.MinVersion,
@@ -199,6 +231,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 			return nil, nil
 		},
 	}
+	s.tlsMethodConf = s.eapTLSConfig()
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -216,8 +249,10 @@ func MethodType(name string) (uint8, error) {
 		return TypeTTLS, nil
 	case "peap":
 		return TypePEAP, nil
+	case "tls":
+		return TypeTLS, nil
 	}
-	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, peap)", name)
+	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, peap, tls)", name)
 }
 
 // Sessions returns the number of half-open and running sessions.
@@ -319,6 +354,8 @@ func methodName(t uint8) string {
 		return MethodTTLSPAP
 	case TypePEAP:
 		return MethodPEAPMSCHAPv2
+	case TypeTLS:
+		return MethodTLS
 	}
 	return fmt.Sprintf("eap-%d", t)
 }
@@ -480,6 +517,11 @@ func (s *Server) tlsRound(ctx context.Context, ss *session, req Request, p Packe
 		}
 	}
 	established, _ := ss.eng.state()
+	if ss.method == TypeTLS && established {
+		// EAP-TLS: the peer acknowledged our last flight (and, on 1.3,
+		// the protected success indication).
+		return s.tlsFinish(ss, p, msg)
+	}
 	if established && len(msg) == 0 && ss.method == TypePEAP && ss.peap == nil {
 		// PEAP: the peer acknowledged our last handshake flight; the
 		// server speaks first inside the tunnel.
@@ -494,7 +536,10 @@ func (s *Server) tlsRound(ctx context.Context, ss *session, req Request, p Packe
 	out, app, err := ss.eng.step(msg)
 	if err != nil {
 		s.log.Debug("eap TLS failed", "client", req.Client, "identity", ss.outer, "err", err)
-		return ss.fail(p, "tls_failed")
+		return ss.fail(p, tlsFailReason(err))
+	}
+	if ss.method == TypeTLS {
+		return s.tlsHandshakeStep(ctx, ss, req, p, out, app)
 	}
 	if len(app) > 0 {
 		if ss.method == TypePEAP {
@@ -522,7 +567,11 @@ func (s *Server) startTLS(ss *session) bool {
 		ss.elem = nil
 	}
 	s.running++
-	ss.eng = newEngine(s.tlsConf)
+	conf := s.tlsConf
+	if ss.method == TypeTLS {
+		conf = s.tlsMethodConf
+	}
+	ss.eng = newEngine(conf)
 	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
 	s.m.sessions.WithLabelValues("running").Set(float64(s.running))
 	return true
@@ -576,5 +625,13 @@ func (s *Server) ttlsInner(ctx context.Context, ss *session, req Request, p Pack
 		clear(msk)
 		return Response{Outcome: Reject, EAP: Failure(p.ID), Method: MethodTTLSPAP, Identity: user}
 	}
-	return Response{Outcome: Accept, EAP: Success(p.ID), MSK: msk, Method: MethodTTLSPAP, Identity: user}
+	ss.remember(req)
+	return Response{Outcome: Accept, EAP: Success(p.ID), MSK: msk, Method: MethodTTLSPAP, Identity: user, Login: ss.login}
+}
+
+// remember keeps the door's login result for the Accept.
+func (ss *session) remember(req Request) {
+	if req.Result != nil {
+		ss.login = req.Result()
+	}
 }
