@@ -28,9 +28,9 @@ var doors = []string{"ldapserver/...", "radiusserver/...", "portal/..."}
 var layerRules = []layerRule{
 	{from: doors, to: []string{"sync/...", "delegation/...", "admin/..."},
 		why: "front doors know nothing of directories; they call authn"},
-	{from: []string{"sync/entra", "sync/google"}, to: append([]string{"authn", "delegation", "admin"}, doors...),
+	{from: []string{"sync/entra", "sync/google", "sync/ad"}, to: append([]string{"authn", "delegation", "admin"}, doors...),
 		why: "connectors know nothing of LDAP, RADIUS or logins"},
-	{from: []string{"sync/entra", "sync/google"}, to: []string{"store"}, direct: true,
+	{from: []string{"sync/entra", "sync/google", "sync/ad"}, to: []string{"store"}, direct: true,
 		why: "connectors speak the sync engine's contract, not the store's types"},
 	{from: []string{"store/..."}, to: append([]string{"authn", "delegation", "admin", "sync/...", "cmd/..."}, doors...),
 		why: "the store is the bottom layer"},
@@ -42,7 +42,7 @@ var layerRules = []layerRule{
 		why: "config and secret are leaves every block may import (secret excepted for config)"},
 	{from: []string{"internal/fakegraph"}, to: []string{"sync/..."}, why: "a fake never imports the code it fakes"},
 	{from: []string{"internal/fakegoogle"}, to: []string{"sync/..."}, why: "a fake never imports the code it fakes"},
-	{from: []string{"admin"}, to: append([]string{"sync/entra", "sync/google", "delegation"}, doors...),
+	{from: []string{"admin"}, to: append([]string{"sync/entra", "sync/google", "sync/ad", "delegation"}, doors...),
 		why: "admin reaches directories only through the import contract in sync (sync.ImportUser), never a connector"},
 }
 

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatewayd/gatewayd/delegation"
@@ -69,10 +70,17 @@ type Runner struct {
 	// network namespace); nil: net.Dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
+	// WrittenBack, when set, returns the objectGUID of the AD account the
+	// AD write-back (sync/ad) made or took over for a gateway user of this
+	// domain ("" for none): such an account is the gateway's own, never
+	// imported or taken over (SPEC 6.5: no loop).
+	WrittenBack func(userID string) string
+
 	run     sync.Mutex // one cycle at a time
 	mu      sync.Mutex
 	next    time.Time
 	running bool
+	paused  atomic.Bool
 }
 
 // New builds the runner of one domain; cfg is its validated [ad.import].
@@ -89,8 +97,38 @@ func New(name string, cfg Config, domain delegation.Domain, st Store, log *slog.
 			cfg.Root = domain.BaseDN
 		}
 	}
-	return &Runner{name: name, cfg: cfg, domain: domain, st: st, log: log, now: time.Now}
+	r := &Runner{name: name, cfg: cfg, domain: domain, st: st, log: log, now: time.Now}
+	if state, err := st.ADImportStateOf(name); err == nil {
+		r.paused.Store(state.Paused)
+	}
+	return r
 }
+
+// ErrPaused: the domain's import is paused (`gatewayd ad resume NAME`).
+var ErrPaused = errors.New("the import of this domain is paused (gatewayd ad resume NAME)")
+
+// SetPaused pauses or resumes the interval cycles and on-demand runs
+// (SPEC 6.6); the flag is kept in the import state, so it survives a
+// restart. Pausing waits for a cycle under way to end.
+func (r *Runner) SetPaused(paused bool) error {
+	r.run.Lock()
+	defer r.run.Unlock()
+	state, err := r.st.ADImportStateOf(r.name)
+	if err != nil {
+		state = &store.ADImportState{Domain: r.name}
+	}
+	if state.Paused != paused {
+		state.Paused = paused
+		if _, err := r.st.PutADImportState(state); err != nil {
+			return err
+		}
+	}
+	r.paused.Store(paused)
+	return nil
+}
+
+// Paused reports whether the import is paused.
+func (r *Runner) Paused() bool { return r.paused.Load() }
 
 // Name is the [[ad]] block's name.
 func (r *Runner) Name() string { return r.name }
@@ -161,6 +199,7 @@ type Status struct {
 	Root     string     `json:"root"`
 	Interval string     `json:"interval"`
 	Running  bool       `json:"running"`
+	Paused   bool       `json:"paused,omitempty"`
 	NextRun  *time.Time `json:"next_run,omitempty"`
 	DC       string     `json:"dc,omitempty"`
 	HighUSN  int64      `json:"high_usn,omitempty"`
@@ -172,6 +211,7 @@ func (r *Runner) Status() Status {
 	s := Status{Domain: r.name, Enabled: r.cfg.Enabled, Group: r.cfg.Group, Root: r.cfg.Root, Interval: r.cfg.Interval.String()}
 	r.mu.Lock()
 	s.Running = r.running
+	s.Paused = r.paused.Load()
 	if !r.next.IsZero() {
 		n := r.next
 		s.NextRun = &n
@@ -201,8 +241,15 @@ func (r *Runner) Loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if r.paused.Load() {
+			r.setNext(r.now().Add(r.cfg.Interval))
+			t.Reset(r.cfg.Interval)
+			continue
+		}
 		res, err := r.Run(ctx, Options{Incremental: true})
-		if err != nil {
+		if errors.Is(err, ErrPaused) {
+			// paused while waiting for the cycle lock
+		} else if err != nil {
 			r.log.Warn("ad import cycle failed", "domain", r.name, "err", err)
 		} else if res.Outcome != store.OutcomeSuccess {
 			r.log.Warn("ad import cycle not applied", "domain", r.name, "outcome", res.Outcome, "reason", res.SafetyStop+res.Error)
@@ -229,6 +276,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	r.run.Lock()
 	defer r.run.Unlock()
+	if r.paused.Load() && !opts.DryRun {
+		return nil, ErrPaused
+	}
 	r.mu.Lock()
 	r.running = true
 	r.mu.Unlock()
@@ -560,6 +610,10 @@ func (r *Runner) plan(s *snapshot) (*plan, error) {
 			other = nil // removed in this cycle
 		}
 		switch {
+		case other != nil && !r.ours(other) && r.WrittenBack != nil && r.WrittenBack(other.ID) == u.GUID:
+			p.counts.Skipped++
+			p.changes = append(p.changes, Change{Action: "skip", User: d.username,
+				Detail: "the gateway's own account, written back to AD by the AD write-back: not imported"})
 		case other != nil && other.Attributes[AttrObjectGUID] != "":
 			p.counts.Skipped++
 			p.changes = append(p.changes, Change{Action: "skip", User: d.username,

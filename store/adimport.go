@@ -22,7 +22,10 @@ type ADImportState struct {
 	// Groups maps a mirrored AD group's objectGUID to its gateway group id.
 	Groups map[string]string `json:"groups,omitempty"`
 	// LastRun is the outcome of the last cycle, as JSON the importer owns.
-	LastRun   []byte    `json:"last_run,omitempty"`
+	LastRun []byte `json:"last_run,omitempty"`
+	// Paused: `gatewayd ad pause` stopped the domain's import cycles
+	// (SPEC 6.6); kept across restarts.
+	Paused    bool      `json:"paused,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

@@ -14,7 +14,10 @@ type Directory struct {
 	// digits, '.', '_' or '-', starting with a letter or digit.
 	Name string `json:"name"`
 	// Type is the kind of target, e.g. "entra", "google" or "ad".
-	Type      string    `json:"type"`
+	Type string `json:"type"`
+	// Paused: the sync engine sends nothing to the directory; its work
+	// waits until it is resumed (SPEC 6.6). Kept across restarts.
+	Paused    bool      `json:"paused,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -78,6 +81,34 @@ func (s *Store) PutDirectory(in *Directory) (*Directory, error) {
 			before = cur.Copy()
 		}
 		w.notify(TableDirectories, before, d.Copy())
+		out = d.Copy()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetDirectoryPaused records whether the directory is paused (SPEC 6.6)
+// and returns the directory as it now is.
+func (s *Store) SetDirectoryPaused(name string, paused bool) (*Directory, error) {
+	var out *Directory
+	err := s.write(func(w *wtxn) error {
+		cur, ok := w.first(TableDirectories, "id", name).(*Directory)
+		if !ok {
+			return notFoundf("directory %q not found", name)
+		}
+		if cur.Paused == paused {
+			out = cur.Copy()
+			return nil
+		}
+		d := cur.Copy()
+		d.Paused, d.UpdatedAt = paused, w.s.now()
+		if err := w.put(TableDirectories, d); err != nil {
+			return err
+		}
+		w.notify(TableDirectories, cur.Copy(), d.Copy())
 		out = d.Copy()
 		return nil
 	})
