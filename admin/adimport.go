@@ -28,6 +28,8 @@ func (s *Server) adRoutes() {
 	s.handle("POST /v1/ad/{name}/import", s.adImport)
 	s.handle("GET /v1/ad/{name}/status", s.adStatus)
 	s.handle("GET /v1/ad", s.adStatus)
+	s.handle("POST /v1/ad/{name}/pause", s.pauseAD(true))
+	s.handle("POST /v1/ad/{name}/resume", s.pauseAD(false))
 }
 
 func (s *Server) adImporter() (ADImporter, error) {

@@ -15,12 +15,13 @@ func (s *Server) listDirectories(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	type view struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
+		Name   string `json:"name"`
+		Type   string `json:"type"`
+		Paused bool   `json:"paused,omitempty"`
 	}
 	out := make([]view, len(ds))
 	for i, d := range ds {
-		out[i] = view{d.Name, d.Type}
+		out[i] = view{d.Name, d.Type, d.Paused}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"directories": out})
 	return nil

@@ -74,8 +74,17 @@ type Config struct {
 	Forget func(name string) (store.Forgotten, error)
 	// ADImport runs the AD import (adimport.go). Nil: its routes answer 404.
 	ADImport ADImporter
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Invites issues the self-service page's activation links (invite.go).
+	// Nil: the route answers 404.
+	Invites Inviter
+	// Pause pauses (or resumes) a directory's sync work (SPEC 6.6) and
+	// returns its state. Nil: the routes answer 501.
+	Pause func(name string, paused bool) (*DirectoryPause, error)
+	// PauseAD pauses (or resumes) an [[ad]] domain: its import and every
+	// write-back directory into it. Nil: the routes answer 501.
+	PauseAD func(name string, paused bool) (*ADPause, error)
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // maxBody bounds every request body; users and groups are small.
@@ -126,6 +135,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/users/{user}/suspend", s.setState(store.StateSuspended))
 	s.handle("POST /v1/users/{user}/unsuspend", s.setState(store.StateActive))
 	s.handle("POST /v1/users/{user}/unlock", s.unlockUser)
+	s.handle("POST /v1/users/{user}/invite", s.inviteUser)
 	s.handle("PUT /v1/users/{user}/password", s.setPassword)
 	s.handle("GET /v1/users/{user}/groups", s.userGroups)
 	s.handle("POST /v1/groups", s.createGroup)
@@ -137,6 +147,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/events", s.listEvents)
 	s.handle("GET /v1/directories", s.listDirectories)
 	s.handle("DELETE /v1/directories/{dir}", s.forgetDirectory)
+	s.handle("POST /v1/directories/{dir}/pause", s.pauseDirectory(true))
+	s.handle("POST /v1/directories/{dir}/resume", s.pauseDirectory(false))
 	s.handle("PUT /v1/directories/{dir}/users/{user}", s.bindUser(true))
 	s.handle("DELETE /v1/directories/{dir}/users/{user}", s.bindUser(false))
 	s.handle("PUT /v1/directories/{dir}/groups/{group}", s.bindGroup(true))

@@ -127,3 +127,11 @@ func checkPolicy(pw secret.String, cfg Config) error {
 	}
 	return nil
 }
+
+// PasswordLengths is the local policy on passwords set through the gateway
+// (min_password_length, max_password_length, in characters), for a door
+// that shows it before the user submits.
+func (a *Authenticator) PasswordLengths() (minLen, maxLen int) {
+	cfg := a.policy()
+	return cfg.MinPasswordLength, cfg.MaxPasswordLength
+}

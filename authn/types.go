@@ -46,6 +46,7 @@ const (
 	ProtocolLDAP   Protocol = "ldap"
 	ProtocolRADIUS Protocol = "radius"
 	ProtocolAdmin  Protocol = "admin"
+	ProtocolPortal Protocol = "portal"
 )
 
 // EventType returns the audit event type for a login through p.
@@ -55,6 +56,8 @@ func (p Protocol) EventType() store.EventType {
 		return store.EventLDAPBind
 	case ProtocolRADIUS:
 		return store.EventRADIUSAuth
+	case ProtocolPortal:
+		return store.EventPortalLogin
 	default: // ProtocolAdmin; a door without a type of its own counts as one
 		return store.EventAdminLogin
 	}

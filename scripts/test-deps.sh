@@ -34,6 +34,9 @@ command -v samba >/dev/null 2>&1 && command -v samba-tool >/dev/null 2>&1 || nee
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+# Headless Chromium for the self-service page's browser test (cmd/gatewayd/portal_test.go), with a font to render text.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
 # The Linux LDAP consumers (see above).
 linux=()
 command -v sssd >/dev/null 2>&1 && have_pkg sssd-ldap || linux+=(sssd-ldap)

@@ -15,6 +15,14 @@ const (
 	EventRADIUSAuth EventType = "radius_auth"
 	// EventAdminLogin is a password check made for the admin door.
 	EventAdminLogin EventType = "admin_login"
+	// EventPortalLogin is a sign-in on the self-service page.
+	EventPortalLogin EventType = "portal_login"
+)
+
+// Self-service page (portal) events besides the sign-in.
+const (
+	// EventUserInvite is an activation link issued for a user.
+	EventUserInvite EventType = "user_invite"
 )
 
 // Password and lockout changes made by the authenticator.
@@ -108,6 +116,11 @@ const (
 	// dropped by `gatewayd directory forget`; its remote accounts are left
 	// as they are.
 	EventDirectoryForget EventType = "directory_forget"
+	// EventDirectoryPause and EventDirectoryResume: `gatewayd directory
+	// pause|resume` or `gatewayd ad pause|resume` (SPEC 6.6); Directory is
+	// the directory, or the [[ad]] name for a domain.
+	EventDirectoryPause  EventType = "directory_pause"
+	EventDirectoryResume EventType = "directory_resume"
 )
 
 // Active Directory import (SPEC 6.2-6.4). They carry Directory = the

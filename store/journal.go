@@ -80,6 +80,8 @@ func objectKey(obj any) []byte {
 		return syncStateKey(o)
 	case *ADImportState:
 		return adImportKey(o)
+	case *Invite:
+		return inviteKey(o)
 	}
 	panic(fmt.Sprintf("store: no journal key for %T", obj))
 }
@@ -102,12 +104,13 @@ var decoders = map[string]func([]byte) (any, error){
 	TableBindings:    decodeAs[Binding],
 	TableSyncState:   decodeAs[SyncState],
 	TableADImport:    decodeAs[ADImportState],
+	TableInvites:     decodeAs[Invite],
 }
 
 // loadOrder puts referenced tables before the tables that reference them.
 var loadOrder = []string{
 	TableUsers, TableGroups, TableMemberships, TableDirectories,
-	TableBindings, TableSyncState, TableADImport, TableEvents,
+	TableBindings, TableSyncState, TableADImport, TableInvites, TableEvents,
 }
 
 // printableKey renders a journal key for an error message.
@@ -272,6 +275,13 @@ func checkLoaded(mtx *memdb.Txn, table string, obj any, log *slog.Logger, path s
 	case *ADImportState:
 		if o.Domain == "" {
 			return errors.New("ad import state without domain")
+		}
+	case *Invite:
+		if o.UserID == "" || o.TokenHash == "" {
+			return errors.New("invite without user or token hash")
+		}
+		if !exists(TableUsers, "id", o.UserID) {
+			return fmt.Errorf("invite for missing user %s", o.UserID)
 		}
 	case *Event:
 		if o.Seq == 0 {

@@ -9,7 +9,7 @@ import (
 
 // schemaVersion is the journal layout this binary writes. Bump it and add
 // a migration whenever the layout or the meaning of a stored field changes.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v] upgrades a journal from version v to v+1. Open runs every
 // step from the stored version up to schemaVersion, in order, inside one
@@ -19,6 +19,14 @@ const schemaVersion = 2
 var migrations = map[int]func(tx *bolt.Tx) error{
 	0: migrateV0toV1,
 	1: migrateV1toV2,
+	2: migrateV2toV3,
+}
+
+// migrateV2toV3 adds the invites bucket (Invite, the self-service page's
+// activation links).
+func migrateV2toV3(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists([]byte(TableInvites))
+	return err
 }
 
 // migrateV1toV2 adds the ad_import bucket (ADImportState).

@@ -14,12 +14,15 @@ const (
 	TableSyncState   = "sync_state"
 	// TableADImport holds one ADImportState per [[ad]] domain.
 	TableADImport = "ad_import"
+	// TableInvites holds one Invite (activation link) per user.
+	TableInvites = "invites"
 )
 
 // tables lists every table; each has a journal bucket of the same name.
 var tables = []string{
 	TableUsers, TableGroups, TableMemberships, TableEvents,
 	TableDirectories, TableBindings, TableSyncState, TableADImport,
+	TableInvites,
 }
 
 // schema declares every memdb table and index. Unique string indexes on
@@ -85,6 +88,13 @@ func schema() *memdb.DBSchema {
 			Name: TableADImport,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: str("Domain")},
+			},
+		},
+		TableInvites: {
+			Name: TableInvites,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":    {Name: "id", Unique: true, Indexer: str("UserID")},
+				"token": {Name: "token", Unique: true, Indexer: str("TokenHash")},
 			},
 		},
 		TableSyncState: {

@@ -163,6 +163,9 @@ func (s *Store) DeleteUser(id string) error {
 		if err := w.deleteBindingsOf(BindUser, id); err != nil {
 			return err
 		}
+		if err := w.deleteInviteOf(id); err != nil {
+			return err
+		}
 		if err := w.del(TableUsers, u); err != nil {
 			return err
 		}

@@ -153,6 +153,8 @@ func verifyObject(txn *memdb.Txn, o any) error {
 		errs = append(errs, is(TableSyncState, "id", v.Directory, v.SubjectID), exists(TableDirectories, v.Directory))
 	case *ADImportState:
 		errs = append(errs, is(TableADImport, "id", v.Domain))
+	case *Invite:
+		errs = append(errs, is(TableInvites, "id", v.UserID), is(TableInvites, "token", v.TokenHash), exists(TableUsers, v.UserID))
 	}
 	for _, err := range errs {
 		if err != nil {

@@ -140,3 +140,19 @@ func ParseRetryAfter(h http.Header) time.Duration {
 	}
 	return 0
 }
+
+// PrincipalNamer is implemented by a connector whose principal names do
+// not come from the user's email (SPEC 5.2): Active Directory names an
+// account by the gateway username (sAMAccountName, UPN username@realm).
+// An error skips the user, with the reason on the binding.
+type PrincipalNamer interface {
+	PrincipalName(username, email string) (string, error)
+}
+
+// PasswordFilter is implemented by a connector that takes the passwords
+// of some users only: the AD write-back never pushes the password of a
+// user whose password authority is "ad" (AD owns it; pushing it back
+// would loop with the import).
+type PasswordFilter interface {
+	TakesPasswordOf(passwordAuthority string) bool
+}

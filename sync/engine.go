@@ -94,6 +94,12 @@ type Engine struct {
 
 	mgrMu gosync.Mutex
 	mgrs  managerIndex // who reports to whom, for manager references
+
+	// pauseMu guards paused and parked: a paused directory's work is
+	// parked (merged per pair, like the queues) until Resume.
+	pauseMu gosync.Mutex
+	paused  map[string]bool
+	parked  map[pairKey]pending
 }
 
 // directories is the current name → directory map; do not modify it.
@@ -161,20 +167,26 @@ func (e *Engine) Run(ctx context.Context) {
 
 func (e *Engine) scan() {
 	for name := range e.directories() {
-		states, err := e.st.ListSyncStates(name)
-		if err != nil {
-			e.log.Error("sync: listing sync state", "directory", name, "err", err)
-		}
-		for _, s := range states {
-			e.enqueue(pairKey{name, s.SubjectID, s.Kind == store.BindGroup}, pending{trig: trigChange})
-		}
-		bindings, err := e.st.ListBindings(name)
-		if err != nil {
-			e.log.Error("sync: listing bindings", "directory", name, "err", err)
-		}
-		for _, b := range bindings {
-			e.enqueueSubject(name, b.Kind, b.SubjectID)
-		}
+		e.scanDirectory(name)
+	}
+}
+
+// scanDirectory enqueues every pair of the directory that is bound or was
+// ever provisioned.
+func (e *Engine) scanDirectory(name string) {
+	states, err := e.st.ListSyncStates(name)
+	if err != nil {
+		e.log.Error("sync: listing sync state", "directory", name, "err", err)
+	}
+	for _, s := range states {
+		e.enqueue(pairKey{name, s.SubjectID, s.Kind == store.BindGroup}, pending{trig: trigChange})
+	}
+	bindings, err := e.st.ListBindings(name)
+	if err != nil {
+		e.log.Error("sync: listing bindings", "directory", name, "err", err)
+	}
+	for _, b := range bindings {
+		e.enqueueSubject(name, b.Kind, b.SubjectID)
 	}
 }
 
@@ -327,6 +339,9 @@ func (e *Engine) work(ctx context.Context, q *queue) {
 		k, p, ok := q.pop()
 		if !ok {
 			return
+		}
+		if e.park(k, p) {
+			continue
 		}
 		if k.group {
 			e.reconcileGroup(ctx, k, p)
@@ -589,7 +604,13 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 		return nil
 	}
 
-	upn, err := PrincipalName(u.Email, d.Domains, d.DefaultDomain)
+	var upn string
+	var err error
+	if pn, ok := d.Connector.(PrincipalNamer); ok {
+		upn, err = pn.PrincipalName(u.Username, u.Email)
+	} else {
+		upn, err = PrincipalName(u.Email, d.Domains, d.DefaultDomain)
+	}
 	if err != nil {
 		e.log.Debug("sync: user skipped", "directory", d.Name, "user", u.Username, "reason", err)
 		st.LastError = "skipped: " + err.Error()
@@ -607,6 +628,13 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	// the directory would reject).
 	var pw secret.String
 	var policyErr error
+	pushes := true
+	if pf, ok := d.Connector.(PasswordFilter); ok && !pf.TakesPasswordOf(u.PasswordAuthority) {
+		// The directory owns this password (AD write-back of an
+		// AD-authority user): never pushed, never marked pending.
+		pushes = false
+		p.pw = secret.String{}
+	}
 	if !p.pw.IsEmpty() {
 		if policyErr = d.Policy.Check(p.pw); policyErr == nil {
 			pw = p.pw
@@ -650,6 +678,10 @@ func (e *Engine) apply(ctx context.Context, d *Directory, u *store.User, bound b
 	}
 
 	// Password takeover (SPEC 3.3, 3.4, 3.7).
+	if !pushes {
+		st.PushPending = false
+		return nil
+	}
 	due := st.PushPending || st.PushedVersion != u.PasswordVersion || st.LastPushAt.IsZero()
 	if p.pw.IsEmpty() {
 		if due && u.PasswordHash != "" && !st.PushPending {

@@ -23,9 +23,70 @@ func (d *daemon) newADImports() adImports {
 		if !a.Import.Enabled {
 			continue
 		}
-		out[a.Name] = adimport.New(a.Name, a.Import, a.Runtime(), d.store, d.log.With("component", "ad_import", "domain", a.Name))
+		r := adimport.New(a.Name, a.Import, a.Runtime(), d.store, d.log.With("component", "ad_import", "domain", a.Name))
+		if dirs := d.cfg.adWriteBacks(a.Name); len(dirs) > 0 {
+			r.WrittenBack = d.writtenBack(dirs)
+		}
+		out[a.Name] = r
 	}
 	return out
+}
+
+// writtenBack tells the import which AD account the write-back made or
+// took over for a gateway user (its objectGUID, the remote id), so the
+// import never takes the gateway's own account for a new AD user.
+func (d *daemon) writtenBack(dirs []string) func(userID string) string {
+	return func(userID string) string {
+		for _, dir := range dirs {
+			if st, err := d.store.SyncStateOf(dir, userID); err == nil && st.Provisioned && st.RemoteID != "" {
+				return st.RemoteID
+			}
+		}
+		return ""
+	}
+}
+
+// pauseDirectory is `gatewayd directory pause|resume` (SPEC 6.6): the
+// flag is recorded in the store first (it survives a restart), then the
+// engine parks or releases the directory's work.
+func (d *daemon) pauseDirectory(name string, paused bool) (*admin.DirectoryPause, error) {
+	if _, err := d.store.SetDirectoryPaused(name, paused); err != nil {
+		return nil, err
+	}
+	res := &admin.DirectoryPause{Directory: name, Paused: paused}
+	if d.engine == nil {
+		return res, nil
+	}
+	if paused {
+		d.engine.Pause(name)
+		res.Waiting = d.engine.ParkedJobs(name)
+	} else {
+		res.Waiting = d.engine.ParkedJobs(name)
+		d.engine.Resume(name)
+	}
+	return res, nil
+}
+
+// pauseAD is `gatewayd ad pause|resume NAME`: the domain's import and
+// every write-back directory into it.
+func (d *daemon) pauseAD(imports adImports, name string, paused bool) (*admin.ADPause, error) {
+	if d.cfg.adDomain(name) == nil {
+		return nil, fmt.Errorf("%w: no [[ad]] block is named %q", store.ErrNotFound, name)
+	}
+	res := &admin.ADPause{Domain: name, Paused: paused, Directories: []string{}}
+	if r, ok := imports[name]; ok {
+		if err := r.SetPaused(paused); err != nil {
+			return nil, err
+		}
+		res.Import = true
+	}
+	for _, dir := range d.cfg.adWriteBacks(name) {
+		if _, err := d.pauseDirectory(dir, paused); err != nil {
+			return nil, err
+		}
+		res.Directories = append(res.Directories, dir)
+	}
+	return res, nil
 }
 
 // adImportLoop runs one domain's interval cycles as a door of the daemon.
@@ -65,6 +126,9 @@ func (m adImports) ImportAD(ctx context.Context, name string, req admin.ADImport
 		return nil, err
 	}
 	res, err := r.Run(ctx, adimport.Options{DryRun: req.DryRun, ConfirmDeletions: req.ConfirmDeletions})
+	if errors.Is(err, adimport.ErrPaused) {
+		return nil, fmt.Errorf("%w: %v", store.ErrConflict, err)
+	}
 	if errors.Is(err, adimport.ErrDisabled) {
 		return nil, fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/gatewayd/gatewayd/admin"
 	"github.com/gatewayd/gatewayd/store"
 )
 
@@ -142,6 +143,8 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.userUpdate(fs)
 	case "user passwd":
 		run = c.userPasswd
+	case "user invite":
+		run = c.userInvite(fs)
 	case "group create":
 		run = c.groupCreate(fs)
 	case "group list":
@@ -158,6 +161,10 @@ func cliCommand(cmd string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		run = c.directoryList
 	case "directory forget":
 		run = c.directoryForget
+	case "directory pause", "directory resume":
+		run = c.directoryPause(sub == "pause")
+	case "ad pause", "ad resume":
+		run = c.adPause(sub == "pause")
 	case "user sync":
 		run = c.userSync
 	case "import list":
@@ -701,6 +708,57 @@ func (c *cli) directoryForget(pos []string) error {
 	fmt.Fprintf(c.stdout, "forgot directory %s: %d bindings and %d sync states dropped; its remote accounts are left as they are\n",
 		name, f.Bindings, f.SyncStates)
 	return nil
+}
+
+// directoryPause: gatewayd directory pause|resume DIRECTORY (SPEC 6.6).
+func (c *cli) directoryPause(pause bool) func([]string) error {
+	return func(pos []string) error {
+		if err := needArgs(pos, 1, "a directory name"); err != nil {
+			return err
+		}
+		verb := map[bool]string{true: "pause", false: "resume"}[pause]
+		var res admin.DirectoryPause
+		if err := c.client.do("POST", "/v1/directories/"+url.PathEscape(pos[0])+"/"+verb, nil, &res); err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return json.NewEncoder(c.stdout).Encode(res)
+		}
+		if pause {
+			fmt.Fprintf(c.stdout, "directory %s paused: nothing is sent to it; changes wait (%d jobs waiting) until gatewayd directory resume %s\n", res.Directory, res.Waiting, res.Directory)
+		} else {
+			fmt.Fprintf(c.stdout, "directory %s resumed: %d waiting jobs and every bound account are reconciled now\n", res.Directory, res.Waiting)
+		}
+		return nil
+	}
+}
+
+// adPause: gatewayd ad pause|resume NAME: the [[ad]] domain's import and
+// its write-back directories.
+func (c *cli) adPause(pause bool) func([]string) error {
+	return func(pos []string) error {
+		if err := needArgs(pos, 1, "an [[ad]] block name"); err != nil {
+			return err
+		}
+		verb := map[bool]string{true: "pause", false: "resume"}[pause]
+		var res admin.ADPause
+		if err := c.client.do("POST", "/v1/ad/"+url.PathEscape(pos[0])+"/"+verb, nil, &res); err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return json.NewEncoder(c.stdout).Encode(res)
+		}
+		imp := "no import configured"
+		if res.Import {
+			imp = "import " + verb + "d"
+		}
+		dirs := "no write-back directory"
+		if len(res.Directories) > 0 {
+			dirs = "write-back " + strings.Join(res.Directories, ", ") + " " + verb + "d"
+		}
+		fmt.Fprintf(c.stdout, "ad %s %sd: %s; %s\n", res.Domain, verb, imp, dirs)
+		return nil
+	}
 }
 
 // forgetOffline forgets a directory in the journal of a stopped daemon.

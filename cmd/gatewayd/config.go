@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -12,10 +13,12 @@ import (
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/delegation"
 	"github.com/gatewayd/gatewayd/ldapserver"
+	"github.com/gatewayd/gatewayd/portal"
 	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
 	gwsync "github.com/gatewayd/gatewayd/sync"
 	// Directory types register their [[directory]] blocks from init.
+	adsync "github.com/gatewayd/gatewayd/sync/ad"
 	_ "github.com/gatewayd/gatewayd/sync/entra"
 	_ "github.com/gatewayd/gatewayd/sync/google"
 )
@@ -33,6 +36,7 @@ type fileConfig struct {
 	Events      store.EventsConfig      `toml:"events"`
 	LDAP        ldapserver.Config       `toml:"ldap"`
 	RADIUS      radiusserver.Config     `toml:"radius"`
+	Portal      portal.Config           `toml:"portal"`
 	Sync        gwsync.Config           `toml:"sync"`
 	Directories []config.DirectoryBlock `toml:"directory"`
 	AD          []adDomain              `toml:"ad"`
@@ -51,7 +55,57 @@ func (c *fileConfig) Validate() error {
 		errs = append(errs, config.Errorf("data_dir", "must name a directory for the state journal"))
 	}
 	errs = append(errs, gwsync.ValidateDirectories(c.directories()), delegation.ValidateDomains(c.adConfigs()))
+	// An AD write-back (type = "ad") writes through an [[ad]] block's
+	// service account (SPEC 6.5).
+	for i, b := range c.Directories {
+		w, ok := b.(*adsync.DirectoryConfig)
+		if !ok || w.Domain == "" {
+			continue
+		}
+		a := c.adDomain(w.Domain)
+		switch {
+		case a == nil:
+			errs = append(errs, config.Errorf(fmt.Sprintf("directory[%d].domain", i), "%s: no [[ad]] block is named %q (configured: %s)",
+				w.Label(i), w.Domain, strings.Join(c.adNames(), ", ")))
+		case a.BindDN == "":
+			errs = append(errs, config.Errorf(fmt.Sprintf("directory[%d].domain", i), "%s: the write-back needs a service account: set bind_dn and bind_password in [[ad]] %q",
+				w.Label(i), w.Domain))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// adDomain is the [[ad]] block named name, or nil.
+func (c *fileConfig) adDomain(name string) *adDomain {
+	for i := range c.AD {
+		if c.AD[i].Name == name {
+			return &c.AD[i]
+		}
+	}
+	return nil
+}
+
+func (c *fileConfig) adNames() []string {
+	out := []string{}
+	for _, a := range c.AD {
+		out = append(out, fmt.Sprintf("%q", a.Name))
+	}
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
+}
+
+// adWriteBacks are the names of the AD write-back directories of the
+// [[ad]] block named domain.
+func (c *fileConfig) adWriteBacks(domain string) []string {
+	var out []string
+	for _, b := range c.Directories {
+		if w, ok := b.(*adsync.DirectoryConfig); ok && w.Domain == domain {
+			out = append(out, w.Name)
+		}
+	}
+	return out
 }
 
 // adDomain is one [[ad]] block: the delegation keys, flat, plus the

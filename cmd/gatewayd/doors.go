@@ -46,7 +46,7 @@ func (d *daemon) addDoors() error {
 		d.radius = radius
 		d.doors = append(d.doors, namedDoor{"radius.listen", radius})
 	}
-	return nil
+	return d.addPortal()
 }
 
 // namedDoor ties a door to the config key its listeners come from, so a
@@ -75,11 +75,12 @@ func (d *daemon) reloadDoors(nc *fileConfig) {
 		}
 	}
 	if d.radius != nil {
-		if nc.RADIUS.EAP.CertFile != d.cfg.RADIUS.EAP.CertFile || nc.RADIUS.EAP.KeyFile != d.cfg.RADIUS.EAP.KeyFile {
-			d.log.Warn("SIGHUP: radius.eap.cert_file/key_file paths changed; the running door re-reads its original paths, restart to switch files")
+		if nc.RADIUS.EAP.CertFile != d.cfg.RADIUS.EAP.CertFile || nc.RADIUS.EAP.KeyFile != d.cfg.RADIUS.EAP.KeyFile ||
+			nc.RADIUS.EAP.CAFile != d.cfg.RADIUS.EAP.CAFile || nc.RADIUS.EAP.CRLFile != d.cfg.RADIUS.EAP.CRLFile {
+			d.log.Warn("SIGHUP: radius.eap cert_file/key_file/ca_file/crl_file paths changed; the running door re-reads its original paths, restart to switch files")
 		}
 		if err := d.radius.ReloadEAPCertificate(); err != nil {
-			d.log.Error("SIGHUP: RADIUS EAP certificate not reloaded, keeping the running one", "err", err)
+			d.log.Error("SIGHUP: RADIUS EAP certificate or client CAs not reloaded, keeping the running ones", "err", err)
 		}
 		if err := d.radius.ReloadClients(nc.RADIUS.Clients); err != nil {
 			d.log.Error("SIGHUP: RADIUS clients not reloaded, keeping the running set", "err", err)

@@ -75,17 +75,20 @@ const usage = `usage:
   gatewayd user update USER [-email E] [-first-name F] [-last-name L] [-display-name D] [-state S] [-password-status S] [-service-account=BOOL] [-password-resetter=BOOL] [-attr NAME=VALUE ...]
                                             -attr NAME= removes an attribute; see README for the attribute names
   gatewayd user passwd USER                 reads the new password from stdin (never from the command line)
+  gatewayd user invite USER [-ttl 72h]      print a one-time activation link for the self-service page ([portal])
   gatewayd group create -name N [-description D]
   gatewayd group list | get G | delete G | add-member G USER | remove-member G USER
   gatewayd user sync USER                   per-directory binding and sync state
   gatewayd directory list
   gatewayd directory forget DIRECTORY       drop a removed directory's bindings and sync state (remote accounts stay)
+  gatewayd directory pause|resume DIRECTORY  stop sending to a directory (changes wait) / send what waited (SPEC 6.6)
   gatewayd bind DIRECTORY -user U | -group G      provision into a directory (SPEC 4.1)
   gatewayd unbind DIRECTORY -user U | -group G    the account is disabled, never deleted
   gatewayd import list DIRECTORY [-page TOKEN]     the directory's enabled users (SPEC 4.7)
   gatewayd import users DIRECTORY UPN...  [-no-bind]   import them (password status pending)
   gatewayd ad import [NAME] [-dry-run] [-confirm-deletions]   run an AD import cycle now (SPEC 6.2); -dry-run changes nothing
   gatewayd ad status [NAME]                 per [[ad]] domain: last run, counts, errors, high-water mark, next run
+  gatewayd ad pause|resume NAME             the domain's import and its write-back directories together (SPEC 6.6)
   gatewayd events [-user U] [-group G] [-type T] [-directory D] [-outcome success|failure] [-reason R]
                   [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.

@@ -27,6 +27,7 @@ import (
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/delegation"
 	"github.com/gatewayd/gatewayd/ldapserver"
+	"github.com/gatewayd/gatewayd/portal"
 	"github.com/gatewayd/gatewayd/radiusserver"
 	"github.com/gatewayd/gatewayd/store"
 	gwsync "github.com/gatewayd/gatewayd/sync"
@@ -112,6 +113,7 @@ type daemon struct {
 	doors    []door
 	radius   *radiusserver.Server
 	ldap     *ldapserver.Server
+	portal   *portal.Server
 	engine   *gwsync.Engine
 	ad       *delegation.Delegator
 	// importers are the directories users can be imported from.
@@ -179,12 +181,19 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 	if created {
 		d.log.Info("created admin token file", "path", cfg.TokenFile())
 	}
+	var invites admin.Inviter
+	if d.portal != nil {
+		invites = d.portal
+	}
 	api := admin.New(d.store, d.auth, admin.Config{
 		Token: token, Gatherer: d.reg, Logger: d.log.With("component", "admin"),
 		Checks:    d.healthChecks(),
 		Importers: d.importers,
 		Forget:    d.forgetDirectory,
 		ADImport:  imports,
+		Invites:   invites,
+		Pause:     d.pauseDirectory,
+		PauseAD:   func(name string, paused bool) (*admin.ADPause, error) { return d.pauseAD(imports, name, paused) },
 	}, d.reg)
 	if d.adminL, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return nil, config.Problems{cfg.Errorf("admin.listen", "cannot listen on %s: %v", cfg.Admin.Listen, err)}
@@ -209,6 +218,9 @@ func (d *daemon) healthChecks() map[string]admin.HealthCheck {
 	}
 	if d.radius != nil {
 		checks["radius"] = func(context.Context) error { return d.radius.Health() }
+	}
+	if d.portal != nil {
+		checks["portal"] = func(context.Context) error { return d.portal.Health() }
 	}
 	if d.ad != nil {
 		for name, fn := range d.ad.HealthChecks() {

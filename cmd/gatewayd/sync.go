@@ -10,6 +10,7 @@ import (
 	"github.com/gatewayd/gatewayd/config"
 	"github.com/gatewayd/gatewayd/store"
 	gwsync "github.com/gatewayd/gatewayd/sync"
+	adsync "github.com/gatewayd/gatewayd/sync/ad"
 )
 
 // newEngine builds the connectors from [[directory]], records the
@@ -22,9 +23,18 @@ func (d *daemon) newEngine() (*gwsync.Engine, error) {
 	d.importers = map[string]admin.ImportSource{}
 	want := map[string]bool{}
 	var dirs []*gwsync.Directory
+	var paused []string
 	for i, dc := range c.directories() {
 		common := dc.Common()
 		want[common.Name] = true
+		if w, ok := dc.(*adsync.DirectoryConfig); ok {
+			if a := c.adDomain(w.Domain); a != nil {
+				rt := a.Runtime()
+				w.SetServer(adsync.Server{Realm: rt.Realm, URLs: rt.URLs, StartTLS: rt.StartTLS, AllowInsecure: rt.AllowInsecure,
+					RootCAs: rt.RootCAs, ServerName: rt.ServerName, BaseDN: rt.BaseDN, BindDN: rt.BindDN, BindPassword: rt.BindPassword,
+					ConnectTimeout: rt.ConnectTimeout, Timeout: rt.Timeout, Registerer: d.reg})
+			}
+		}
 		conn, err := dc.NewConnector(context.Background(), d.log.With("component", common.Type, "directory", common.Name))
 		if err != nil {
 			return nil, config.Problems{c.Errorf(fmt.Sprintf("directory[%d]", i), "directory %q: %v", common.Name, err)}
@@ -32,8 +42,15 @@ func (d *daemon) newEngine() (*gwsync.Engine, error) {
 		if lister, ok := conn.(gwsync.Importer); ok {
 			d.importers[common.Name] = admin.ImportSource{Lister: lister, State: store.State(common.ImportState)}
 		}
-		if _, err := d.store.PutDirectory(&store.Directory{Name: common.Name, Type: common.Type}); err != nil {
+		rec := &store.Directory{Name: common.Name, Type: common.Type}
+		if cur, err := d.store.DirectoryByName(common.Name); err == nil {
+			rec.Paused = cur.Paused // SPEC 6.6: a pause survives a restart
+		}
+		if _, err := d.store.PutDirectory(rec); err != nil {
 			return nil, err
+		}
+		if rec.Paused {
+			paused = append(paused, common.Name)
 		}
 		dirs = append(dirs, common.Directory(conn))
 	}
@@ -44,6 +61,9 @@ func (d *daemon) newEngine() (*gwsync.Engine, error) {
 		return nil, nil
 	}
 	eng := gwsync.New(c.Sync, d.store, dirs, d.log.With("component", "sync"), d.reg)
+	for _, name := range paused {
+		eng.Pause(name)
+	}
 	d.store.Subscribe(eng.HandleChange)
 	return eng, nil
 }
