@@ -540,6 +540,23 @@ func classesAllow(f *filter, classes []string) bool {
 	return false
 }
 
+// usersNamed looks users up by username, sorted; names that are no user
+// are skipped.
+func usersNamed(dir Directory, names []string) ([]*store.User, error) {
+	var out []*store.User
+	for _, n := range names {
+		u, err := dir.UserByUsername(n)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return sortUsers(out), nil
+}
+
 // usersPhase: a viewer who may not see all sees themself only; otherwise
 // equality hints in the filter (uid, memberOf) narrow the candidates
 // before the filter itself decides.
@@ -554,20 +571,7 @@ func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bo
 		return ph, true
 	}
 	if names, ok := f.equalities(schema["uid"]); ok {
-		ph.userList = func() ([]*store.User, error) {
-			var out []*store.User
-			for _, n := range names {
-				u, err := dir.UserByUsername(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, u)
-			}
-			return sortUsers(out), nil
-		}
+		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
 		return ph, true
 	}
 	if dns, ok := f.equalities(schema["memberof"]); ok {
@@ -617,20 +621,7 @@ func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phas
 		return ph, true
 	}
 	if names, ok := f.equalities(schema["cn"]); ok {
-		ph.userList = func() ([]*store.User, error) {
-			var out []*store.User
-			for _, n := range names {
-				u, err := dir.UserByUsername(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, u)
-			}
-			return sortUsers(out), nil
-		}
+		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
 		return ph, true
 	}
 	if vals, ok := f.equalities(schema["gidnumber"]); ok {
