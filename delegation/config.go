@@ -2,11 +2,9 @@ package delegation
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -199,33 +197,15 @@ func ValidateDomains(blocks []DomainConfig) error {
 	return errors.Join(errs...)
 }
 
-// loadCAFile reads PEM certificates; it fails clearly on an unreadable
-// file or one with no certificate in it.
+// loadCAFile reads ca_file into a pool.
 func loadCAFile(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
+	certs, err := config.ReadCertificates(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
-	n := 0
-	for rest := b; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: certificate #%d does not parse: %v", path, n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, nil
 }

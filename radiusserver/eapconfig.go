@@ -186,28 +186,9 @@ func (e crlError) Unwrap() error { return e.error }
 // signed by a CA in caFile; an expired one (NextUpdate passed) still
 // applies.
 func loadClientAuth(caFile, crlFile string) (*eap.ClientAuth, error) {
-	b, err := os.ReadFile(caFile)
+	cas, err := config.ReadCertificates(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("EAP-TLS client CAs: %w", err)
-	}
-	var cas []*x509.Certificate
-	for rest := b; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("EAP-TLS client CAs: %s: %w", caFile, err)
-		}
-		cas = append(cas, c)
-	}
-	if len(cas) == 0 {
-		return nil, fmt.Errorf("EAP-TLS client CAs: %s holds no PEM CERTIFICATE", caFile)
 	}
 	pool := x509.NewCertPool()
 	for _, c := range cas {

@@ -100,7 +100,7 @@ func TestEAPTLSConfig(t *testing.T) {
 	}{
 		{"tls without ca_file", "methods = [\"tls\"]\n", "radius.eap.methods", 5, "needs ca_file"},
 		{"ca_file missing", fmt.Sprintf("ca_file = %q\n", "/nonexistent/ca.pem"), "radius.eap.ca_file", 5, "no such file"},
-		{"ca_file not PEM", fmt.Sprintf("ca_file = %q\n", junk), "radius.eap.ca_file", 5, "holds no PEM CERTIFICATE"},
+		{"ca_file not PEM", fmt.Sprintf("ca_file = %q\n", junk), "radius.eap.ca_file", 5, "holds no PEM certificate"},
 		{"crl not signed by ca_file", fmt.Sprintf("ca_file = %q\ncrl_file = %q\n", ca, foreign), "radius.eap.crl_file", 6, "not signed by a CA in ca_file"},
 		{"crl unreadable", fmt.Sprintf("ca_file = %q\ncrl_file = %q\n", ca, junk), "radius.eap.crl_file", 6, "x509"},
 		{"crl without ca", fmt.Sprintf("crl_file = %q\n", crl), "radius.eap.crl_file", 5, "needs ca_file"},
