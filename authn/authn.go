@@ -377,7 +377,7 @@ const (
 // precheck runs the part of SPEC 3.2 that needs no password work. For
 // every step but stepUnknown, res.User is the resolved user.
 func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result, step) {
-	if req.Source.IsValid() && !a.limiter.allow(req.Source, cfg.RateLimit, now) {
+	if req.Source.IsValid() && !a.limiter.allow(budgetKey(req), cfg.RateLimit, now) {
 		return Result{Reason: ReasonRateLimited}, stepDone
 	}
 	u, err := a.resolve(req)
@@ -599,7 +599,7 @@ func (a *Authenticator) release() { <-a.hashSem }
 // returns the updated user when this failure locked the account.
 func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.Time) *store.User {
 	if req.Source.IsValid() {
-		a.limiter.charge(req.Source, cfg.RateLimit, now)
+		a.limiter.charge(budgetKey(req), cfg.RateLimit, now)
 	}
 	if u == nil || cfg.Lockout.MaxFailures <= 0 {
 		return nil

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,10 +54,38 @@ func (f *failureTracker) reset(userID string) {
 	f.mu.Unlock()
 }
 
-// sourceLimiter is a token bucket of failures per source address.
+// limitKey is what a failure budget is kept for: the client address,
+// and for a RADIUS request, which user behind that NAS it is for (see
+// budgetKey).
+type limitKey struct {
+	addr netip.Addr
+	sub  string
+}
+
+// budgetKey keys req's failure budget. An LDAP, portal or admin client
+// is its TCP peer. A RADIUS source is a NAS (a WiFi controller, a VPN
+// concentrator) that carries many users, so its budget is split: by the
+// Calling-Station-Id when the NAS sends one (the device guessing), else
+// by the name tried. Guessing one user's password through a NAS is still
+// bounded by the lockout; spraying many names from one device by the
+// device's budget.
+func budgetKey(req Request) limitKey {
+	k := limitKey{addr: req.Source}
+	if req.Protocol != ProtocolRADIUS {
+		return k
+	}
+	if st := strings.TrimSpace(req.Station); st != "" {
+		k.sub = "station:" + strings.ToLower(st)
+	} else {
+		k.sub = "name:" + strings.ToLower(strings.TrimSpace(req.Identifier))
+	}
+	return k
+}
+
+// sourceLimiter is a token bucket of failures per budget key.
 type sourceLimiter struct {
 	mu sync.Mutex
-	m  map[netip.Addr]*sourceBucket
+	m  map[limitKey]*sourceBucket
 }
 
 type sourceBucket struct {
@@ -64,11 +93,11 @@ type sourceBucket struct {
 	seen time.Time
 }
 
-func newSourceLimiter() *sourceLimiter { return &sourceLimiter{m: make(map[netip.Addr]*sourceBucket)} }
+func newSourceLimiter() *sourceLimiter { return &sourceLimiter{m: make(map[limitKey]*sourceBucket)} }
 
 // allow reports whether the source still has failure budget left. It does
 // not spend any: only failures do.
-func (s *sourceLimiter) allow(src netip.Addr, p RateLimitPolicy, now time.Time) bool {
+func (s *sourceLimiter) allow(src limitKey, p RateLimitPolicy, now time.Time) bool {
 	if p.FailuresPerSecond <= 0 {
 		return true
 	}
@@ -81,7 +110,7 @@ func (s *sourceLimiter) allow(src netip.Addr, p RateLimitPolicy, now time.Time) 
 	return b.lim.TokensAt(now) >= 1
 }
 
-func (s *sourceLimiter) charge(src netip.Addr, p RateLimitPolicy, now time.Time) {
+func (s *sourceLimiter) charge(src limitKey, p RateLimitPolicy, now time.Time) {
 	if p.FailuresPerSecond <= 0 {
 		return
 	}

@@ -74,6 +74,12 @@ type Request struct {
 	Protocol   Protocol
 	// Source is the client address, for rate limiting and the event.
 	Source netip.Addr
+	// Station identifies the end device behind Source when Source is a
+	// NAS (RADIUS Calling-Station-Id, e.g. a MAC address); empty when the
+	// door has none. The failure budget is kept per (Source, Station), so
+	// one guessing device does not spend the budget of everyone behind
+	// the same NAS.
+	Station string
 	// Client names the RADIUS client or LDAP connection, for the event.
 	Client string
 	// Method names how the password came ("pap", "eap-ttls/pap"), for

@@ -49,6 +49,15 @@ type Config struct {
 
 	// MaxConnections caps open connections over both listeners.
 	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerSource caps open connections from one client IP
+	// address over both listeners, so that one client cannot hold every
+	// slot. Loopback clients are not counted (a local proxy carries every
+	// client from 127.0.0.1); max_connections still bounds them.
+	MaxConnectionsPerSource int `toml:"max_connections_per_source"`
+	// UnboundIdleTimeout closes a connection that is not bound (never
+	// bound, anonymous, or unbound) this long after it became so, whatever
+	// it sends: anonymous traffic does not extend it. Capped by IdleTimeout.
+	UnboundIdleTimeout time.Duration `toml:"unbound_idle_timeout"`
 	// IdleTimeout closes a connection with nothing in flight that sent
 	// nothing for this long; it also bounds how long one message may take
 	// to arrive.
@@ -66,12 +75,16 @@ type Config struct {
 
 // Defaults of the limits; Defaults and New both use them.
 const (
-	DefaultMaxConnections     = 4096
-	DefaultIdleTimeout        = 5 * time.Minute
-	DefaultMaxRequestsPerConn = 64
-	DefaultMaxMessageBytes    = 1 << 20
-	DefaultSizeLimit          = 1000
-	DefaultTimeLimit          = 30 * time.Second
+	DefaultMaxConnections = 4096
+	DefaultIdleTimeout    = 5 * time.Minute
+	// DefaultMaxConnectionsPerSource and DefaultUnboundIdleTimeout are
+	// max_connections_per_source and unbound_idle_timeout's defaults.
+	DefaultMaxConnectionsPerSource = 64
+	DefaultUnboundIdleTimeout      = 30 * time.Second
+	DefaultMaxRequestsPerConn      = 64
+	DefaultMaxMessageBytes         = 1 << 20
+	DefaultSizeLimit               = 1000
+	DefaultTimeLimit               = 30 * time.Second
 
 	// MaxMessageBytesCeiling is the largest max_message_bytes accepted: a
 	// message is held whole in memory while it is decoded.
@@ -99,6 +112,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConnectionsPerSource == 0 {
+		c.MaxConnectionsPerSource = DefaultMaxConnectionsPerSource
+	}
+	if c.UnboundIdleTimeout == 0 {
+		c.UnboundIdleTimeout = DefaultUnboundIdleTimeout
 	}
 	if c.MaxRequestsPerConn == 0 {
 		c.MaxRequestsPerConn = DefaultMaxRequestsPerConn
@@ -171,6 +190,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		bad("idle_timeout", "must be positive")
+	}
+	if c.MaxConnectionsPerSource < 1 {
+		bad("max_connections_per_source", "must be at least 1, got %d", c.MaxConnectionsPerSource)
+	}
+	if c.UnboundIdleTimeout <= 0 {
+		bad("unbound_idle_timeout", "must be positive")
 	}
 	if c.MaxRequestsPerConn < 1 {
 		bad("max_requests_per_conn", "must be at least 1, got %d", c.MaxRequestsPerConn)

@@ -32,9 +32,12 @@ func TestConfigDefaults(t *testing.T) {
 		MaxConnections:     4096,
 		IdleTimeout:        5 * time.Minute,
 		MaxRequestsPerConn: 64,
-		MaxMessageBytes:    1048576,
-		SizeLimit:          1000,
-		TimeLimit:          30 * time.Second,
+		// max_connections_per_source, unbound_idle_timeout (C1)
+		MaxConnectionsPerSource: 64,
+		UnboundIdleTimeout:      30 * time.Second,
+		MaxMessageBytes:         1048576,
+		SizeLimit:               1000,
+		TimeLimit:               30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

@@ -48,10 +48,17 @@ type conn struct {
 	wnc  net.Conn
 	werr error
 
+	// counted: the connection counts against its address's
+	// max_connections_per_source (set at accept).
+	counted bool
+
 	mu        sync.Mutex
 	tls       bool
 	boundID   string
 	boundName string
+	// unboundAt is when the connection last became unbound (opened, or a
+	// bind that left it anonymous); unbound_idle_timeout runs from it.
+	unboundAt time.Time
 	ops       map[int64]context.CancelFunc
 
 	inflight  sync.WaitGroup
@@ -69,6 +76,7 @@ func newConn(s *Server, nc net.Conn, ldaps bool) *conn {
 		wnc:   nc,
 		ops:   make(map[int64]context.CancelFunc),
 	}
+	c.unboundAt = time.Now()
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		c.loopback = c.remote.Addr().IsLoopback()
@@ -129,10 +137,33 @@ func (c *conn) handshake() bool {
 	return true
 }
 
+// readDeadline is when the next read gives up: IdleTimeout from now for a
+// bound connection; for an unbound one UnboundIdleTimeout from when it
+// became unbound, which its own traffic does not move (but never later
+// than IdleTimeout from now). past reports that the unbound limit has
+// run out.
+func (c *conn) readDeadline(now time.Time) (deadline time.Time, past bool) {
+	deadline = now.Add(c.s.cfg.IdleTimeout)
+	c.mu.Lock()
+	bound, since := c.boundID != "", c.unboundAt
+	c.mu.Unlock()
+	if bound {
+		return deadline, false
+	}
+	if d := since.Add(c.s.cfg.UnboundIdleTimeout); d.Before(deadline) {
+		deadline = d
+	}
+	return deadline, !now.Before(deadline)
+}
+
 func (c *conn) readLoop() {
-	idle := c.s.cfg.IdleTimeout
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		deadline, past := c.readDeadline(time.Now())
+		if past && c.nInflight.Load() > 0 {
+			// A bind may be running: look again shortly rather than spin.
+			deadline = time.Now().Add(100 * time.Millisecond)
+		}
+		_ = c.nc.SetReadDeadline(deadline)
 		if c.stopping.Load() {
 			return
 		}
@@ -142,11 +173,22 @@ func (c *conn) readLoop() {
 			}
 			if isTimeout(err) && !c.stopping.Load() {
 				c.s.log.Debug("ldap idle connection closed", "conn", c.id, "remote", c.remote.String())
+				if _, unbound := c.readDeadline(time.Now()); unbound {
+					c.s.m.unboundClosed.Inc()
+				}
 			}
 			return
 		}
+		if _, past := c.readDeadline(time.Now()); past && c.nInflight.Load() == 0 {
+			// Unbound for too long: its traffic does not keep it open.
+			c.s.log.Debug("ldap unbound connection closed", "conn", c.id, "remote", c.remote.String())
+			c.s.m.unboundClosed.Inc()
+			c.notice(rcUnavailable, "unauthenticated connection idle limit reached; bind to stay connected")
+			return
+		}
 		// The whole message must arrive within the idle timeout too.
-		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		deadline, _ = c.readDeadline(time.Now())
+		_ = c.nc.SetReadDeadline(deadline)
 		frame, err := readFrame(c.br, c.s.cfg.MaxMessageBytes, &c.frame)
 		if err != nil {
 			switch {
@@ -407,6 +449,9 @@ func (c *conn) setBound(u *store.User) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if u == nil {
+		if c.boundID != "" {
+			c.unboundAt = time.Now() // a fresh window, only on leaving a bind
+		}
 		c.boundID, c.boundName = "", ""
 		return
 	}

@@ -13,6 +13,8 @@ type metrics struct {
 	open     prometheus.Gauge
 	refused  *prometheus.CounterVec
 	panics   prometheus.Counter
+	// unboundClosed counts connections closed by unbound_idle_timeout.
+	unboundClosed prometheus.Counter
 }
 
 // Bind outcomes (label values of gatewayd_ldap_binds_total).
@@ -41,8 +43,11 @@ func newMetrics() *metrics {
 			Name: "gatewayd_ldap_open_connections", Help: "LDAP connections open now.",
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatewayd_ldap_connections_refused_total", Help: "LDAP connections closed at accept, by reason (max_connections, tls_handshake).",
+			Name: "gatewayd_ldap_connections_refused_total", Help: "LDAP connections closed at accept, by reason (max_connections, max_connections_per_source, tls_handshake).",
 		}, []string{"reason"}),
+		unboundClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatewayd_ldap_unbound_closed_total", Help: "LDAP connections closed because they stayed unbound for unbound_idle_timeout.",
+		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatewayd_ldap_handler_panics_total", Help: "LDAP handlers that panicked (answered operationsError).",
 		}),
@@ -66,6 +71,9 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return err
 	}
 	if m.refused, err = promreg.Register(reg, m.refused); err != nil {
+		return err
+	}
+	if m.unboundClosed, err = promreg.Register(reg, m.unboundClosed); err != nil {
 		return err
 	}
 	m.panics, err = promreg.Register(reg, m.panics)

@@ -574,6 +574,18 @@ func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bo
 		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
 		return ph, true
 	}
+	if vals, ok := f.equalities(schema["uidnumber"]); ok {
+		if _, indexed := dir.(uidNumberIndex); indexed {
+			ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
+			return ph, true
+		}
+	}
+	if mails, ok := f.equalities(schema["mail"]); ok {
+		if ix, indexed := dir.(emailIndex); indexed {
+			ph.userList = func() ([]*store.User, error) { return usersByEmail(ix, mails) }
+			return ph, true
+		}
+	}
 	if dns, ok := f.equalities(schema["memberof"]); ok {
 		ph.userList = func() ([]*store.User, error) {
 			var out []*store.User
@@ -635,6 +647,56 @@ func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phas
 // getgrgid of a private group walks the users.
 type uidNumberIndex interface {
 	UserByUIDNumber(n int) (*store.User, error)
+}
+
+// usersByEmail looks users up by email, sorted; values that are no
+// user's email are skipped. The filter still decides.
+func usersByEmail(ix emailIndex, mails []string) ([]*store.User, error) {
+	seen := map[string]bool{}
+	var out []*store.User
+	for _, m := range mails {
+		u, err := ix.UserByEmail(strings.TrimSpace(m))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !seen[u.ID] {
+			seen[u.ID] = true
+			out = append(out, u)
+		}
+	}
+	return sortUsers(out), nil
+}
+
+// gidNumberIndex is an optional Directory method: the group with that
+// gidNumber (an error wrapping store.ErrNotFound if none). With it a
+// getgrgid looks one group up instead of walking them all.
+type gidNumberIndex interface {
+	GroupByGIDNumber(n int) (*store.Group, error)
+}
+
+// groupsByGIDNumber returns the groups whose gidNumber is one of vals.
+func groupsByGIDNumber(ix gidNumberIndex, vals []string) ([]*store.Group, error) {
+	want := map[int]bool{}
+	for _, v := range vals {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			want[n] = true
+		}
+	}
+	var out []*store.Group
+	for n := range want {
+		g, err := ix.GroupByGIDNumber(n)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return sortGroups(out), nil
 }
 
 // usersByUIDNumber returns the users whose uidNumber is one of vals.
@@ -709,6 +771,12 @@ func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, b
 			return sortGroups(out), nil
 		}
 		return ph, true
+	}
+	if vals, ok := f.equalities(schema["gidnumber"]); ok {
+		if ix, indexed := dir.(gidNumberIndex); indexed {
+			ph.groupList = func() ([]*store.Group, error) { return groupsByGIDNumber(ix, vals) }
+			return ph, true
+		}
 	}
 	var memberNames []string
 	if dns, ok := f.equalities(schema["member"]); ok {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,14 @@ type Server struct {
 	nconn   atomic.Int64
 	connSeq atomic.Uint64
 
+	// perSource counts open connections by client address (loopback is
+	// not counted unless capLoopback, which tests set).
+	srcMu       sync.Mutex
+	perSource   map[netip.Addr]int
+	capLoopback atomic.Bool
+	// refuseLog rate-limits the warning for refused connections.
+	refuseLog logLimiter
+
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	served  bool
@@ -125,15 +134,16 @@ func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg
 	tr.expiresAt = auth.PasswordExpiresAt
 	tr.hideInactive = cfg.HideInactive
 	s := &Server{
-		cfg:   cfg,
-		auth:  auth,
-		dir:   dir,
-		log:   logger.With("component", "ldap"),
-		m:     newMetrics(),
-		tree:  tr,
-		conns: make(map[*conn]struct{}),
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:       cfg,
+		auth:      auth,
+		dir:       dir,
+		log:       logger.With("component", "ldap"),
+		m:         newMetrics(),
+		tree:      tr,
+		conns:     make(map[*conn]struct{}),
+		perSource: make(map[netip.Addr]int),
+		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	s.version = "devel"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -359,15 +369,21 @@ func (s *Server) acceptLoop(ln net.Listener, ldaps bool) {
 		}
 		if n := s.nconn.Add(1); n > int64(s.cfg.MaxConnections) {
 			s.nconn.Add(-1)
-			s.refuse(nc, ldaps)
+			s.refuse(nc, ldaps, "max_connections", "too many connections")
+			continue
+		}
+		c := newConn(s, nc, ldaps)
+		if !s.takeSource(c) {
+			s.nconn.Add(-1)
+			s.refuse(nc, ldaps, "max_connections_per_source", "too many connections from your address")
 			continue
 		}
 		s.m.open.Inc()
-		c := newConn(s, nc, ldaps)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			_ = nc.Close()
+			s.releaseSource(c)
 			s.nconn.Add(-1)
 			s.m.open.Dec()
 			continue
@@ -379,22 +395,84 @@ func (s *Server) acceptLoop(ln net.Listener, ldaps bool) {
 	}
 }
 
-// refuse closes a connection over the cap. A plain one is told why with a
-// Notice of Disconnection (unavailable); an LDAPS one would need a TLS
-// handshake first, which is what the cap protects, so it is just closed.
-func (s *Server) refuse(nc net.Conn, ldaps bool) {
-	s.m.refused.WithLabelValues("max_connections").Inc()
+// refuse closes a connection over a cap (reason is the metric label). A
+// plain one is told why with a Notice of Disconnection (unavailable); an
+// LDAPS one would need a TLS handshake first, which is what the cap
+// protects, so it is just closed. The warning is logged at most once per
+// refuseLogEvery, with the count of refusals it stands for.
+func (s *Server) refuse(nc net.Conn, ldaps bool, reason, diag string) {
+	s.m.refused.WithLabelValues(reason).Inc()
+	if n, ok := s.refuseLog.allow(time.Now()); ok {
+		s.log.Warn("ldap connection refused", "reason", reason, "remote", nc.RemoteAddr().String(), "refused_since_last_log", n)
+	}
 	if !ldaps {
 		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = nc.Write(noticeOfDisconnection(rcUnavailable, "too many connections"))
+		_, _ = nc.Write(noticeOfDisconnection(rcUnavailable, diag))
 	}
 	_ = nc.Close()
+}
+
+// takeSource counts c against its address's max_connections_per_source;
+// false when the address is at the cap. Loopback is not counted, and
+// neither is an address that does not parse.
+func (s *Server) takeSource(c *conn) bool {
+	a := c.remote.Addr()
+	if !a.IsValid() || (c.loopback && !s.capLoopback.Load()) {
+		return true
+	}
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	if s.perSource[a] >= s.cfg.MaxConnectionsPerSource {
+		return false
+	}
+	s.perSource[a]++
+	c.counted = true
+	return true
+}
+
+// releaseSource undoes takeSource when c closes.
+func (s *Server) releaseSource(c *conn) {
+	if !c.counted {
+		return
+	}
+	a := c.remote.Addr()
+	s.srcMu.Lock()
+	if s.perSource[a]--; s.perSource[a] <= 0 {
+		delete(s.perSource, a)
+	}
+	s.srcMu.Unlock()
+}
+
+// refuseLogEvery is how often a refused connection may be logged.
+const refuseLogEvery = 10 * time.Second
+
+// logLimiter lets one log line through per refuseLogEvery and counts
+// the events it held back.
+type logLimiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// allow reports whether to log now, and how many events (this one
+// included) the line stands for.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.skipped++
+	if !l.last.IsZero() && now.Sub(l.last) < refuseLogEvery {
+		return 0, false
+	}
+	n := l.skipped
+	l.last, l.skipped = now, 0
+	return n, true
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.releaseSource(c)
 	s.nconn.Add(-1)
 	s.m.open.Dec()
 	s.wg.Done()

@@ -34,6 +34,7 @@ type event struct {
 	Reason     authn.Reason
 	Client     string
 	Source     netip.Addr
+	Station    string
 	Protocol   authn.Protocol
 }
 
@@ -106,7 +107,7 @@ func (f *fakeAuth) record(req authn.Request, ok bool, reason authn.Reason) {
 	defer f.mu.Unlock()
 	f.events = append(f.events, event{
 		Identifier: req.Identifier, OK: ok, Reason: reason,
-		Client: req.Client, Source: req.Source, Protocol: req.Protocol,
+		Client: req.Client, Source: req.Source, Station: req.Station, Protocol: req.Protocol,
 	})
 }
 

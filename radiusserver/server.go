@@ -608,9 +608,11 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 // it answers only what needs no password work and otherwise returns
 // deferred.
 func (s *Server) access(ctx context.Context, src netip.AddrPort, c *client, p *radius.Packet, inline bool) (radius.Code, []*radius.AVP, string, bool) {
+	station, _ := rfc2865.CallingStationID_LookupString(p)
 	req := authn.Request{
 		Protocol: authn.ProtocolRADIUS,
 		Source:   src.Addr().Unmap(),
+		Station:  station,
 		Client:   c.name,
 	}
 	if _, ok := p.Lookup(rfc2869.EAPMessage_Type); ok && s.eap != nil {

@@ -135,6 +135,18 @@ func (s *Store) GroupByName(name string) (*Group, error) {
 	return nil, notFoundf("no group named %q", name)
 }
 
+// GroupByGIDNumber returns the group with that gidNumber (the gid_number
+// index), or an error wrapping ErrNotFound. Group numbers come from their
+// own counter (from 1000000), so they never equal a user's uidNumber,
+// which is also the gidNumber of the user's private group.
+func (s *Store) GroupByGIDNumber(n int) (*Group, error) {
+	o, _ := s.mem.Txn(false).First(TableGroups, "gid_number", n)
+	if g, ok := o.(*Group); ok {
+		return g.Copy(), nil
+	}
+	return nil, notFoundf("no group with gid number %d", n)
+}
+
 // ListGroups pages through groups ordered by lowercased name, like ListUsers.
 func (s *Store) ListGroups(after string, limit int) ([]*Group, string, error) {
 	limit = normLimit(limit)

@@ -42,6 +42,11 @@ func schema() *memdb.DBSchema {
 				"id":       {Name: "id", Unique: true, Indexer: str("ID")},
 				"username": {Name: "username", Unique: true, Indexer: lower("Username")},
 				"email":    {Name: "email", Unique: true, Indexer: lower("Email")},
+				// uidNumber lookups (getpwuid, private-group getgrgid over
+				// LDAP). Not unique: memdb does not enforce uniqueness, and a
+				// non-unique index keeps every object reachable even if an
+				// old journal held a repeated number.
+				"uid_number": {Name: "uid_number", Indexer: &memdb.IntFieldIndex{Field: "UIDNumber"}},
 			},
 		},
 		TableGroups: {
@@ -49,6 +54,8 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":   {Name: "id", Unique: true, Indexer: str("ID")},
 				"name": {Name: "name", Unique: true, Indexer: lower("Name")},
+				// gidNumber lookups (getgrgid over LDAP); not unique, as above.
+				"gid_number": {Name: "gid_number", Indexer: &memdb.IntFieldIndex{Field: "GIDNumber"}},
 			},
 		},
 		TableMemberships: {

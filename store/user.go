@@ -24,6 +24,9 @@ func (s *Store) CreateUser(in *User) (*User, error) {
 	if err := validateUser(u); err != nil {
 		return nil, err
 	}
+	if err := checkNewUsername(u.Username); err != nil {
+		return nil, err
+	}
 	var out *User
 	err := s.write(func(w *wtxn) error {
 		if w.first(TableUsers, "id", u.ID) != nil {
@@ -92,6 +95,11 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 		}
 		if err := validateUser(u); err != nil {
 			return err
+		}
+		if u.Username != cur.Username {
+			if err := checkNewUsername(u.Username); err != nil {
+				return err
+			}
 		}
 		if err := w.checkUserUnique(u); err != nil {
 			return err
@@ -199,6 +207,17 @@ func (s *Store) UserByEmail(email string) (*User, error) {
 		return u.Copy(), nil
 	}
 	return nil, notFoundf("no user with email %q", email)
+}
+
+// UserByUIDNumber returns the user with that uidNumber (the uid_number
+// index; the lowest id if an old journal repeats a number), or an error
+// wrapping ErrNotFound.
+func (s *Store) UserByUIDNumber(n int) (*User, error) {
+	o, _ := s.mem.Txn(false).First(TableUsers, "uid_number", n)
+	if u, ok := o.(*User); ok {
+		return u.Copy(), nil
+	}
+	return nil, notFoundf("no user with uid number %d", n)
 }
 
 // ListUsers pages through users ordered by lowercased username. after is

@@ -137,6 +137,21 @@ func validateUser(u *User) error {
 	return nil
 }
 
+// checkNewUsername holds the rules for a username being given, at create
+// or rename, but not for one already stored: a journal with an old name
+// that breaks them still loads, and the user can still be updated.
+// An all-numeric name is refused: POSIX tools (chown, id, ls -l, sudo)
+// read it as a uid, so the user "0" would name root on every host
+// reading the directory.
+func checkNewUsername(v string) error {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return nil
+		}
+	}
+	return invalidf("username %q is all digits: POSIX hosts would read it as a uid number; add a letter", v)
+}
+
 func validateGroup(g *Group) error {
 	if err := checkID("group id", g.ID); err != nil {
 		return err

@@ -94,8 +94,8 @@ func (s *Store) Verify() error {
 
 // secondaryIndexes lists the non-primary indexes that every object has.
 var secondaryIndexes = map[string][]string{
-	TableUsers:       {"username", "email"},
-	TableGroups:      {"name"},
+	TableUsers:       {"username", "email", "uid_number"},
+	TableGroups:      {"name", "gid_number"},
 	TableMemberships: {"group_id", "user_id"},
 	TableBindings:    {"directory", "subject_id"},
 	TableSyncState:   {"directory", "subject_id"},
