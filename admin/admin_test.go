@@ -29,14 +29,18 @@ type env struct {
 	st  *store.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, authn.Config{}) }
+
+// newEnvWith is newEnv with an authn policy (cheap hashing is forced).
+func newEnvWith(t *testing.T, cfg authn.Config) *env {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	auth, err := authn.New(authn.Config{Hash: authn.HashParams{Time: 1, MemoryKiB: 64, Threads: 1}}, st, st, nil)
+	cfg.Hash = authn.HashParams{Time: 1, MemoryKiB: 64, Threads: 1}
+	auth, err := authn.New(cfg, st, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,6 +150,10 @@ func (s *Server) importUsers(w http.ResponseWriter, r *http.Request) error {
 			res.Message = "missing name: the directory has no first or last name for this user"
 		default:
 			res.Username = importUsername(u)
+			if err := s.pw.NameConflict(res.Username, importEmail(u), ""); err != nil {
+				res.Message = err.Error()
+				break
+			}
 			nu, err := s.st.CreateUser(&store.User{Username: res.Username, Email: importEmail(u), FirstName: u.GivenName,
 				LastName: u.Surname, DisplayName: u.DisplayName, State: src.State, PasswordStatus: store.PasswordPending})
 			switch {

@@ -57,6 +57,9 @@ type Passwords interface {
 	ChangePassword(ctx context.Context, userID string, pw secret.String, actor string) error
 	// PasswordExpiresAt is when u's password expires (zero: never).
 	PasswordExpiresAt(u *store.User) time.Time
+	// NameConflict refuses a username/email pair that would make one
+	// login name (an email, a UPN) mean two users.
+	NameConflict(username, email, selfID string) error
 }
 
 // Config is the API's setup.
@@ -223,7 +226,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, authn.ErrWeakPassword):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, authn.ErrAuthorityAD):
+	case errors.Is(err, authn.ErrAuthorityAD), errors.Is(err, authn.ErrNameConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, authn.ErrBusy):
 		w.Header().Set("Retry-After", "1")

@@ -55,6 +55,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("state must be active or staged at creation (suspend an existing user with POST /v1/users/{user}/suspend)")
 	}
+	if err := s.pw.NameConflict(req.Username, req.Email, ""); err != nil {
+		return err
+	}
 	u, err := s.st.CreateUser(&store.User{
 		Username: req.Username, Email: req.Email, FirstName: req.FirstName, LastName: req.LastName,
 		DisplayName: req.DisplayName, Attributes: req.Attributes, State: req.State,
@@ -128,6 +131,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 		case store.PasswordExpired, store.PasswordPending, store.PasswordActive, store.PasswordDelegated:
 		default:
 			return badRequest("password_status can be set to active, pending, expired or delegated (use POST .../unlock to clear a lock)")
+		}
+	}
+	if req.Username != nil || req.Email != nil {
+		name, email := u.Username, u.Email
+		set(&name, req.Username)
+		set(&email, req.Email)
+		if err := s.pw.NameConflict(name, email, u.ID); err != nil {
+			return err
 		}
 	}
 	nu, err := s.st.UpdateUser(u.ID, func(x *store.User) error {

@@ -546,11 +546,37 @@ func (a *Authenticator) resolve(req Request) (*store.User, error) {
 	if req.ByUsername || !strings.Contains(id, "@") {
 		return a.users.UserByUsername(id)
 	}
-	u, err := a.users.UserByEmail(id)
-	if err == nil || !errors.Is(err, store.ErrNotFound) {
-		return u, err
+	byEmail, err := a.users.UserByEmail(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
+	byUPN, err := a.upnUser(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	switch {
+	case byEmail != nil && byUPN != nil && byEmail.ID != byUPN.ID:
+		// One name, two users: the email of one is the UPN of the other.
+		// Picking either would let one log in under the other's name, so
+		// the name logs nobody in (NameConflict refuses to make this).
+		a.log.Warn("login name is one user's email and another's UPN; refused until one is renamed",
+			"name", id, "email_of", byEmail.Username, "upn_of", byUPN.Username)
+		return nil, store.ErrNotFound
+	case byEmail != nil:
+		return byEmail, nil
+	case byUPN != nil:
+		return byUPN, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+// upnUser is the user whose UPN name@domain is id, when domain is one of
+// upn_domains.
+func (a *Authenticator) upnUser(id string) (*store.User, error) {
 	at := strings.LastIndexByte(id, '@')
+	if at < 0 {
+		return nil, store.ErrNotFound
+	}
 	local, domain := id[:at], id[at+1:]
 	for _, d := range a.policy().UPNDomains {
 		if strings.EqualFold(d, domain) {
@@ -558,6 +584,31 @@ func (a *Authenticator) resolve(req Request) (*store.User, error) {
 		}
 	}
 	return nil, store.ErrNotFound
+}
+
+// NameConflict says why a user (selfID: "" for a new one) may not have
+// this username and email: the email would be another user's UPN
+// (local part = their username, domain in upn_domains), or the
+// username@domain UPN would be another user's email. Either way one name
+// would log in two people; login refuses such a name, and the admin API
+// refuses to create one. The error wraps ErrNameConflict.
+func (a *Authenticator) NameConflict(username, email, selfID string) error {
+	if email != "" {
+		if other, err := a.upnUser(email); err == nil && other.ID != selfID {
+			return fmt.Errorf("%w: %s is the UPN of user %s (upn_domains); give this user another email or rename %s",
+				ErrNameConflict, email, other.Username, other.Username)
+		}
+	}
+	if username != "" {
+		for _, d := range a.policy().UPNDomains {
+			upn := username + "@" + d
+			if other, err := a.users.UserByEmail(upn); err == nil && other.ID != selfID {
+				return fmt.Errorf("%w: %s would be the UPN of this user, but it is the email of user %s (upn_domains)",
+					ErrNameConflict, upn, other.Username)
+			}
+		}
+	}
+	return nil
 }
 
 // verifyHash runs one argon2 verify inside the concurrency bound.

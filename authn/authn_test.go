@@ -435,3 +435,49 @@ func benchLogin(b *testing.B, ttl time.Duration) {
 	b.StopTimer()
 	events.evs = nil
 }
+
+// TestEmailCannotShadowAUPN (issue 14, C5): with upn_domains, an email
+// whose local part is another user's username would make one login name
+// mean two users. NameConflict refuses to create that; a store that
+// already holds it logs neither in under that name.
+func TestEmailCannotShadowAUPN(t *testing.T) {
+	h := newHarness(t, Config{UPNDomains: []string{"corp.test"}})
+	bob := h.addUser(t, "bob", "Bob-Pw-0001", func(u *store.User) { u.Email = "robert@elsewhere.test" })
+	h.addUser(t, "dora", "Dora-Pw-0001", func(u *store.User) { u.Email = "dee@corp.test" })
+	for _, tc := range []struct {
+		name, username, email, self string
+		conflict                    bool
+	}{
+		{"email is bob's UPN", "carol", "bob@corp.test", "", true},
+		{"same, other case", "carol", "BOB@Corp.Test", "", true},
+		{"bob keeps his own UPN as email", "bob", "bob@corp.test", bob.ID, false},
+		{"not a UPN domain", "carol", "bob@other.test", "", false},
+		{"username whose UPN is dora's email", "dee", "dee@x.test", "", true},
+		{"no clash", "erin", "erin@corp.test", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h.a.NameConflict(tc.username, tc.email, tc.self)
+			if (err != nil) != tc.conflict || (err != nil && !errors.Is(err, ErrNameConflict)) {
+				t.Fatalf("NameConflict(%q, %q) = %v, want conflict=%v", tc.username, tc.email, err, tc.conflict)
+			}
+		})
+	}
+	// A clash already in the store (made before this check existed, or by
+	// an import): the shared name logs nobody in; each still logs in by
+	// username.
+	h.addUser(t, "carol", "Carol-Pw-001", func(u *store.User) { u.Email = "bob@corp.test" })
+	for _, pw := range []string{"Bob-Pw-0001", "Carol-Pw-001"} {
+		if r := h.login("bob@corp.test", pw); r.OK {
+			t.Fatalf("bob@corp.test logged in %s with %s", r.User.Username, pw)
+		}
+	}
+	if r := h.login("bob", "Bob-Pw-0001"); !r.OK {
+		t.Fatal("bob by username")
+	}
+	if r := h.login("carol", "Carol-Pw-001"); !r.OK {
+		t.Fatal("carol by username")
+	}
+	if r := h.login("dee@corp.test", "Dora-Pw-0001"); !r.OK {
+		t.Fatal("an email that shadows nobody still logs in")
+	}
+}

@@ -107,6 +107,9 @@ var (
 	// ErrNotProven: ChangeOwnPassword's old password did not prove the
 	// user (the reason is in the recorded event, never shown).
 	ErrNotProven = errors.New("the user name or the current password is wrong, or the account may not log in")
+	// ErrNameConflict: a username or email would make one login name
+	// mean two users (see NameConflict).
+	ErrNameConflict = errors.New("login name conflict")
 	// ErrBusy: no hashing slot came free within hash_queue_timeout; try
 	// again.
 	ErrBusy = errors.New("password hashing is saturated")
