@@ -61,13 +61,7 @@ type sambaDC struct {
 // cannot run (not root, no unshare) skips; in CI that fails.
 func startSamba(t *testing.T) *sambaDC {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		msg := "the Samba AD DC needs root (network namespace, samba itself)"
-		if testutil.InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	testutil.RequireRoot(t, "the Samba AD DC (network namespace, samba itself)")
 	testutil.RequireBinary(t, "unshare")
 	script, err := filepath.Abs("../../scripts/samba-ad.sh")
 	if err != nil {

@@ -87,17 +87,9 @@ func (l *lockedBuffer) String() string {
 func requireNetns(t *testing.T) string {
 	t.Helper()
 	ip := testutil.RequireBinary(t, "ip")
-	msg := ""
-	if os.Geteuid() != 0 {
-		msg = "not root: creating network namespaces and veth pairs needs CAP_NET_ADMIN"
-	} else if _, err := os.Stat("/proc/self/ns/net"); err != nil {
-		msg = "no network namespaces on this kernel: " + err.Error()
-	}
-	if msg != "" {
-		if testutil.InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	testutil.RequireRoot(t, "creating network namespaces and veth pairs (CAP_NET_ADMIN)")
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		testutil.Unavailable(t, "no network namespaces on this kernel: "+err.Error())
 	}
 	return ip
 }
@@ -212,10 +204,7 @@ func run8021X(t *testing.T, ip, hostapd, wpaSupplicant, wpaCli, radiusHost, radi
 	})
 	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
 		msg := fmt.Sprintf("cannot create a network namespace here (ip netns add: %v: %s)", err, bytes.TrimSpace(out))
-		if testutil.InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testutil.Unavailable(t, msg)
 	}
 	sh("link", "add", vethA, "type", "veth", "peer", "name", vethB)
 	sh("link", "set", vethB, "netns", ns)

@@ -112,13 +112,7 @@ func lcPKI(t *testing.T, dir string) (ca, cert, key string) {
 // testutil.RequireBinary it skips outside CI and fails in CI.
 func lcRequire(t *testing.T, tools []string, modules []string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		msg := "the Linux client tests need root (mount namespaces, bind mounts)"
-		if testutil.InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	testutil.RequireRoot(t, "the Linux client tests (mount namespaces, bind mounts)")
 	for _, b := range append([]string{"unshare", "nsenter", "getent", "id", "pamtester"}, tools...) {
 		testutil.RequireBinary(t, b)
 	}
@@ -132,10 +126,7 @@ func lcRequire(t *testing.T, tools []string, modules []string) {
 		}
 		if !found {
 			msg := m + " not found: run scripts/test-deps.sh (installs the Debian packages the suite needs)"
-			if testutil.InCI() {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
+			testutil.Unavailable(t, msg)
 		}
 	}
 }

@@ -26,12 +26,28 @@ func RequireBinary(t testing.TB, name string) string {
 			return dir + "/" + name
 		}
 	}
-	msg := name + " not found: run scripts/test-deps.sh (installs the Debian packages the suite needs)"
+	Unavailable(t, name+" not found: run scripts/test-deps.sh (installs the Debian packages the suite needs)")
+	return ""
+}
+
+// Unavailable ends a test whose peer, tool or privilege is missing: a
+// skip outside CI, a failure in CI, where scripts/test-deps.sh and root
+// must have provided it (a silent skip there would hide a missing peer).
+func Unavailable(t testing.TB, msg string) {
+	t.Helper()
 	if InCI() {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
+}
+
+// RequireRoot calls Unavailable unless the test runs as root; why says
+// what needs it (namespaces, mounts, a daemon that drops privileges).
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, why+" needs root")
+	}
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
