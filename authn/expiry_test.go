@@ -65,7 +65,7 @@ func TestChangeOwnPassword(t *testing.T) {
 	}
 	change := func(id, old, nw string) error {
 		_, err := h.a.ChangeOwnPassword(context.Background(), Request{Identifier: id, Password: secret.FromString(old),
-			Protocol: ProtocolLDAP, Source: netip.MustParseAddr("192.0.2.9")}, secret.FromString(nw))
+			Protocol: ProtocolLDAP, Source: netip.MustParseAddr("192.0.2.9")}, secret.FromString(nw), nil)
 		return err
 	}
 	tests := []struct {
@@ -84,6 +84,19 @@ func TestChangeOwnPassword(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+	// The caller's own rule runs after the proof and can still refuse:
+	// nothing changes then.
+	refused := errors.New("a bound directory would refuse it")
+	var seen string
+	_, err := h.a.ChangeOwnPassword(context.Background(), Request{Identifier: "bo", Password: secret.FromString("Bo-Old-Pw-1"),
+		Protocol: ProtocolLDAP}, secret.FromString("Bo-New-Pw-2"), func(u *store.User) error { seen = u.Username; return refused })
+	if !errors.Is(err, refused) || seen != "bo" || h.users.get("id-bo").PasswordVersion != 1 {
+		t.Fatalf("accept refusing: err %v, saw %q, version %d", err, seen, h.users.get("id-bo").PasswordVersion)
+	}
+	if _, err := h.a.ChangeOwnPassword(context.Background(), Request{Identifier: "bo", Password: secret.FromString("wrong-guess-0"),
+		Protocol: ProtocolLDAP}, secret.FromString("Bo-New-Pw-2"), func(*store.User) error { t.Fatal("accept ran before the proof"); return nil }); !errors.Is(err, ErrNotProven) {
+		t.Fatalf("wrong old password: %v", err)
 	}
 	if err := change("bo", "Bo-Old-Pw-1", "Bo-New-Pw-2"); err != nil {
 		t.Fatalf("an expired user proving the old password: %v", err)

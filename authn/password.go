@@ -71,8 +71,13 @@ func (a *Authenticator) ChangePassword(ctx context.Context, userID string, pw se
 // expired password is accepted as proof here and nowhere else. Every
 // other rule of a login holds (state, lockout, rate limit, failures
 // counted); ok is false and the reason recorded when the old password
-// does not prove the user. The caller keeps ownership of both passwords.
-func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newPw secret.String) (*store.User, error) {
+// does not prove the user. accept, when not nil, runs once the user is
+// proven and before anything changes: a caller that knows more rules for
+// this user (the portal knows the bound directories' policies) refuses
+// there, which it could not do before the proof without telling a guesser
+// about the account. Its error is returned as is. The caller keeps
+// ownership of both passwords.
+func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newPw secret.String, accept func(*store.User) error) (*store.User, error) {
 	cfg := a.policy()
 	if err := checkPolicy(newPw, cfg); err != nil {
 		return nil, err
@@ -107,6 +112,11 @@ func (a *Authenticator) ChangeOwnPassword(ctx context.Context, req Request, newP
 		return nil, ErrBusy
 	case !res.OK:
 		return nil, ErrNotProven
+	}
+	if accept != nil {
+		if err := accept(res.User); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.ChangePassword(ctx, res.User.ID, newPw, string(req.Protocol)+":self"); err != nil {
 		return nil, err

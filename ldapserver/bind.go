@@ -284,7 +284,7 @@ func (c *conn) passwordModifyUnbound(req *passwdModifyRequest) (int, string) {
 	u, err := c.s.auth.ChangeOwnPassword(c.ctx, authn.Request{
 		Identifier: ident, ByUsername: byUsername, Password: old,
 		Protocol: authn.ProtocolLDAP, Source: c.remote.Addr(), Client: c.clientName(),
-	}, pw)
+	}, pw, nil) // the door knows no directory policy; the push records a refusal
 	switch {
 	case err == nil:
 		user := ""

@@ -332,7 +332,7 @@ func (a *fakeAuth) PasswordExpiresAt(u *store.User) time.Time {
 // ChangeOwnPassword mimics authn's: AD-held passwords refused first, a
 // weak new password next, then the old password must prove an active
 // user (an expired password counts), then the change.
-func (a *fakeAuth) ChangeOwnPassword(ctx context.Context, req authn.Request, pw secret.String) (*store.User, error) {
+func (a *fakeAuth) ChangeOwnPassword(ctx context.Context, req authn.Request, pw secret.String, _ func(*store.User) error) (*store.User, error) {
 	a.mu.Lock()
 	a.owns = append(a.owns, authn.Request{Identifier: req.Identifier, ByUsername: req.ByUsername, Protocol: req.Protocol, Source: req.Source, Client: req.Client})
 	ownErr := a.ownErr

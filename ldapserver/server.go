@@ -36,7 +36,7 @@ type Authenticator interface {
 	// a session (RFC 3062 on an unbound connection); an expired password
 	// is accepted as proof. It returns authn.ErrNotProven,
 	// authn.ErrAuthorityAD, authn.ErrBusy or wraps authn.ErrWeakPassword.
-	ChangeOwnPassword(ctx context.Context, req authn.Request, newPassword secret.String) (*store.User, error)
+	ChangeOwnPassword(ctx context.Context, req authn.Request, newPassword secret.String, accept func(*store.User) error) (*store.User, error)
 	// PasswordExpiresAt is when u's password expires under the password
 	// policy (max_password_age); zero when it does not.
 	PasswordExpiresAt(u *store.User) time.Time

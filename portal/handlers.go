@@ -308,7 +308,18 @@ func (s *Server) checkNew(pw, confirm secret.String, ps []Policy) string {
 	return ""
 }
 
+// policyRefusal is a bound directory's policy refusing the new password
+// of an expired user, found once the old one proved them; its text is for
+// the person.
+type policyRefusal string
+
+func (p policyRefusal) Error() string { return string(p) }
+
 func changeError(err error) string {
+	var pr policyRefusal
+	if errors.As(err, &pr) {
+		return string(pr)
+	}
 	switch {
 	case errors.Is(err, authn.ErrNotProven):
 		return "The current password is wrong."
@@ -361,7 +372,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nu, err := s.auth.ChangeOwnPassword(r.Context(), authn.Request{Identifier: u.Username, ByUsername: true, Password: cur,
-		Protocol: authn.ProtocolPortal, Source: clientAddr(r), Client: "portal"}, pw)
+		Protocol: authn.ProtocolPortal, Source: clientAddr(r), Client: "portal"}, pw, nil)
 	if err != nil {
 		s.m.changes.WithLabelValues("change", "failure").Inc()
 		p.Error = changeError(err)
@@ -410,7 +421,13 @@ func (s *Server) expired(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nu, err := s.auth.ChangeOwnPassword(r.Context(), authn.Request{Identifier: x.mustChange, ByUsername: true, Password: cur,
-		Protocol: authn.ProtocolPortal, Source: clientAddr(r), Client: "portal"}, pw)
+		Protocol: authn.ProtocolPortal, Source: clientAddr(r), Client: "portal"}, pw, func(u *store.User) error {
+		_, ps := s.policyLines(u.ID)
+		if msg := s.checkNew(pw, confirm, ps); msg != "" {
+			return policyRefusal(msg)
+		}
+		return nil
+	})
 	if err != nil {
 		s.m.changes.WithLabelValues("expired", "failure").Inc()
 		p.Error = changeError(err)

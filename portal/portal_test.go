@@ -414,7 +414,15 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestExpiredPasswordChangedFirst(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	// A bound directory that wants 16 characters: checked once the old
+	// password proved the user, before anything changes.
+	pol := fixedPolicies{{Directory: "m365", MinLength: 16, MaxLength: 256, Check: func(pw secret.String) error {
+		if len(pw.Bytes()) < 16 {
+			return errors.New("at least 16 characters")
+		}
+		return nil
+	}}}
+	f := newFixture(t, nil, pol)
 	u := f.user("ann", "correct horse 1")
 	if _, err := f.st.UpdateUser(u.ID, func(x *store.User) error { x.PasswordStatus = store.PasswordExpired; return nil }); err != nil {
 		t.Fatal(err)
@@ -435,7 +443,14 @@ func TestExpiredPasswordChangedFirst(t *testing.T) {
 	if r.StatusCode != http.StatusBadRequest || !strings.Contains(body, "current password is wrong") {
 		t.Fatalf("%d %s", r.StatusCode, body)
 	}
-	r, _ = b.post("/expired", url.Values{"csrf": {tok}, "current": {"correct horse 1"}, "new": {"Another horse 2"}, "confirm": {"Another horse 2"}})
+	r, body = b.post("/expired", url.Values{"csrf": {tok}, "current": {"correct horse 1"}, "new": {"Another horse 2"}, "confirm": {"Another horse 2"}})
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(body, "m365 would refuse it") {
+		t.Fatalf("a password the bound directory refuses: %d %s", r.StatusCode, body)
+	}
+	if nu, _ := f.st.UserByID(u.ID); nu.PasswordVersion != u.PasswordVersion || nu.PasswordStatus != store.PasswordExpired {
+		t.Fatalf("the refused change changed the user: %+v", nu)
+	}
+	r, _ = b.post("/expired", url.Values{"csrf": {tok}, "current": {"correct horse 1"}, "new": {"Another horse 2 longer"}, "confirm": {"Another horse 2 longer"}})
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatal(r.StatusCode)
 	}

@@ -38,7 +38,7 @@ import (
 type Authenticator interface {
 	Login(ctx context.Context, req authn.Request) authn.Result
 	ChangePassword(ctx context.Context, userID string, pw secret.String, actor string) error
-	ChangeOwnPassword(ctx context.Context, req authn.Request, newPw secret.String) (*store.User, error)
+	ChangeOwnPassword(ctx context.Context, req authn.Request, newPw secret.String, accept func(*store.User) error) (*store.User, error)
 	PasswordLengths() (minLen, maxLen int)
 }
 
