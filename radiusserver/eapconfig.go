@@ -45,7 +45,8 @@ type EAPConfig struct {
 	// in the request lowers it.
 	FragmentSize int `toml:"fragment_size"`
 	// MaxSessions caps EAP sessions that have started TLS (as many
-	// half-open ones may wait besides; see radiusserver/eap/README.md).
+	// half-open ones may wait besides; a Start stores nothing; see
+	// radiusserver/eap/README.md).
 	MaxSessions int `toml:"max_sessions"`
 	// SessionTimeout drops a session that sends nothing for this long.
 	SessionTimeout time.Duration `toml:"session_timeout"`

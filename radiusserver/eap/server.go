@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,8 @@ type Config struct {
 	// FragmentSize is the largest EAP packet sent (Framed-MTU lowers it).
 	FragmentSize int
 	// MaxSessions caps sessions that have started TLS; as many half-open
-	// sessions (Identity answered, no TLS yet) may wait besides.
+	// sessions (first TLS message partly received) may wait besides. A
+	// Start stores nothing (cookie.go).
 	MaxSessions int
 	// SessionTimeout is the idle expiry of a session.
 	SessionTimeout time.Duration
@@ -127,10 +129,16 @@ type Server struct {
 	m             *metrics
 	now           func() time.Time
 
-	mu        sync.Mutex
-	sessions  map[string]*session
-	halfOpen  *list.List // of *session without TLS, oldest first
-	running   int        // sessions with TLS started
+	// cookieKey keys the start cookies (cookie.go).
+	cookieKey    [32]byte
+	cookieSerial atomic.Uint64
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	// halfOpen: sessions whose first TLS message is still arriving in
+	// fragments (no TLS state yet), oldest first.
+	halfOpen  *list.List
+	running   int // sessions with TLS started
 	lastSweep time.Time
 }
 
@@ -172,6 +180,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		cfg.Methods = []string{"ttls"}
 	}
 	s := &Server{cfg: cfg, log: logger, now: time.Now, sessions: make(map[string]*session), halfOpen: list.New()}
+	if _, err := rand.Read(s.cookieKey[:]); err != nil {
+		return nil, fmt.Errorf("eap: cookie key: %w", err)
+	}
 	for _, m := range cfg.Methods {
 		t, err := MethodType(m)
 		if err != nil {
@@ -297,32 +308,76 @@ func (s *Server) Handle(ctx context.Context, req Request) (resp Response) {
 		return Response{Outcome: Drop, Reason: "session_busy"}
 	}
 	if ss == nil {
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "unknown_session"}
+		c, ok := s.openCookie(req.State, now)
+		if !ok {
+			return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "unknown_session"}
+		}
+		if r, done := s.fromCookie(req, p, c, now); done {
+			return r
+		}
+		if ss, busy = s.acquire(string(req.State), now); busy || ss == nil {
+			return Response{Outcome: Drop, Reason: "session_busy"}
+		}
 	}
 	resp = s.continueSession(ctx, ss, req, p, now)
 	s.release(ss, resp, now)
 	return resp
 }
 
-// begin answers a Response/Identity without State: a new half-open
-// session and the Start of the preferred method.
-func (s *Server) begin(req Request, p Packet, now time.Time) Response {
+// begin answers a Response/Identity without State with the Start of the
+// preferred method. Nothing is stored: the State is a start cookie.
+func (s *Server) begin(_ Request, p Packet, now time.Time) Response {
 	outer := string(p.Data)
 	if len(outer) > 253 {
 		outer = outer[:253]
 	}
-	ss := &session{created: now, last: now, method: s.methods[0], lastID: p.ID + 1, outer: outer, mtu: req.FramedMTU}
-	ss.in.total = -1
-	ss.state = make([]byte, 18)
-	ss.state[0], ss.state[1] = 'g', 'w'
-	if _, err := rand.Read(ss.state[2:]); err != nil {
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "internal_error"}
+	return s.offer(p.ID+1, s.methods[0], outer, now)
+}
+
+// offer is the Challenge with a method's Start, under a fresh cookie.
+func (s *Server) offer(id, method uint8, outer string, now time.Time) Response {
+	return Response{
+		Outcome:  Challenge,
+		EAP:      Packet{Code: CodeRequest, ID: id, Type: method, Data: []byte{flagStart}}.Marshal(),
+		State:    s.sealCookie(startCookie{method: method, id: id, issued: now, outer: outer}),
+		Identity: outer,
+		Method:   methodName(method),
 	}
-	ss.key = string(ss.state)
+}
+
+// fromCookie answers a response to a Start. A NAK gets another Start,
+// statelessly (done). The method's first TLS data makes the session: it
+// is stored half-open under the cookie as its key (done false: the
+// caller continues it), and it moves to running when its first TLS
+// message is complete, which is at once unless it comes in fragments.
+// Half-open sessions are at most MaxSessions: when full, the oldest makes
+// room. Running sessions are never pushed out.
+func (s *Server) fromCookie(req Request, p Packet, c startCookie, now time.Time) (_ Response, done bool) {
+	if p.ID != c.id {
+		// Not an answer to this Start: the session it began is gone
+		// (ended, expired or pushed out).
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "unknown_session"}, true
+	}
+	switch p.Type {
+	case TypeNAK:
+		for _, want := range p.Data {
+			if slices.Contains(s.methods, want) {
+				return s.offer(c.id+1, want, c.outer, now), true
+			}
+		}
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "no_common_method", Method: methodName(c.method)}, true
+	case c.method:
+	default:
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "unexpected_type", Method: methodName(c.method)}, true
+	}
+	ss := &session{key: string(req.State), state: req.State, created: c.issued, last: now, method: c.method, lastID: c.id, outer: c.outer, mtu: req.FramedMTU}
+	ss.in.total = -1
 	s.mu.Lock()
-	// Half-open sessions are cheap (no TLS, no goroutine) and capped at
-	// MaxSessions: when full, the oldest half-open one makes room. Running
-	// sessions are never pushed out.
+	defer s.mu.Unlock()
+	if s.sessions[ss.key] != nil {
+		// A concurrent copy of this packet made it first.
+		return Response{Outcome: Drop, Reason: "session_busy"}, true
+	}
 	for s.halfOpen.Len() >= s.cfg.MaxSessions {
 		old := s.halfOpen.Front().Value.(*session)
 		if old.busy {
@@ -332,20 +387,12 @@ func (s *Server) begin(req Request, p Packet, now time.Time) Response {
 		s.m.evicted.Inc()
 	}
 	if s.halfOpen.Len() >= s.cfg.MaxSessions {
-		s.mu.Unlock()
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: outer, Reason: "sessions_full"}
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "sessions_full", Method: methodName(c.method)}, true
 	}
 	ss.elem = s.halfOpen.PushBack(ss)
 	s.sessions[ss.key] = ss
 	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
-	s.mu.Unlock()
-	return Response{
-		Outcome:  Challenge,
-		EAP:      Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: []byte{flagStart}}.Marshal(),
-		State:    ss.state,
-		Identity: outer,
-		Method:   methodName(ss.method),
-	}
+	return Response{}, false
 }
 
 func methodName(t uint8) string {
