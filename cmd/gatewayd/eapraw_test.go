@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
 	be "encoding/binary"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2869"
 
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/radiusserver/eap"
 )
 
@@ -251,5 +254,149 @@ func TestEAPHalfOpenFloodAgainstDaemon(t *testing.T) {
 	}
 	if grow := rss1 - rss0; grow > 64<<10 {
 		t.Fatalf("daemon RSS grew by %d KiB during the flood", grow)
+	}
+}
+
+// chanConn is a net.Conn for a crypto/tls client driven by hand: what it
+// writes comes out of out, what it reads goes into in.
+type chanConn struct {
+	out chan []byte
+	in  chan []byte
+	buf []byte
+}
+
+func (c *chanConn) Write(p []byte) (int, error) { c.out <- bytes.Clone(p); return len(p), nil }
+func (c *chanConn) Read(p []byte) (int, error) {
+	if len(c.buf) == 0 {
+		b, ok := <-c.in
+		if !ok {
+			return 0, io.EOF
+		}
+		c.buf = b
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
+}
+func (c *chanConn) Close() error                     { return nil }
+func (c *chanConn) LocalAddr() net.Addr              { return &net.UDPAddr{} }
+func (c *chanConn) RemoteAddr() net.Addr             { return &net.UDPAddr{} }
+func (c *chanConn) SetDeadline(time.Time) error      { return nil }
+func (c *chanConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *chanConn) SetWriteDeadline(time.Time) error { return nil }
+
+// rawTTLS is one EAP-TTLS session driven by hand over a floodClient.
+type rawTTLS struct {
+	t     *testing.T
+	c     *floodClient
+	state []byte
+	id    uint8 // the outstanding EAP Request's Identifier
+}
+
+// send sends TLS bytes in one EAP-TTLS Response and returns what the
+// server answered: its TLS flight (fragments ACKed and joined) on a
+// Challenge, or the final RADIUS packet.
+func (r *rawTTLS) send(tlsBytes []byte) (flight []byte, final *radius.Packet) {
+	r.t.Helper()
+	data := append([]byte{0}, tlsBytes...)
+	for {
+		resp, err := r.c.exchange(eap.Packet{Code: eap.CodeResponse, ID: r.id, Type: eap.TypeTTLS, Data: data}.Marshal(), r.state)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if resp.Code != radius.CodeAccessChallenge {
+			return flight, resp
+		}
+		r.state = rfc2865.State_Get(resp)
+		p, err := eap.Parse(rfc2869.EAPMessage_Get(resp))
+		if err != nil || len(p.Data) == 0 {
+			r.t.Fatalf("bad EAP-TTLS request: %v", err)
+		}
+		r.id = p.ID
+		flags, d := p.Data[0], p.Data[1:]
+		if flags&0x80 != 0 {
+			d = d[4:]
+		}
+		flight = append(flight, d...)
+		if flags&0x40 == 0 {
+			return flight, nil
+		}
+		data = []byte{0} // ACK the fragment
+	}
+}
+
+// TestEAPMalformedTLSEndsOnlyThatSession: against the real daemon, a raw
+// TTLS session gets half way through its handshake; eapol_test logs in
+// meanwhile; then the raw session's second flight arrives with one octet
+// of its last record flipped. That session alone ends: Access-Reject with
+// EAP-Failure, its State dead afterwards, while another eapol_test login
+// succeeds and no session is left running.
+func TestEAPMalformedTLSEndsOnlyThatSession(t *testing.T) {
+	dir := t.TempDir()
+	text, addr, ca := eapConfig(t, dir, false, "")
+	p := startDaemon(t, dir, writeConfig(t, dir, text))
+	p.api("POST", "/v1/users", map[string]any{"username": "alice", "email": "alice@example.test"}, nil)
+	if _, err := p.api("PUT", "/v1/users/alice/password", map[string]string{"password": "tls pass 1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	conn, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := &rawTTLS{t: t, c: &floodClient{conn: conn, buf: make([]byte, 4096)}}
+	resp, err := r.c.exchange(eap.Packet{Code: eap.CodeResponse, ID: 1, Type: eap.TypeIdentity, Data: []byte("anonymous")}.Marshal(), nil)
+	if err != nil || resp.Code != radius.CodeAccessChallenge {
+		t.Fatalf("identity: %v %v", resp, err)
+	}
+	r.state = rfc2865.State_Get(resp)
+	start, _ := eap.Parse(rfc2869.EAPMessage_Get(resp))
+	r.id = start.ID
+
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(ca)
+	pool.AppendCertsFromPEM(pem)
+	cc := &chanConn{out: make(chan []byte, 4), in: make(chan []byte, 4)}
+	tc := tls.Client(cc, &tls.Config{RootCAs: pool, ServerName: "radius.example.test", MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+	hsDone := make(chan error, 1)
+	go func() { hsDone <- tc.Handshake() }()
+	defer close(cc.in)
+
+	flight, final := r.send(<-cc.out) // ClientHello → ServerHello … ServerHelloDone
+	if final != nil || len(flight) == 0 {
+		t.Fatalf("no server flight: %v", final)
+	}
+	if n := metricValue(t, p, `gatewayd_radius_eap_sessions{state="running"}`); n != 1 {
+		t.Fatalf("running sessions %v, want 1 (ours, mid-handshake)", n)
+	}
+	// Another session, started and finished while ours is mid-handshake.
+	if e := eapolTest(t, addr, ca, "alice", "tls pass 1", ""); !e.ok || !strings.Contains(e.out, "MPPE keys OK") {
+		t.Fatalf("concurrent TTLS login failed:\n%s", e.out)
+	}
+
+	cc.in <- flight
+	second := <-cc.out // ClientKeyExchange, ChangeCipherSpec, Finished
+	second[len(second)-1] ^= 0x01
+	state := r.state
+	if _, final = r.send(second); final == nil || final.Code != radius.CodeAccessReject {
+		t.Fatalf("a corrupted Finished: %v, want Access-Reject", final)
+	}
+	if msg := rfc2869.EAPMessage_Get(final); len(msg) < 4 || msg[0] != eap.CodeFailure {
+		t.Fatalf("the Reject carries no EAP-Failure: %x", msg)
+	}
+	// The session is gone: its State gets a Reject, not a Challenge.
+	r.state = state
+	if _, final = r.send(nil); final == nil || final.Code != radius.CodeAccessReject {
+		t.Fatalf("the ended session answered again: %v", final)
+	}
+	if e := eapolTest(t, addr, ca, "alice", "tls pass 1", ""); !e.ok || !strings.Contains(e.out, "MPPE keys OK") {
+		t.Fatalf("TTLS login after the broken session failed:\n%s", e.out)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return metricValue(t, p, `gatewayd_radius_eap_sessions{state="running"}`) == 0
+	}, "no EAP session left running")
+	if n := metricValue(t, p, `gatewayd_radius_eap_results_total{method="eap-ttls/pap",outcome="reject",reason="tls_failed"}`); n != 1 {
+		t.Fatalf("tls_failed rejects: %v, want 1", n)
 	}
 }
