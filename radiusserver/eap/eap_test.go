@@ -436,3 +436,55 @@ func TestHalfOpenFlood(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes: Starts must store nothing", grow)
 	}
 }
+
+// TestTTLSInnerMethods: "ttls" enables inner PAP and "ttls-mschapv2"
+// inner EAP-MSCHAPv2; an inner method that is not enabled ends the
+// session (unsupported_inner_method), and inner EAP is named
+// eap-ttls/mschapv2. The full MS-CHAPv2 exchange runs against eapol_test
+// (cmd/gatewayd TestTTLSEAPMSCHAPv2WithEapolTest).
+func TestTTLSInnerMethods(t *testing.T) {
+	innerIdentity := AppendAVP(nil, avpEAPMessage, 0, true, Packet{Code: CodeResponse, ID: 0, Type: TypeIdentity, Data: []byte(`CORP\alice`)}.Marshal())
+	for _, c := range []struct {
+		name    string
+		methods []string
+		avps    []byte // nil: PAP
+		outcome Outcome
+		reason  string
+		method  string
+	}{
+		{"pap with ttls", []string{"ttls"}, nil, Accept, "", MethodTTLSPAP},
+		{"pap with only ttls-mschapv2", []string{"ttls-mschapv2"}, nil, Reject, "unsupported_inner_method", MethodTTLSPAP},
+		{"eap with only ttls", []string{"ttls"}, innerIdentity, Reject, "unsupported_inner_method", MethodTTLSMSCHAPv2},
+		{"eap with ttls-mschapv2", []string{"ttls", "ttls-mschapv2"}, innerIdentity, Challenge, "", MethodTTLSMSCHAPv2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, pool := testServer(t, Config{Methods: c.methods})
+			sp := newSupplicant(t, s, pool, "alice", "right")
+			sp.avps = c.avps
+			var r Response
+			if c.outcome == Challenge {
+				// Run until the server answers inside the tunnel: the
+				// MS-CHAPv2 Challenge, after the inner Identity.
+				sp.in.total = -1
+				r = sp.send(Packet{Code: CodeResponse, ID: 7, Type: TypeIdentity, Data: []byte("anonymous")})
+				for range 20 {
+					if r.Outcome != Challenge || r.Method == MethodTTLSMSCHAPv2 {
+						break
+					}
+					sp.state = r.State
+					p, _ := Parse(r.EAP)
+					r = sp.answer(p)
+				}
+				sp.eng.close()
+				if r.Outcome != Challenge || r.Identity != "alice" {
+					t.Fatalf("%+v, want the inner Challenge for alice", r)
+				}
+				return
+			}
+			r = sp.run()
+			if r.Outcome != c.outcome || r.Reason != c.reason || r.Method != c.method {
+				t.Fatalf("%v %q %q, want %v %q %q", r.Outcome, r.Reason, r.Method, c.outcome, c.reason, c.method)
+			}
+		})
+	}
+}

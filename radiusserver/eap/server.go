@@ -41,8 +41,9 @@ type Config struct {
 	// Certificate returns the server certificate for each handshake (so a
 	// reload takes effect for the next session).
 	Certificate func() *tls.Certificate
-	// Methods enabled, in order of preference: "ttls", "peap", "tls".
-	// Empty: ["ttls"].
+	// Methods enabled, in order of preference: "ttls" (TTLS with inner
+	// PAP), "ttls-mschapv2" (TTLS with inner EAP-MSCHAPv2; both share the
+	// outer TTLS type), "peap", "tls". Empty: ["ttls"].
 	Methods []string
 	// MinVersion and MaxVersion bound TLS for TTLS and PEAP; zero: 1.2
 	// and 1.2. MinVersion applies to EAP-TLS too.
@@ -91,7 +92,7 @@ type Request struct {
 	Source    netip.Addr
 	Client    string // the RADIUS client's name, for logs
 	PAP       PAPFunc
-	MSCHAPv2  MSCHAPv2Func // PEAP's inner MS-CHAPv2
+	MSCHAPv2  MSCHAPv2Func // PEAP's and TTLS's inner EAP-MSCHAPv2
 	Cert      CertFunc     // EAP-TLS: authorizes the certificate's identity
 	// Result, when set, is called right after PAP, MSCHAPv2 or Cert said
 	// yes; what it returns (the door's login result) comes back in the
@@ -125,9 +126,12 @@ type Server struct {
 	// tlsMethodConf is EAP-TLS's (client certificates, up to 1.3).
 	tlsMethodConf *tls.Config
 	methods       []uint8
-	log           *slog.Logger
-	m             *metrics
-	now           func() time.Time
+	// ttlsPAP and ttlsMSCHAPv2: the inner methods TTLS accepts ("ttls",
+	// "ttls-mschapv2").
+	ttlsPAP, ttlsMSCHAPv2 bool
+	log                   *slog.Logger
+	m                     *metrics
+	now                   func() time.Time
 
 	// cookieKey keys the start cookies (cookie.go).
 	cookieKey    [32]byte
@@ -161,11 +165,12 @@ type session struct {
 	mtu      int
 	finished bool
 
-	tls        *tlsState  // EAP-TLS, once the client is authorized
-	peap       *peapState // PEAP, after the handshake
-	login      any        // Request.Result after the inner login said yes
-	loginDone  bool       // the inner login was asked
-	failReason string     // PEAP: why the Result TLV said failure
+	tls        *tlsState     // EAP-TLS, once the client is authorized
+	peap       *peapState    // PEAP, after the handshake
+	ttlsEAP    *ttlsEAPState // TTLS with inner EAP, after the inner Identity
+	login      any           // Request.Result after the inner login said yes
+	loginDone  bool          // the inner login was asked
+	failReason string        // PEAP: why the Result TLV said failure
 }
 
 // New checks cfg and returns a Server. reg may be nil.
@@ -190,6 +195,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		}
 		if !slices.Contains(s.methods, t) {
 			s.methods = append(s.methods, t)
+		}
+		switch strings.ToLower(m) {
+		case "ttls":
+			s.ttlsPAP = true
+		case "ttls-mschapv2":
+			s.ttlsMSCHAPv2 = true
 		}
 	}
 	if s.cfg.MinVersion == 0 {
@@ -256,14 +267,14 @@ func offersEMS(h *tls.ClientHelloInfo) bool { return slices.Contains(h.Extension
 // MethodType maps a configured method name to its EAP type.
 func MethodType(name string) (uint8, error) {
 	switch strings.ToLower(name) {
-	case "ttls":
+	case "ttls", "ttls-mschapv2":
 		return TypeTTLS, nil
 	case "peap":
 		return TypePEAP, nil
 	case "tls":
 		return TypeTLS, nil
 	}
-	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, peap, tls)", name)
+	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, ttls-mschapv2, peap, tls)", name)
 }
 
 // Sessions returns the number of half-open and running sessions.
@@ -395,6 +406,15 @@ func (s *Server) fromCookie(req Request, p Packet, c startCookie, now time.Time)
 	return Response{}, false
 }
 
+// methodName is the session's method for events and metrics: TTLS's
+// name follows its inner method once that is known.
+func (ss *session) methodName() string {
+	if ss.ttlsEAP != nil {
+		return MethodTTLSMSCHAPv2
+	}
+	return methodName(ss.method)
+}
+
 func methodName(t uint8) string {
 	switch t {
 	case TypeTTLS:
@@ -470,7 +490,7 @@ func (s *Server) sweep(now time.Time) {
 // fail ends a session with an EAP-Failure.
 func (ss *session) fail(p Packet, reason string) Response {
 	ss.finished = true
-	return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: reason, Method: methodName(ss.method), Identity: ss.identity()}
+	return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: reason, Method: ss.methodName(), Identity: ss.identity()}
 }
 
 func (ss *session) identity() string {
@@ -529,7 +549,7 @@ func (s *Server) fragmentSize(ss *session) int {
 
 func (s *Server) request(ss *session, data []byte) Response {
 	ss.lastID++
-	return Response{Outcome: Challenge, State: ss.state, Method: methodName(ss.method), Identity: ss.identity(),
+	return Response{Outcome: Challenge, State: ss.state, Method: ss.methodName(), Identity: ss.identity(),
 		EAP: Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: data}.Marshal()}
 }
 
@@ -634,6 +654,20 @@ func (s *Server) ttlsInner(ctx context.Context, ss *session, req Request, p Pack
 	var user string
 	var pw []byte
 	havePW := false
+	for _, a := range avps {
+		if a.VendorID == 0 && a.Code == avpEAPMessage {
+			// Inner EAP (RFC 5281 §11.2.4): the EAP-Message AVP decides;
+			// a User-Name beside it is only a hint.
+			return s.ttlsEAP(ctx, ss, req, p, a.Data)
+		}
+	}
+	if ss.ttlsEAP != nil {
+		// Inner EAP started: only EAP-Message AVPs may follow.
+		return ss.fail(p, "malformed_inner")
+	}
+	if !s.ttlsPAP {
+		return ss.fail(p, "unsupported_inner_method")
+	}
 	for _, a := range avps {
 		switch {
 		case a.VendorID == 0 && a.Code == avpUserName:
