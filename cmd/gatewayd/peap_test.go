@@ -101,7 +101,7 @@ func TestPEAPMSCHAPv2WithEapolTest(t *testing.T) {
 	}
 	for _, u := range []string{"alice", "carol", "dave"} {
 		r := eapolPEAP(t, addr, ca, u, pw[u])
-		if !r.ok || !strings.Contains(r.out, "MPPE keys OK") || !strings.Contains(r.out, "SUCCESS") {
+		if !r.ok || !mppeOK(r.out) || !strings.Contains(r.out, "SUCCESS") {
 			t.Fatalf("PEAP-MSCHAPv2 accept expected for %s, with MPPE keys OK and SUCCESS:\n%s", u, r.out)
 		}
 		// The supplicant checked our authenticator response and got the
@@ -245,7 +245,7 @@ func TestTTLSEAPMSCHAPv2WithEapolTest(t *testing.T) {
 		// eapolTest's default phase2 (auth=PAP) is replaced by autheap.
 		r := eapolTest(t, addr, ca, c.user, c.pass, autheap)
 		if c.ok {
-			if !r.ok || !strings.Contains(r.out, "MPPE keys OK") || !strings.Contains(r.out, "SUCCESS") {
+			if !r.ok || !mppeOK(r.out) || !strings.Contains(r.out, "SUCCESS") {
 				t.Fatalf("%s: TTLS/EAP-MSCHAPv2 accept expected, with MPPE keys OK:\n%s", c.name, r.out)
 			}
 			if !strings.Contains(r.out, "EAP-MSCHAPV2: Authentication succeeded") {
@@ -263,7 +263,7 @@ func TestTTLSEAPMSCHAPv2WithEapolTest(t *testing.T) {
 		}, fmt.Sprintf("%s: the %s event recorded with method eap-ttls/mschapv2", c.name, c.user))
 	}
 	// TTLS/PAP still works beside it.
-	if r := eapolTest(t, addr, ca, "erin", "Ttls-Pass-1", ""); !r.ok || !strings.Contains(r.out, "MPPE keys OK") {
+	if r := eapolTest(t, addr, ca, "erin", "Ttls-Pass-1", ""); !r.ok || !mppeOK(r.out) {
 		t.Fatalf("TTLS/PAP beside TTLS/EAP-MSCHAPv2 failed:\n%s", r.out)
 	}
 	p.stop()
