@@ -25,7 +25,9 @@ type EAPConfig struct {
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
 	// Methods enabled, in order of preference: "ttls" (EAP-TTLS with
-	// inner PAP), "peap" (PEAPv0 with inner EAP-MSCHAPv2; needs [authn]
+	// inner PAP), "ttls-mschapv2" (EAP-TTLS with inner EAP-MSCHAPv2; needs
+	// [authn] store_nt_hash; the outer TTLS is offered once for both),
+	// "peap" (PEAPv0 with inner EAP-MSCHAPv2; needs [authn]
 	// store_nt_hash), "tls" (EAP-TLS with client certificates; needs
 	// ca_file).
 	Methods []string `toml:"methods"`
@@ -45,7 +47,8 @@ type EAPConfig struct {
 	// in the request lowers it.
 	FragmentSize int `toml:"fragment_size"`
 	// MaxSessions caps EAP sessions that have started TLS (as many
-	// half-open ones may wait besides; see radiusserver/eap/README.md).
+	// half-open ones may wait besides; a Start stores nothing; see
+	// radiusserver/eap/README.md).
 	MaxSessions int `toml:"max_sessions"`
 	// SessionTimeout drops a session that sends nothing for this long.
 	SessionTimeout time.Duration `toml:"session_timeout"`
@@ -104,7 +107,7 @@ func (c *EAPConfig) validate() error {
 	for _, m := range c.Methods {
 		t, err := eap.MethodType(m)
 		if err != nil {
-			bad("methods", "%q is not a supported method (supported: ttls, peap, tls)", m)
+			bad("methods", "%q is not a supported method (supported: ttls, ttls-mschapv2, peap, tls)", m)
 		}
 		wantTLS = wantTLS || t == eap.TypeTLS
 	}

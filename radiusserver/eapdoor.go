@@ -41,9 +41,9 @@ func (s *Server) eapAccess(ctx context.Context, c *client, p *radius.Packet, req
 		return res.OK
 	}
 	if ma, ok := s.auth.(MSCHAPv2Authenticator); ok {
-		er.MSCHAPv2 = func(ctx context.Context, user string, authCh, peerCh, ntResp []byte) (string, bool) {
+		er.MSCHAPv2 = func(ctx context.Context, method, user string, authCh, peerCh, ntResp []byte) (string, bool) {
 			r := authn.MSCHAPv2Request{Request: req, UserName: []byte(user), AuthChallenge: authCh, PeerChallenge: peerCh, NTResponse: ntResp}
-			r.Identifier, r.Password, r.Method = user, secret.String{}, eap.MethodPEAPMSCHAPv2
+			r.Identifier, r.Password, r.Method = user, secret.String{}, method
 			lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			defer cancel()
 			mr := ma.LoginMSCHAPv2(lctx, r)

@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		methods: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatewayd_radius_auth_total",
-			Help: "RADIUS logins decided (Accept or Reject), by method (pap, eap-ttls/pap) and outcome.",
+			Help: "RADIUS logins decided (Accept or Reject), by method (pap, eap-ttls/pap, eap-ttls/mschapv2, peap/mschapv2, eap-tls) and outcome.",
 		}, []string{"method", "outcome"}),
 	}
 	if reg != nil {

@@ -1,5 +1,5 @@
-// Command eapload measures a RADIUS server's full EAP-TTLS/PAP
-// authentications per second: it plays the supplicant and the NAS at once,
+// Command eapload measures a RADIUS server's full EAP-TTLS/PAP (or, with
+// -method peap, PEAPv0/EAP-MSCHAPv2) authentications per second: it plays the supplicant and the NAS at once,
 // running the TLS client (crypto/tls, no session resumption: every
 // authentication is a full handshake) over the EAP exchange that it
 // carries in Access-Requests (layeh.com/radius, with Message-Authenticator),
@@ -7,8 +7,10 @@
 //
 // Every Accept is checked as eapol_test checks it: an EAP-Success, and
 // MS-MPPE-Recv-Key / MS-MPPE-Send-Key equal to MSK[0:32] / MSK[32:64] from
-// the client's own TLS exporter ("ttls keying material"). A mismatch counts
-// as an error, not an accept.
+// the client's own TLS exporter ("ttls keying material"; PEAP: "client EAP
+// encryption"). A mismatch counts as an error, not an accept. PEAP also
+// checks the server's MS-CHAPv2 authenticator response and answers its
+// Result TLV.
 //
 // It talks to loopback addresses only and refuses any other target.
 //
@@ -71,6 +73,7 @@ type options struct {
 	jsonOut     bool
 	verbose     bool
 	trace       bool
+	method      string
 }
 
 type result struct {
@@ -114,6 +117,7 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	flag.BoolVar(&o.verbose, "v", false, "print every session error")
 	flag.BoolVar(&o.trace, "trace", false, "print every round trip (EAP types, flags, sizes) on stderr")
+	flag.StringVar(&o.method, "method", "ttls", "ttls (TTLS/PAP) or peap (PEAPv0/EAP-MSCHAPv2)")
 	flag.Parse()
 	if o.secret == "" {
 		o.secret = os.Getenv("RADIUS_SECRET")
@@ -145,6 +149,9 @@ func run(o options) (result, error) {
 	if o.concurrency < 1 || o.users < 1 || (o.count < 1 && o.duration <= 0) {
 		return result{}, errors.New("-concurrency and -users must be positive, and -count or -duration set")
 	}
+	if o.method != "ttls" && o.method != "peap" {
+		return result{}, errors.New("-method must be ttls or peap")
+	}
 	if o.fragSize < 64 || o.fragSize > 4000 {
 		return result{}, errors.New("-fragment must be between 64 and 4000")
 	}
@@ -170,7 +177,7 @@ func run(o options) (result, error) {
 		RootCAs:    roots,
 		ServerName: o.serverName,
 		MinVersion: tls.VersionTLS12,
-		MaxVersion: tls.VersionTLS12, // TTLS v0 is TLS 1.2 on both servers
+		MaxVersion: tls.VersionTLS12, // TTLS v0 and PEAPv0 are TLS 1.2 on both servers
 		// No ClientSessionCache: every authentication is a full handshake.
 	}
 
@@ -196,7 +203,11 @@ func run(o options) (result, error) {
 		go func() {
 			defer wg.Done()
 			defer conn.Close()
-			c := &client{o: &o, conn: conn, secret: []byte(o.secret), tlsCfg: tlsCfg, buf: make([]byte, 4096), radID: uint8(time.Now().UnixNano())}
+			typ := uint8(eap.TypeTTLS)
+			if o.method == "peap" {
+				typ = eap.TypePEAP
+			}
+			c := &client{typ: typ, o: &o, conn: conn, secret: []byte(o.secret), tlsCfg: tlsCfg, buf: make([]byte, 4096), radID: uint8(time.Now().UnixNano())}
 			var mine []time.Duration
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
@@ -207,6 +218,9 @@ func run(o options) (result, error) {
 				user, pass := tpl(o.userTpl, u), tpl(o.passTpl, u)
 				t0 := time.Now()
 				out, err := c.authenticate(user, pass)
+				if o.method == "peap" {
+					out, err = c.authenticatePEAP(user, pass)
+				}
 				d := time.Since(t0)
 				rounds.Add(int64(c.rounds))
 				retrans.Add(int64(c.retrans))
@@ -279,6 +293,7 @@ func tpl(t string, i int) string {
 
 // client is one worker: a UDP socket and the state of its current session.
 type client struct {
+	typ     uint8 // eap.TypeTTLS or eap.TypePEAP
 	o       *options
 	conn    *net.UDPConn
 	secret  []byte
@@ -296,6 +311,7 @@ type client struct {
 	in    []byte // TLS bytes received, not yet read by the TLS client
 	final *radius.Packet
 	req   *radius.Packet // the Access-Request that final answers
+	ack   bool           // the next flush with nothing to send sends an ACK
 }
 
 var errEnded = errors.New("the server ended the EAP session")
@@ -407,33 +423,45 @@ const (
 	flagS = 0x20
 )
 
-// authenticate runs one full EAP-TTLS/PAP session: true for an Accept
-// (whose keys matched), false for a Reject.
-func (c *client) authenticate(user, pass string) (bool, error) {
+// handshake starts a session of c.typ (NAKing the server's first method
+// when it is another) and runs the TLS handshake. A nil conn with a nil
+// error: the server ended the session (c.final).
+func (c *client) handshake() (*tls.Conn, error) {
 	c.state, c.out, c.in, c.final, c.req, c.rounds, c.retrans = nil, nil, nil, nil, nil, 0, 0
 	c.reqID = 0
 	pk, err := c.send(eap.Packet{Code: eap.CodeResponse, ID: 0, Type: eap.TypeIdentity, Data: []byte(c.o.outer)}.Marshal())
-	for err == nil && pk.Type != eap.TypeTTLS {
+	for err == nil && pk.Type != c.typ {
 		if c.rounds > 4 {
-			return false, fmt.Errorf("server does not offer TTLS (type %d)", pk.Type)
+			return nil, fmt.Errorf("server does not offer EAP type %d (type %d)", c.typ, pk.Type)
 		}
-		pk, err = c.send(c.response(eap.TypeNAK, []byte{eap.TypeTTLS}))
+		pk, err = c.send(c.response(eap.TypeNAK, []byte{c.typ}))
 	}
 	if err != nil {
-		return c.ended(err, nil)
+		return nil, err
 	}
 	if len(pk.Data) < 1 || pk.Data[0]&flagS == 0 {
-		return false, errors.New("first TTLS request without the Start flag")
+		return nil, errors.New("first request without the Start flag")
 	}
 	tc := tls.Client(&bridge{c}, c.tlsCfg)
 	if err := tc.Handshake(); err != nil {
 		if c.final != nil { // a Reject (or an early Accept) mid-handshake
-			return c.ended(errEnded, nil)
+			return nil, errEnded
 		}
-		return false, fmt.Errorf("TLS: %w", err)
+		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	cs := tc.ConnectionState()
 	c.tlsDesc = strings.ReplaceAll(tls.VersionName(cs.Version), " ", "") + "/" + tls.CipherSuiteName(cs.CipherSuite)
+	return tc, nil
+}
+
+// authenticate runs one full EAP-TTLS/PAP session: true for an Accept
+// (whose keys matched), false for a Reject.
+func (c *client) authenticate(user, pass string) (bool, error) {
+	tc, err := c.handshake()
+	if err != nil {
+		return c.ended(err, nil)
+	}
+	cs := tc.ConnectionState()
 	msk, err := cs.ExportKeyingMaterial("ttls keying material", nil, 64)
 	if err != nil {
 		return false, err
@@ -492,8 +520,15 @@ func (c *client) flush() (int, error) {
 	maxData := c.o.fragSize - 6 // EAP header (5) + flags
 	var pk eap.Packet
 	var err error
-	if len(data) == 0 {
+	if len(data) == 0 && !c.ack {
 		return 0, errors.New("TLS client waits for data with nothing sent")
+	}
+	if len(data) == 0 {
+		// PEAP: acknowledge the server's last handshake flight.
+		c.ack = false
+		if pk, err = c.send(c.response(c.typ, []byte{0})); err != nil {
+			return 0, err
+		}
 	}
 	for off, first := 0, true; off < len(data); first = false {
 		room := maxData
@@ -516,17 +551,17 @@ func (c *client) flush() (int, error) {
 		}
 		body = append(body, data[off:end]...)
 		off = end
-		pk, err = c.send(c.response(eap.TypeTTLS, body))
+		pk, err = c.send(c.response(c.typ, body))
 		if err != nil {
 			return 0, err
 		}
-		if off < len(data) && (pk.Type != eap.TypeTTLS || len(pk.Data) != 1 || pk.Data[0]&(flagL|flagM) != 0) {
+		if off < len(data) && (pk.Type != c.typ || len(pk.Data) != 1 || pk.Data[0]&(flagL|flagM) != 0) {
 			return 0, errors.New("the server did not ACK our fragment")
 		}
 	}
 	for {
-		if pk.Type != eap.TypeTTLS || len(pk.Data) < 1 {
-			return 0, fmt.Errorf("EAP-Request type %d in the TTLS session", pk.Type)
+		if pk.Type != c.typ || len(pk.Data) < 1 {
+			return 0, fmt.Errorf("EAP-Request type %d in a type %d session", pk.Type, c.typ)
 		}
 		flags, d := pk.Data[0], pk.Data[1:]
 		if flags&flagL != 0 {
@@ -542,7 +577,7 @@ func (c *client) flush() (int, error) {
 		if flags&flagM == 0 {
 			break
 		}
-		if pk, err = c.send(c.response(eap.TypeTTLS, []byte{0})); err != nil {
+		if pk, err = c.send(c.response(c.typ, []byte{0})); err != nil {
 			return 0, err
 		}
 	}

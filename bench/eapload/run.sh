@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Full EAP-TTLS/PAP authentications per second against gatewayd and
-# FreeRADIUS 3.2 in the same run, with the same client (bench/eapload), for
+# Full EAP-TTLS/PAP and PEAPv0/EAP-MSCHAPv2 authentications per second
+# against gatewayd and FreeRADIUS 3.2 in the same run, with the same client (bench/eapload), for
 # an ECDSA P-256 and an RSA-2048 server certificate. Loopback only.
 #
 # usage: bench/eapload/run.sh
@@ -10,13 +10,16 @@
 #   DURATION=60s       time limit per pass
 #   KS="16 64"         sessions in flight (one pass per K, per certificate, per server)
 #   KINDS="ecdsa rsa"  server certificates: ECDSA P-256 and RSA-2048 (each with its own CA)
+#   METHODS="ttls peap" TTLS/PAP and PEAPv0/EAP-MSCHAPv2 (both servers offer TTLS first: PEAP costs a NAK on both)
 #   GW_PORT=18130      gatewayd's RADIUS port (admin on GW_PORT+10)
 #   FR_PORT=21822      FreeRADIUS port (also FR_PORT+1, +2)
 #   SECRET=testing123
 #   GW_CPUPROFILE=DIR  write gatewayd CPU profiles DIR/gatewayd-KIND.pprof
 #
 # gatewayd: the real daemon from this checkout, private data dir, default
-# argon2id, [radius.eap] with the certificate (TTLS, TLS 1.2, defaults).
+# argon2id, [radius.eap] with the certificate (methods ttls then peap, TLS
+# 1.2, defaults), store_nt_hash on (the users' passwords are set after it is
+# on, so their NT hashes are captured for PEAP).
 # Before each certificate's passes one warm-up pass (COUNT=USERS, not in the
 # table) logs every user in once on each server: gatewayd's first login of
 # a user is an argon2id hash, later ones hit its verified-credential cache;
@@ -40,6 +43,7 @@ COUNT="${COUNT:-2000}"
 DURATION="${DURATION:-60s}"
 KS="${KS:-16 64}"
 KINDS="${KINDS:-ecdsa rsa}"
+METHODS="${METHODS:-ttls peap}"
 GW_PORT="${GW_PORT:-18130}"
 FR_PORT="${FR_PORT:-21822}"
 SECRET="${SECRET:-testing123}"
@@ -113,6 +117,7 @@ start_fr() {
 # gatewayd, restarted per kind on the same data dir (users persist).
 ADMIN_PORT=$((GW_PORT + 10))
 printf '%s\n' "$SECRET" >"$WORK/radius.secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/nt.key"
 start_gw() {
   local d="$WORK/pki/$1"
   cat >"$WORK/gatewayd.toml" <<EOF
@@ -121,6 +126,9 @@ data_dir = "$WORK/gwdata"
 level = "warn"
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
+[authn]
+store_nt_hash = true
+nt_hash_key_file = "$WORK/nt.key"
 [authn.rate_limit]
 failures_per_second = 0
 [ldap]
@@ -134,6 +142,7 @@ secret = "file:$WORK/radius.secret"
 [radius.eap]
 cert_file = "$d/server.pem"
 key_file = "$d/server.key"
+methods = ["ttls", "peap"]
 EOF
   "$WORK/gatewayd" serve -config "$WORK/gatewayd.toml" ${GW_CPUPROFILE:+-cpuprofile "$GW_CPUPROFILE/gatewayd-$1.pprof"} >>"$WORK/gatewayd.log" 2>&1 &
   GW_PID=$!
@@ -163,12 +172,14 @@ for kind in $KINDS; do
   start_gw "$kind"
   [[ $first == 1 ]] && create_users && first=0
   start_fr "$kind"
-  # Warm-up (not in the table): every user once on each server.
-  load -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup gatewayd $kind" >&2
-  load -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup freeradius $kind" >&2
-  for K in $KS; do
-    load -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "gatewayd $kind" | tee -a "$WORK/results"
-    load -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "freeradius $kind" | tee -a "$WORK/results"
+  for m in $METHODS; do
+    # Warm-up (not in the table): every user once on each server.
+    load -method "$m" -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup gatewayd $kind $m" >&2
+    load -method "$m" -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup freeradius $kind $m" >&2
+    for K in $KS; do
+      load -method "$m" -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "gatewayd $kind $m" | tee -a "$WORK/results"
+      load -method "$m" -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "freeradius $kind $m" | tee -a "$WORK/results"
+    done
   done
   stop_gw
   stop_fr
@@ -177,7 +188,7 @@ done
 # The summary: gatewayd against FreeRADIUS, per certificate and K.
 echo
 awk '
-  { srv = $1; kind = $2; k = $3; sub("K=", "", k)
+  { srv = $1; kind = $2; m = ($3 == "peap" ? "PEAP/MSCHAPv2" : "TTLS/PAP"); k = $4; sub("K=", "", k)
     for (i = 1; i <= NF; i++) {
       if ($i == "auth/s") rate = $(i - 1)
       if ($i ~ /^p50=/) { p50 = $i; sub("p50=", "", p50) }
@@ -186,7 +197,7 @@ awk '
       if ($i ~ /^TLS/) tls = $i
       if ($i ~ /^rounds=/) { rd = $i; sub("rounds=", "", rd) }
     }
-    key = "TTLS/PAP " kind " K=" k
+    key = m " " kind " K=" k
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
     r[key, srv] = rate; l50[key, srv] = p50; l99[key, srv] = p99; er[key, srv] = e; t[key, srv] = tls; ro[key, srv] = rd }
   END {

@@ -447,6 +447,7 @@ func TestAD(t *testing.T) {
 	t.Run("PasswordChangedInAD", func(t *testing.T) { testADPasswordChange(t, s, admin, sfx, dialLDAPS) })
 	t.Run("CertificateVerification", func(t *testing.T) { testADCertificates(t, s, dialLDAPS) })
 	t.Run("ServiceAccountByMail", func(t *testing.T) { testADServiceAccount(t, s, admin, sfx, dialLDAPS) })
+	t.Run("EAPTTLSTakeover", func(t *testing.T) { testADEAPTTLSTakeover(t, s, admin, sfx, dialLDAPS) })
 }
 
 // testADServiceAccount: with a service account and username_attribute =

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,30 +40,36 @@ import (
 // remain.
 
 // hostapdCase is one 802.1X login. method is the [radius.eap] method the
-// daemon must offer for it; eap and phase2 are wpa_supplicant's.
+// daemon must offer for it; eap, phase1 and phase2 are wpa_supplicant's.
+// With cert the supplicant presents alice's client certificate (EAP-TLS)
+// instead of a password.
 type hostapdCase struct {
 	name   string
-	method string // "ttls"; "peap" once the daemon has it
+	method string // "ttls", "peap" or "tls"
 	eap    string // wpa_supplicant eap=
-	phase2 string // wpa_supplicant phase2=
+	phase1 string // wpa_supplicant phase1=, if any
+	phase2 string // wpa_supplicant phase2=, if any
 	user   string
 	pass   string
-	ok     bool // the port must be authorized; else EAP must fail and it must not
+	cert   bool
+	ok     bool     // the port must be authorized; else EAP must fail and it must not
+	logs   []string // lines wpa_supplicant's debug log must hold on success
 }
 
-// hostapdCases: to add PEAP when the daemon offers it, add
-//
-//	{name: "peap-mschapv2", method: "peap", eap: "PEAP", phase2: "auth=MSCHAPV2", user: ..., pass: ..., ok: true},
-//
-// for a user with an NT hash (and the NT-hash opt-in in hostapdDaemonExtra).
-// The daemon is configured with the union of the cases' methods.
+// hostapdCases: the daemon is configured with the union of the cases'
+// methods, with the NT-hash opt-in on (alice's password is set through
+// the API afterwards, which captures it) and a client CA for EAP-TLS.
 var hostapdCases = []hostapdCase{
 	{name: "ttls-pap", method: "ttls", eap: "TTLS", phase2: "auth=PAP", user: "alice", pass: "wired pass 1", ok: true},
 	{name: "ttls-pap-wrong-password", method: "ttls", eap: "TTLS", phase2: "auth=PAP", user: "alice", pass: "wrong pass", ok: false},
+	{name: "peap-mschapv2", method: "peap", eap: "PEAP", phase1: "peapver=0", phase2: "auth=MSCHAPV2", user: "alice", pass: "wired pass 1", ok: true,
+		logs: []string{"EAP-MSCHAPV2: Authentication succeeded", "EAP-TLV: TLV Result - Success"}},
+	{name: "peap-mschapv2-wrong-password", method: "peap", eap: "PEAP", phase1: "peapver=0", phase2: "auth=MSCHAPV2", user: "alice", pass: "wrong pass", ok: false},
+	{name: "eap-tls-1.2", method: "tls", eap: "TLS", phase1: "tls_disable_tlsv1_3=1", user: "alice@example.test", cert: true, ok: true,
+		logs: []string{"Using TLS version TLSv1.2"}},
+	{name: "eap-tls-1.3", method: "tls", eap: "TLS", phase1: "tls_disable_tlsv1_3=0", user: "alice@example.test", cert: true, ok: true,
+		logs: []string{"Using TLS version TLSv1.3"}},
 }
-
-// hostapdDaemonExtra is added to the [radius.eap] block after methods.
-const hostapdDaemonExtra = ""
 
 // lockedBuffer collects a child's output while the test reads it.
 type lockedBuffer struct {
@@ -120,6 +127,10 @@ func startChild(t *testing.T, name string, argv ...string) (*lockedBuffer, <-cha
 	return out, done
 }
 
+// hostapdEventMethod is the radius_auth event method of each
+// [radius.eap] method.
+var hostapdEventMethod = map[string]string{"ttls": "eap-ttls/pap", "peap": "peap/mschapv2", "tls": "eap-tls"}
+
 var hostapdSeq atomic.Int32
 
 // hostapdAuthorized is what hostapd logs (debug) when it authorizes the
@@ -144,7 +155,12 @@ func TestHostapdWired8021X(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	text, addr, ca := eapConfig(t, dir, false, fmt.Sprintf("methods = [%q]\n%s", strings.Join(methods, `", "`), hostapdDaemonExtra))
+	pki, clientCA := newClientPKI(t, dir, "client CA")
+	certFile, keyFile := pki.issue("alice-laptop", 10, func(c *x509.Certificate) { c.EmailAddresses = []string{"alice@example.test"} })
+	text, addr, ca := eapConfig(t, dir, false, fmt.Sprintf("methods = [\"%s\"]\nca_file = %q\n", strings.Join(methods, `", "`), clientCA))
+	ntKey := filepath.Join(dir, "nt.key")
+	writeFile(t, ntKey, strings.Repeat("5a", 32)+"\n")
+	text = strings.Replace(text, "[authn]\n", fmt.Sprintf("[authn]\nstore_nt_hash = true\nnt_hash_key_file = %q\n", ntKey), 1)
 	p := startDaemon(t, dir, writeConfig(t, dir, text))
 	p.api("POST", "/v1/users", map[string]any{"username": "alice", "email": "alice@example.test"}, nil)
 	if _, err := p.api("PUT", "/v1/users/alice/password", map[string]string{"password": "wired pass 1"}, nil); err != nil {
@@ -155,27 +171,22 @@ func TestHostapdWired8021X(t *testing.T) {
 	var want []string
 	for _, c := range hostapdCases {
 		t.Run(c.name, func(t *testing.T) {
-			run8021X(t, ip, hostapd, wpaSupplicant, wpaCli, host, port, ca, c)
+			run8021X(t, ip, hostapd, wpaSupplicant, wpaCli, host, port, ca, certFile, keyFile, c)
 		})
-		if c.user == "alice" {
-			want = append(want, map[bool]string{true: "success", false: "failure"}[c.ok])
-		}
+		want = append(want, map[bool]string{true: "success", false: "failure"}[c.ok]+":"+hostapdEventMethod[c.method])
 	}
-	// The daemon decided each login: one radius_auth event per case, with
-	// the EAP method.
+	// The daemon decided each login: one radius_auth event per case, for
+	// alice (the certificate's email maps to her), with the case's method.
 	var got []string
 	for _, e := range eapEvents(t, p, "alice", len(want)) {
-		if !strings.HasPrefix(e.Method, "eap-") && e.Method != "peap/mschapv2" {
-			t.Errorf("radius_auth event with method %q", e.Method)
-		}
-		got = append(got, e.Outcome)
+		got = append(got, e.Outcome+":"+e.Method)
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("radius_auth outcomes %v, want %v", got, want)
+		t.Errorf("radius_auth events (outcome:method) %v, want %v", got, want)
 	}
 }
 
-func run8021X(t *testing.T, ip, hostapd, wpaSupplicant, wpaCli, radiusHost, radiusPort, ca string, c hostapdCase) {
+func run8021X(t *testing.T, ip, hostapd, wpaSupplicant, wpaCli, radiusHost, radiusPort, ca, certFile, keyFile string, c hostapdCase) {
 	n := hostapdSeq.Add(1)
 	pid := os.Getpid() % 100000
 	ns := fmt.Sprintf("gw%dn%d", pid, n)
@@ -229,21 +240,28 @@ auth_server_shared_secret=%s
 `, vethA, filepath.Join(dir, "hostapd-ctrl"), radiusHost, radiusPort, radiusSecret))
 	wpaCtrl := filepath.Join(dir, "wpa-ctrl")
 	wpaConf := filepath.Join(dir, "wpa_supplicant.conf")
+	var network strings.Builder
+	fmt.Fprintf(&network, "\teap=%s\n\tidentity=%q\n", c.eap, c.user)
+	if c.cert {
+		fmt.Fprintf(&network, "\tclient_cert=%q\n\tprivate_key=%q\n", certFile, keyFile)
+	} else {
+		fmt.Fprintf(&network, "\tanonymous_identity=\"anonymous\"\n\tpassword=%q\n", c.pass)
+	}
+	for k, v := range map[string]string{"phase1": c.phase1, "phase2": c.phase2} {
+		if v != "" {
+			fmt.Fprintf(&network, "\t%s=%q\n", k, v)
+		}
+	}
 	writeFile(t, wpaConf, fmt.Sprintf(`ctrl_interface=%s
 ap_scan=0
 eapol_version=2
 network={
 	key_mgmt=IEEE8021X
 	eapol_flags=0
-	eap=%s
-	identity=%q
-	anonymous_identity="anonymous"
-	password=%q
-	phase2=%q
-	ca_cert=%q
+%s	ca_cert=%q
 	domain_suffix_match="radius.example.test"
 }
-`, wpaCtrl, c.eap, c.user, c.pass, c.phase2, ca))
+`, wpaCtrl, network.String(), ca))
 
 	hlog, hdone := startChild(t, "hostapd", hostapd, "-d", hostapdConf)
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -279,8 +297,10 @@ network={
 		if !strings.Contains(st, "suppPortStatus=Authorized") {
 			t.Fatalf("wpa_cli status without suppPortStatus=Authorized:\n%s", st)
 		}
-		if !strings.Contains(wlog.String(), "CTRL-EVENT-EAP-SUCCESS") {
-			t.Fatal("wpa_supplicant logged no CTRL-EVENT-EAP-SUCCESS")
+		for _, want := range append([]string{"CTRL-EVENT-EAP-SUCCESS"}, c.logs...) {
+			if !strings.Contains(wlog.String(), want) {
+				t.Fatalf("wpa_supplicant logged no %q", want)
+			}
 		}
 		t.Logf("wpa_cli status: %s, %s, %s", grepLine(st, "Supplicant PAE state="), grepLine(st, "suppPortStatus="), grepLine(st, "EAP state="))
 		t.Logf("hostapd: %s", grepLine(hlog.String(), hostapdAuthorized))

@@ -101,7 +101,7 @@ func TestPEAPMSCHAPv2WithEapolTest(t *testing.T) {
 	}
 	for _, u := range []string{"alice", "carol", "dave"} {
 		r := eapolPEAP(t, addr, ca, u, pw[u])
-		if !r.ok || !strings.Contains(r.out, "MPPE keys OK") || !strings.Contains(r.out, "SUCCESS") {
+		if !r.ok || !mppeOK(r.out) || !strings.Contains(r.out, "SUCCESS") {
 			t.Fatalf("PEAP-MSCHAPv2 accept expected for %s, with MPPE keys OK and SUCCESS:\n%s", u, r.out)
 		}
 		// The supplicant checked our authenticator response and got the
@@ -206,4 +206,77 @@ func TestPEAPMSCHAPv2WithEapolTest(t *testing.T) {
 	if e := devs[len(devs)-1]; e.Reason != "no_nt_hash" {
 		t.Fatalf("dave after the option was off: %+v", e)
 	}
+}
+
+// TestTTLSEAPMSCHAPv2WithEapolTest: EAP-TTLS with inner EAP-MSCHAPv2
+// (wpa_supplicant phase2="autheap=MSCHAPV2") through the real daemon,
+// against the same opt-in NT hash as PEAP: accept with "MPPE keys OK" and
+// the authenticator response checked by the supplicant, a wrong password,
+// a user without an NT hash (no_nt_hash), and the method refused when
+// only "ttls" (inner PAP) is enabled. Events carry eap-ttls/mschapv2.
+func TestTTLSEAPMSCHAPv2WithEapolTest(t *testing.T) {
+	dir := t.TempDir()
+	text, _, _, _ := peapConfig(t, dir, false)
+	p := startDaemon(t, dir, writeConfig(t, dir, text))
+	p.api("POST", "/v1/users", map[string]any{"username": "erin", "email": "erin@example.test"}, nil)
+	p.api("POST", "/v1/users", map[string]any{"username": "frank", "email": "frank@example.test"}, nil)
+	// frank's password is set while the option is off: no NT hash.
+	if _, err := p.api("PUT", "/v1/users/frank/password", map[string]string{"password": "Ttls-Pass-2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+	text, addr, _, ca := peapConfig(t, dir, true)
+	text = strings.Replace(text, `methods = ["peap", "ttls"]`, `methods = ["ttls", "ttls-mschapv2"]`, 1)
+	p = startDaemon(t, dir, writeConfig(t, dir, text))
+	if _, err := p.api("PUT", "/v1/users/erin/password", map[string]string{"password": "Ttls-Pass-1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const autheap = "\tphase2=\"autheap=MSCHAPV2\"\n"
+	cases := []struct {
+		name, user, pass string
+		ok               bool
+		reason           string
+	}{
+		{"accept", "erin", "Ttls-Pass-1", true, ""},
+		{"wrong password", "erin", "Wrong-Pass-9", false, "bad_password"},
+		{"no NT hash", "frank", "Ttls-Pass-2", false, "no_nt_hash"},
+	}
+	for _, c := range cases {
+		// eapolTest's default phase2 (auth=PAP) is replaced by autheap.
+		r := eapolTest(t, addr, ca, c.user, c.pass, autheap)
+		if c.ok {
+			if !r.ok || !mppeOK(r.out) || !strings.Contains(r.out, "SUCCESS") {
+				t.Fatalf("%s: TTLS/EAP-MSCHAPv2 accept expected, with MPPE keys OK:\n%s", c.name, r.out)
+			}
+			if !strings.Contains(r.out, "EAP-MSCHAPV2: Authentication succeeded") {
+				t.Fatalf("%s: the supplicant did not verify our authenticator response:\n%s", c.name, r.out)
+			}
+			t.Logf("eapol_test TTLS/EAP-MSCHAPv2 accept:\n%s", lastLines(r.out, 4))
+		} else if r.ok || !strings.Contains(r.out, "CTRL-EVENT-EAP-FAILURE") || !strings.Contains(r.out, "Access-Reject") {
+			t.Fatalf("%s: Access-Reject with EAP-Failure expected:\n%s", c.name, r.out)
+		}
+		evs := eapEvents(t, p, c.user, 1)
+		testutil.Eventually(t, 5*time.Second, func() bool {
+			evs = eapEvents(t, p, c.user, 1)
+			e := evs[len(evs)-1]
+			return e.Method == "eap-ttls/mschapv2" && e.Reason == c.reason && (e.Outcome == "success") == c.ok
+		}, fmt.Sprintf("%s: the %s event recorded with method eap-ttls/mschapv2", c.name, c.user))
+	}
+	// TTLS/PAP still works beside it.
+	if r := eapolTest(t, addr, ca, "erin", "Ttls-Pass-1", ""); !r.ok || !mppeOK(r.out) {
+		t.Fatalf("TTLS/PAP beside TTLS/EAP-MSCHAPv2 failed:\n%s", r.out)
+	}
+	p.stop()
+
+	// Only "ttls" (inner PAP): inner EAP-MSCHAPv2 is refused.
+	text = strings.Replace(text, `methods = ["ttls", "ttls-mschapv2"]`, `methods = ["ttls"]`, 1)
+	p = startDaemon(t, dir, writeConfig(t, dir, text))
+	if r := eapolTest(t, addr, ca, "erin", "Ttls-Pass-1", autheap); r.ok || !strings.Contains(r.out, "CTRL-EVENT-EAP-FAILURE") {
+		t.Fatalf("TTLS/EAP-MSCHAPv2 accepted with only \"ttls\" enabled:\n%s", r.out)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		evs := eapEvents(t, p, "erin", 1)
+		e := evs[len(evs)-1]
+		return e.Reason == "unsupported_method" && e.Outcome == "failure" && e.Method == "eap-ttls/mschapv2"
+	}, "the refusal recorded as unsupported_method, method eap-ttls/mschapv2")
 }

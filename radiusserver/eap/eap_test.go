@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -248,32 +249,57 @@ func TestProtocolErrors(t *testing.T) {
 	}
 	start := identity(s, 1, "anon")
 	p, _ := Parse(start.EAP)
-	if start.Outcome != Challenge || len(start.State) != 18 || p.Type != TypeTTLS || p.Data[0] != flagStart || p.ID != 2 {
+	// The Start's State is a cookie: nothing is stored until TLS data.
+	if start.Outcome != Challenge || len(start.State) != cookieHeader+len("anon")+cookieMAC || p.Type != TypeTTLS || p.Data[0] != flagStart || p.ID != 2 {
 		t.Fatalf("start: %+v", start)
 	}
-	send := func(id uint8, typ uint8, data []byte) Response {
-		return s.Handle(t0ctx, Request{State: start.State, EAP: Packet{Code: CodeResponse, ID: id, Type: typ, Data: data}.Marshal()})
+	if ho, run := s.Sessions(); ho != 0 || run != 0 {
+		t.Fatalf("a Start stored a session: half-open %d running %d", ho, run)
 	}
-	if r := send(9, TypeTTLS, []byte{0}); r.Outcome != Drop {
-		t.Fatalf("wrong EAP identifier: %+v", r)
+	sendAs := func(state []byte, id uint8, typ uint8, data []byte) Response {
+		return s.Handle(t0ctx, Request{State: state, EAP: Packet{Code: CodeResponse, ID: id, Type: typ, Data: data}.Marshal()})
+	}
+	send := func(id uint8, typ uint8, data []byte) Response { return sendAs(start.State, id, typ, data) }
+	if r := send(9, TypeTTLS, []byte{0}); r.Outcome != Reject || r.Reason != "unknown_session" {
+		t.Fatalf("wrong EAP identifier on a Start: %+v", r)
+	}
+	tampered := bytes.Clone(start.State)
+	tampered[cookieHeader] ^= 1 // the outer identity
+	if r := sendAs(tampered, 2, TypeTTLS, []byte{0}); r.Outcome != Reject || r.Reason != "unknown_session" {
+		t.Fatalf("tampered cookie: %+v", r)
+	}
+	// Another session, its ClientHello half received (first fragment).
+	other := identity(s, 1, "anon2")
+	if r := sendAs(other.State, 2, TypeTTLS, withLen(flagLength|flagMore, 2000, make([]byte, 100))); r.Outcome != Challenge {
+		t.Fatalf("first fragment: %+v", r)
+	}
+	if ho, _ := s.Sessions(); ho != 1 {
+		t.Fatalf("half-open sessions %d, want 1", ho)
 	}
 	// Malformed TLS mid-handshake ends that session only.
-	other := identity(s, 1, "anon2")
 	if r := send(2, TypeTTLS, append([]byte{0}, bytes.Repeat([]byte{0x16, 3, 3, 0, 1}, 4)...)); r.Outcome != Reject || r.Reason != "tls_failed" {
 		t.Fatalf("garbage TLS: %+v", r)
 	}
 	if r := send(3, TypeTTLS, []byte{0}); r.Outcome != Reject || r.Reason != "unknown_session" {
 		t.Fatalf("session must be gone: %+v", r)
 	}
+	if r := send(2, TypeTTLS, []byte{0}); r.Outcome == Challenge {
+		t.Fatalf("an ended session answered again: %+v", r)
+	}
 	if ho, _ := s.Sessions(); ho != 1 {
 		t.Fatalf("the other session must stay: %d", ho)
 	}
-	// NAK: to an enabled method, or none in common.
-	r := s.Handle(t0ctx, Request{State: other.State, EAP: Packet{Code: CodeResponse, ID: 2, Type: TypeNAK, Data: []byte{TypePEAP, TypeTTLS}}.Marshal()})
-	if r.Outcome != Challenge {
+	if r := sendAs(other.State, 3, TypeTTLS, append([]byte{flagMore}, make([]byte, 100)...)); r.Outcome != Challenge {
+		t.Fatalf("the other session's next fragment: %+v", r)
+	}
+	// NAK: to an enabled method (a new Start, still stateless), or none
+	// in common.
+	third := identity(s, 1, "anon3")
+	r := sendAs(third.State, 2, TypeNAK, []byte{TypePEAP, TypeTTLS})
+	if p, _ := Parse(r.EAP); r.Outcome != Challenge || p.Type != TypeTTLS || p.ID != 3 {
 		t.Fatalf("NAK to TTLS: %+v", r)
 	}
-	r = s.Handle(t0ctx, Request{State: other.State, EAP: Packet{Code: CodeResponse, ID: 3, Type: TypeNAK, Data: []byte{TypeMD5}}.Marshal()})
+	r = sendAs(r.State, 3, TypeNAK, []byte{TypeMD5})
 	if r.Outcome != Reject || r.Reason != "no_common_method" {
 		t.Fatalf("NAK to MD5: %+v", r)
 	}
@@ -291,17 +317,30 @@ func TestProtocolErrors(t *testing.T) {
 
 func TestSessionLimits(t *testing.T) {
 	t.Run("idle expiry", func(t *testing.T) {
-		s, _ := testServer(t, Config{SessionTimeout: 30 * time.Second})
+		s, pool := testServer(t, Config{SessionTimeout: 30 * time.Second})
 		now := time.Now()
 		s.now = func() time.Time { return now }
 		start := identity(s, 1, "a")
+		// A running session, idle past the timeout, goes too.
+		c := newSupplicant(t, s, pool, "alice", "right")
+		c.in.total = -1
+		st := c.send(Packet{Code: CodeResponse, ID: 1, Type: TypeIdentity, Data: []byte("x")})
+		c.state = st.State
+		sp, _ := Parse(st.EAP)
+		if r := c.answer(sp); r.Outcome != Challenge {
+			t.Fatalf("ClientHello: %+v", r)
+		}
+		defer c.eng.close()
+		if _, run := s.Sessions(); run != 1 {
+			t.Fatalf("running %d", run)
+		}
 		now = now.Add(31 * time.Second)
 		r := s.Handle(t0ctx, Request{State: start.State, EAP: Packet{Code: CodeResponse, ID: 2, Type: TypeTTLS, Data: []byte{0}}.Marshal()})
 		if r.Outcome != Reject || r.Reason != "unknown_session" {
 			t.Fatalf("expired session answered: %+v", r)
 		}
-		if ho, _ := s.Sessions(); ho != 0 {
-			t.Fatalf("expired session kept: %d", ho)
+		if ho, run := s.Sessions(); ho != 0 || run != 0 {
+			t.Fatalf("expired sessions kept: half-open %d running %d", ho, run)
 		}
 	})
 	t.Run("max rounds", func(t *testing.T) {
@@ -319,13 +358,21 @@ func TestSessionLimits(t *testing.T) {
 	})
 	t.Run("half-open pool evicts the oldest, running sessions are refused when full", func(t *testing.T) {
 		s, pool := testServer(t, Config{MaxSessions: 2})
-		a := identity(s, 1, "a")
-		identity(s, 1, "b")
-		identity(s, 1, "c") // pushes out a
+		// Half-open: a first TLS message only partly received.
+		firstFragment := func(name string) Response {
+			st := identity(s, 1, name)
+			if r := s.Handle(t0ctx, Request{State: st.State, EAP: Packet{Code: CodeResponse, ID: 2, Type: TypeTTLS, Data: withLen(flagLength|flagMore, 2000, make([]byte, 100))}.Marshal()}); r.Outcome != Challenge {
+				t.Fatalf("first fragment of %s: %+v", name, r)
+			}
+			return st
+		}
+		a := firstFragment("a")
+		firstFragment("b")
+		firstFragment("c") // pushes out a
 		if ho, _ := s.Sessions(); ho != 2 {
 			t.Fatalf("half-open %d", ho)
 		}
-		r := s.Handle(t0ctx, Request{State: a.State, EAP: Packet{Code: CodeResponse, ID: 2, Type: TypeTTLS, Data: []byte{0}}.Marshal()})
+		r := s.Handle(t0ctx, Request{State: a.State, EAP: Packet{Code: CodeResponse, ID: 3, Type: TypeTTLS, Data: append([]byte{flagMore}, make([]byte, 100)...)}.Marshal()})
 		if r.Reason != "unknown_session" {
 			t.Fatalf("evicted session answered: %+v", r)
 		}
@@ -345,9 +392,11 @@ func TestSessionLimits(t *testing.T) {
 			}
 			c.eng.close()
 		}
-		// Half-open floods cannot push running sessions out.
-		for range 100 {
+		// Floods of Starts and half-open sessions cannot push running
+		// sessions out.
+		for i := range 100 {
 			identity(s, 1, "flood")
+			firstFragment(fmt.Sprint("flood", i))
 		}
 		if ho, run := s.Sessions(); ho != 2 || run != 2 {
 			t.Fatalf("half-open %d running %d", ho, run)
@@ -355,9 +404,9 @@ func TestSessionLimits(t *testing.T) {
 	})
 }
 
-// TestHalfOpenFlood: 10,000 sessions that never get past Identity keep
-// the table at max_sessions and memory bounded, and a real login in the
-// middle of the flood succeeds.
+// TestHalfOpenFlood: 10,000 sessions that never get past Identity store
+// nothing (start cookies), so memory stays bounded, and a real login in
+// the middle of the flood succeeds whatever the interleaving.
 func TestHalfOpenFlood(t *testing.T) {
 	s, pool := testServer(t, Config{MaxSessions: 1024})
 	var before, after runtime.MemStats
@@ -376,11 +425,66 @@ func TestHalfOpenFlood(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	ho, run := s.Sessions()
-	if ho > 1024 || run != 0 {
+	if ho != 0 || run != 0 {
 		t.Fatalf("half-open %d running %d", ho, run)
 	}
 	if grow := int64(after.HeapInuse) - int64(before.HeapInuse); grow > 8<<20 {
 		t.Fatalf("heap grew by %d bytes for %d half-open sessions", grow, ho)
 	}
 	t.Logf("after 10,000 EAP starts: %d half-open sessions, heap %+d KiB", ho, (int64(after.HeapInuse)-int64(before.HeapInuse))>>10)
+	if grow := int64(after.HeapInuse) - int64(before.HeapInuse); grow > 1<<20 {
+		t.Fatalf("heap grew by %d bytes: Starts must store nothing", grow)
+	}
+}
+
+// TestTTLSInnerMethods: "ttls" enables inner PAP and "ttls-mschapv2"
+// inner EAP-MSCHAPv2; an inner method that is not enabled ends the
+// session (unsupported_inner_method), and inner EAP is named
+// eap-ttls/mschapv2. The full MS-CHAPv2 exchange runs against eapol_test
+// (cmd/gatewayd TestTTLSEAPMSCHAPv2WithEapolTest).
+func TestTTLSInnerMethods(t *testing.T) {
+	innerIdentity := AppendAVP(nil, avpEAPMessage, 0, true, Packet{Code: CodeResponse, ID: 0, Type: TypeIdentity, Data: []byte(`CORP\alice`)}.Marshal())
+	for _, c := range []struct {
+		name    string
+		methods []string
+		avps    []byte // nil: PAP
+		outcome Outcome
+		reason  string
+		method  string
+	}{
+		{"pap with ttls", []string{"ttls"}, nil, Accept, "", MethodTTLSPAP},
+		{"pap with only ttls-mschapv2", []string{"ttls-mschapv2"}, nil, Reject, "unsupported_inner_method", MethodTTLSPAP},
+		{"eap with only ttls", []string{"ttls"}, innerIdentity, Reject, "unsupported_inner_method", MethodTTLSMSCHAPv2},
+		{"eap with ttls-mschapv2", []string{"ttls", "ttls-mschapv2"}, innerIdentity, Challenge, "", MethodTTLSMSCHAPv2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, pool := testServer(t, Config{Methods: c.methods})
+			sp := newSupplicant(t, s, pool, "alice", "right")
+			sp.avps = c.avps
+			var r Response
+			if c.outcome == Challenge {
+				// Run until the server answers inside the tunnel: the
+				// MS-CHAPv2 Challenge, after the inner Identity.
+				sp.in.total = -1
+				r = sp.send(Packet{Code: CodeResponse, ID: 7, Type: TypeIdentity, Data: []byte("anonymous")})
+				for range 20 {
+					if r.Outcome != Challenge || r.Method == MethodTTLSMSCHAPv2 {
+						break
+					}
+					sp.state = r.State
+					p, _ := Parse(r.EAP)
+					r = sp.answer(p)
+				}
+				sp.eng.close()
+				if r.Outcome != Challenge || r.Identity != "alice" {
+					t.Fatalf("%+v, want the inner Challenge for alice", r)
+				}
+				return
+			}
+			r = sp.run()
+			if r.Outcome != c.outcome || r.Reason != c.reason || r.Method != c.method {
+				t.Fatalf("%v %q %q, want %v %q %q", r.Outcome, r.Reason, r.Method, c.outcome, c.reason, c.method)
+			}
+		})
+	}
 }

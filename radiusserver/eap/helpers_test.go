@@ -67,6 +67,9 @@ type supplicant struct {
 	frag     int // our own fragment size (EAP packet), 0: 1000
 	tlsConf  *tls.Config
 	pap      PAPFunc
+	// avps, when set, is what the supplicant sends in the tunnel instead
+	// of User-Name and User-Password.
+	avps []byte
 
 	state []byte
 	eng   *engine
@@ -163,6 +166,9 @@ func (c *supplicant) answer(p Packet) Response {
 			pw = append(pw, 0)
 		}
 		avps = AppendAVP(avps, avpUserPassword, 0, true, pw)
+		if c.avps != nil {
+			avps = c.avps
+		}
 		out, err = c.eng.write(avps)
 		if err != nil {
 			c.t.Fatal(err)

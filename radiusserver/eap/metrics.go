@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"method", "outcome", "reason"}),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gatewayd_radius_eap_sessions",
-			Help: "EAP sessions held, by state (half_open: Identity answered, no TLS yet; running: TLS started).",
+			Help: "EAP sessions held, by state (half_open: first TLS message partly received; running: TLS started; an EAP Start holds none).",
 		}, []string{"state"}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatewayd_radius_eap_half_open_evicted_total",

@@ -38,10 +38,11 @@ const (
 )
 
 // MSCHAPv2Func verifies an inner MS-CHAPv2 response (RFC 2759) for user
-// (the name the peer hashed, without a DOMAIN\ prefix). On success it
-// returns the authenticator response ("S=" and 40 hex digits). The NT
+// (the name the peer hashed, without a DOMAIN\ prefix) under method
+// (MethodPEAPMSCHAPv2 or MethodTTLSMSCHAPv2, for the event). On success
+// it returns the authenticator response ("S=" and 40 hex digits). The NT
 // hash never reaches this package: the door's function (authn) holds it.
-type MSCHAPv2Func func(ctx context.Context, user string, authChallenge, peerChallenge, ntResponse []byte) (authResponse string, ok bool)
+type MSCHAPv2Func func(ctx context.Context, method, user string, authChallenge, peerChallenge, ntResponse []byte) (authResponse string, ok bool)
 
 // serverName is the Name of our MS-CHAPv2 Challenge.
 const serverName = "gatewayd"
@@ -127,14 +128,8 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 			return ss.fail(p, "malformed_inner")
 		}
 		ss.inner = stripDomain(string(data))
-		msg := make([]byte, 0, 5+16+len(serverName))
-		msg = append(msg, msChallenge, ps.msID)
-		msg = binary.BigEndian.AppendUint16(msg, uint16(4+1+16+len(serverName)))
-		msg = append(msg, 16)
-		msg = append(msg, ps.challenge[:]...)
-		msg = append(msg, serverName...)
 		ps.stage = peapChallenge
-		return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msg))
+		return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msChallengePacket(ps.msID, ps.challenge[:])))
 	case peapChallenge:
 		if typ == TypeNAK {
 			return s.peapResult(ss, p, false, "unsupported_inner_method")
@@ -156,7 +151,7 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 		if req.MSCHAPv2 == nil {
 			return ss.fail(p, "internal_error")
 		}
-		authResp, ok := req.MSCHAPv2(ctx, name, ps.challenge[:], peer, nt)
+		authResp, ok := req.MSCHAPv2(ctx, MethodPEAPMSCHAPv2, name, ps.challenge[:], peer, nt)
 		ss.loginDone = true
 		if !ok {
 			// E=691 (authentication failure), no retry. The peer

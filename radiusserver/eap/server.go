@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,8 +41,9 @@ type Config struct {
 	// Certificate returns the server certificate for each handshake (so a
 	// reload takes effect for the next session).
 	Certificate func() *tls.Certificate
-	// Methods enabled, in order of preference: "ttls", "peap", "tls".
-	// Empty: ["ttls"].
+	// Methods enabled, in order of preference: "ttls" (TTLS with inner
+	// PAP), "ttls-mschapv2" (TTLS with inner EAP-MSCHAPv2; both share the
+	// outer TTLS type), "peap", "tls". Empty: ["ttls"].
 	Methods []string
 	// MinVersion and MaxVersion bound TLS for TTLS and PEAP; zero: 1.2
 	// and 1.2. MinVersion applies to EAP-TLS too.
@@ -55,7 +57,8 @@ type Config struct {
 	// FragmentSize is the largest EAP packet sent (Framed-MTU lowers it).
 	FragmentSize int
 	// MaxSessions caps sessions that have started TLS; as many half-open
-	// sessions (Identity answered, no TLS yet) may wait besides.
+	// sessions (first TLS message partly received) may wait besides. A
+	// Start stores nothing (cookie.go).
 	MaxSessions int
 	// SessionTimeout is the idle expiry of a session.
 	SessionTimeout time.Duration
@@ -89,7 +92,7 @@ type Request struct {
 	Source    netip.Addr
 	Client    string // the RADIUS client's name, for logs
 	PAP       PAPFunc
-	MSCHAPv2  MSCHAPv2Func // PEAP's inner MS-CHAPv2
+	MSCHAPv2  MSCHAPv2Func // PEAP's and TTLS's inner EAP-MSCHAPv2
 	Cert      CertFunc     // EAP-TLS: authorizes the certificate's identity
 	// Result, when set, is called right after PAP, MSCHAPv2 or Cert said
 	// yes; what it returns (the door's login result) comes back in the
@@ -123,14 +126,23 @@ type Server struct {
 	// tlsMethodConf is EAP-TLS's (client certificates, up to 1.3).
 	tlsMethodConf *tls.Config
 	methods       []uint8
-	log           *slog.Logger
-	m             *metrics
-	now           func() time.Time
+	// ttlsPAP and ttlsMSCHAPv2: the inner methods TTLS accepts ("ttls",
+	// "ttls-mschapv2").
+	ttlsPAP, ttlsMSCHAPv2 bool
+	log                   *slog.Logger
+	m                     *metrics
+	now                   func() time.Time
 
-	mu        sync.Mutex
-	sessions  map[string]*session
-	halfOpen  *list.List // of *session without TLS, oldest first
-	running   int        // sessions with TLS started
+	// cookieKey keys the start cookies (cookie.go).
+	cookieKey    [32]byte
+	cookieSerial atomic.Uint64
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	// halfOpen: sessions whose first TLS message is still arriving in
+	// fragments (no TLS state yet), oldest first.
+	halfOpen  *list.List
+	running   int // sessions with TLS started
 	lastSweep time.Time
 }
 
@@ -153,11 +165,12 @@ type session struct {
 	mtu      int
 	finished bool
 
-	tls        *tlsState  // EAP-TLS, once the client is authorized
-	peap       *peapState // PEAP, after the handshake
-	login      any        // Request.Result after the inner login said yes
-	loginDone  bool       // the inner login was asked
-	failReason string     // PEAP: why the Result TLV said failure
+	tls        *tlsState     // EAP-TLS, once the client is authorized
+	peap       *peapState    // PEAP, after the handshake
+	ttlsEAP    *ttlsEAPState // TTLS with inner EAP, after the inner Identity
+	login      any           // Request.Result after the inner login said yes
+	loginDone  bool          // the inner login was asked
+	failReason string        // PEAP: why the Result TLV said failure
 }
 
 // New checks cfg and returns a Server. reg may be nil.
@@ -172,6 +185,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		cfg.Methods = []string{"ttls"}
 	}
 	s := &Server{cfg: cfg, log: logger, now: time.Now, sessions: make(map[string]*session), halfOpen: list.New()}
+	if _, err := rand.Read(s.cookieKey[:]); err != nil {
+		return nil, fmt.Errorf("eap: cookie key: %w", err)
+	}
 	for _, m := range cfg.Methods {
 		t, err := MethodType(m)
 		if err != nil {
@@ -179,6 +195,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		}
 		if !slices.Contains(s.methods, t) {
 			s.methods = append(s.methods, t)
+		}
+		switch strings.ToLower(m) {
+		case "ttls":
+			s.ttlsPAP = true
+		case "ttls-mschapv2":
+			s.ttlsMSCHAPv2 = true
 		}
 	}
 	if s.cfg.MinVersion == 0 {
@@ -245,14 +267,14 @@ func offersEMS(h *tls.ClientHelloInfo) bool { return slices.Contains(h.Extension
 // MethodType maps a configured method name to its EAP type.
 func MethodType(name string) (uint8, error) {
 	switch strings.ToLower(name) {
-	case "ttls":
+	case "ttls", "ttls-mschapv2":
 		return TypeTTLS, nil
 	case "peap":
 		return TypePEAP, nil
 	case "tls":
 		return TypeTLS, nil
 	}
-	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, peap, tls)", name)
+	return 0, fmt.Errorf("eap: unknown method %q (supported: ttls, ttls-mschapv2, peap, tls)", name)
 }
 
 // Sessions returns the number of half-open and running sessions.
@@ -297,32 +319,76 @@ func (s *Server) Handle(ctx context.Context, req Request) (resp Response) {
 		return Response{Outcome: Drop, Reason: "session_busy"}
 	}
 	if ss == nil {
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "unknown_session"}
+		c, ok := s.openCookie(req.State, now)
+		if !ok {
+			return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "unknown_session"}
+		}
+		if r, done := s.fromCookie(req, p, c, now); done {
+			return r
+		}
+		if ss, busy = s.acquire(string(req.State), now); busy || ss == nil {
+			return Response{Outcome: Drop, Reason: "session_busy"}
+		}
 	}
 	resp = s.continueSession(ctx, ss, req, p, now)
 	s.release(ss, resp, now)
 	return resp
 }
 
-// begin answers a Response/Identity without State: a new half-open
-// session and the Start of the preferred method.
-func (s *Server) begin(req Request, p Packet, now time.Time) Response {
+// begin answers a Response/Identity without State with the Start of the
+// preferred method. Nothing is stored: the State is a start cookie.
+func (s *Server) begin(_ Request, p Packet, now time.Time) Response {
 	outer := string(p.Data)
 	if len(outer) > 253 {
 		outer = outer[:253]
 	}
-	ss := &session{created: now, last: now, method: s.methods[0], lastID: p.ID + 1, outer: outer, mtu: req.FramedMTU}
-	ss.in.total = -1
-	ss.state = make([]byte, 18)
-	ss.state[0], ss.state[1] = 'g', 'w'
-	if _, err := rand.Read(ss.state[2:]); err != nil {
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: "internal_error"}
+	return s.offer(p.ID+1, s.methods[0], outer, now)
+}
+
+// offer is the Challenge with a method's Start, under a fresh cookie.
+func (s *Server) offer(id, method uint8, outer string, now time.Time) Response {
+	return Response{
+		Outcome:  Challenge,
+		EAP:      Packet{Code: CodeRequest, ID: id, Type: method, Data: []byte{flagStart}}.Marshal(),
+		State:    s.sealCookie(startCookie{method: method, id: id, issued: now, outer: outer}),
+		Identity: outer,
+		Method:   methodName(method),
 	}
-	ss.key = string(ss.state)
+}
+
+// fromCookie answers a response to a Start. A NAK gets another Start,
+// statelessly (done). The method's first TLS data makes the session: it
+// is stored half-open under the cookie as its key (done false: the
+// caller continues it), and it moves to running when its first TLS
+// message is complete, which is at once unless it comes in fragments.
+// Half-open sessions are at most MaxSessions: when full, the oldest makes
+// room. Running sessions are never pushed out.
+func (s *Server) fromCookie(req Request, p Packet, c startCookie, now time.Time) (_ Response, done bool) {
+	if p.ID != c.id {
+		// Not an answer to this Start: the session it began is gone
+		// (ended, expired or pushed out).
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "unknown_session"}, true
+	}
+	switch p.Type {
+	case TypeNAK:
+		for _, want := range p.Data {
+			if slices.Contains(s.methods, want) {
+				return s.offer(c.id+1, want, c.outer, now), true
+			}
+		}
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "no_common_method", Method: methodName(c.method)}, true
+	case c.method:
+	default:
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "unexpected_type", Method: methodName(c.method)}, true
+	}
+	ss := &session{key: string(req.State), state: req.State, created: c.issued, last: now, method: c.method, lastID: c.id, outer: c.outer, mtu: req.FramedMTU}
+	ss.in.total = -1
 	s.mu.Lock()
-	// Half-open sessions are cheap (no TLS, no goroutine) and capped at
-	// MaxSessions: when full, the oldest half-open one makes room. Running
-	// sessions are never pushed out.
+	defer s.mu.Unlock()
+	if s.sessions[ss.key] != nil {
+		// A concurrent copy of this packet made it first.
+		return Response{Outcome: Drop, Reason: "session_busy"}, true
+	}
 	for s.halfOpen.Len() >= s.cfg.MaxSessions {
 		old := s.halfOpen.Front().Value.(*session)
 		if old.busy {
@@ -332,20 +398,21 @@ func (s *Server) begin(req Request, p Packet, now time.Time) Response {
 		s.m.evicted.Inc()
 	}
 	if s.halfOpen.Len() >= s.cfg.MaxSessions {
-		s.mu.Unlock()
-		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: outer, Reason: "sessions_full"}
+		return Response{Outcome: Reject, EAP: Failure(p.ID), Identity: c.outer, Reason: "sessions_full", Method: methodName(c.method)}, true
 	}
 	ss.elem = s.halfOpen.PushBack(ss)
 	s.sessions[ss.key] = ss
 	s.m.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
-	s.mu.Unlock()
-	return Response{
-		Outcome:  Challenge,
-		EAP:      Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: []byte{flagStart}}.Marshal(),
-		State:    ss.state,
-		Identity: outer,
-		Method:   methodName(ss.method),
+	return Response{}, false
+}
+
+// methodName is the session's method for events and metrics: TTLS's
+// name follows its inner method once that is known.
+func (ss *session) methodName() string {
+	if ss.ttlsEAP != nil {
+		return MethodTTLSMSCHAPv2
 	}
+	return methodName(ss.method)
 }
 
 func methodName(t uint8) string {
@@ -423,7 +490,7 @@ func (s *Server) sweep(now time.Time) {
 // fail ends a session with an EAP-Failure.
 func (ss *session) fail(p Packet, reason string) Response {
 	ss.finished = true
-	return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: reason, Method: methodName(ss.method), Identity: ss.identity()}
+	return Response{Outcome: Reject, EAP: Failure(p.ID), Reason: reason, Method: ss.methodName(), Identity: ss.identity()}
 }
 
 func (ss *session) identity() string {
@@ -482,7 +549,7 @@ func (s *Server) fragmentSize(ss *session) int {
 
 func (s *Server) request(ss *session, data []byte) Response {
 	ss.lastID++
-	return Response{Outcome: Challenge, State: ss.state, Method: methodName(ss.method), Identity: ss.identity(),
+	return Response{Outcome: Challenge, State: ss.state, Method: ss.methodName(), Identity: ss.identity(),
 		EAP: Packet{Code: CodeRequest, ID: ss.lastID, Type: ss.method, Data: data}.Marshal()}
 }
 
@@ -587,6 +654,20 @@ func (s *Server) ttlsInner(ctx context.Context, ss *session, req Request, p Pack
 	var user string
 	var pw []byte
 	havePW := false
+	for _, a := range avps {
+		if a.VendorID == 0 && a.Code == avpEAPMessage {
+			// Inner EAP (RFC 5281 §11.2.4): the EAP-Message AVP decides;
+			// a User-Name beside it is only a hint.
+			return s.ttlsEAP(ctx, ss, req, p, a.Data)
+		}
+	}
+	if ss.ttlsEAP != nil {
+		// Inner EAP started: only EAP-Message AVPs may follow.
+		return ss.fail(p, "malformed_inner")
+	}
+	if !s.ttlsPAP {
+		return ss.fail(p, "unsupported_inner_method")
+	}
 	for _, a := range avps {
 		switch {
 		case a.VendorID == 0 && a.Code == avpUserName:
