@@ -151,22 +151,22 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 		}, "header pages are unreadable"},
 		{"bad JSON via bbolt", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableGroups)).Put([]byte("g1"), []byte(`{"id":"g1","name":`))
+				return putFramed(tx.Bucket([]byte(TableGroups)), []byte("g1"), []byte(`{"id":"g1","name":`))
 			})
 		}, "bucket groups, key \"g1\": value does not decode"},
 		{"record under the wrong key", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableGroups)).Put([]byte("g1"), []byte(`{"id":"g2","name":"x"}`))
+				return putFramed(tx.Bucket([]byte(TableGroups)), []byte("g1"), []byte(`{"id":"g2","name":"x"}`))
 			})
 		}, "belongs to key \"g2\""},
 		{"duplicate username", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableUsers)).Put([]byte("zz"), []byte(`{"id":"zz","username":"USER0001","email":"zz@x.test"}`))
+				return putFramed(tx.Bucket([]byte(TableUsers)), []byte("zz"), []byte(`{"id":"zz","username":"USER0001","email":"zz@x.test"}`))
 			})
 		}, "username \"USER0001\" is also used"},
 		{"membership of a missing user", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableMemberships)).Put([]byte("g/u"), []byte(`{"group_id":"g","user_id":"u"}`))
+				return putFramed(tx.Bucket([]byte(TableMemberships)), []byte("g/u"), []byte(`{"group_id":"g","user_id":"u"}`))
 			})
 		}, "missing user"},
 		{"missing bucket", func(t *testing.T, path string) {
@@ -174,7 +174,7 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 		}, "bucket bindings is missing"},
 		{"bad counter", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(metaBucket)).Put([]byte(metaNextUID), []byte("ten"))
+				return putFramed(tx.Bucket([]byte(metaBucket)), []byte(metaNextUID), []byte("ten"))
 			})
 		}, "not a number"},
 	}
@@ -365,7 +365,7 @@ func TestCheckCostOn10kUsers(t *testing.T) {
 				State: StateActive, PasswordStatus: PasswordActive, PasswordAuthority: AuthorityLocal, DelegatedAuthority: AuthorityNone,
 				PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", UIDNumber: 10000 + i,
 				Attributes: map[string]string{"department": "engineering", "title": "Engineer"}}
-			if err := b.Put(userKey(u), []byte(jsonOf(t, u))); err != nil {
+			if err := putFramed(b, userKey(u), []byte(jsonOf(t, u))); err != nil {
 				return err
 			}
 		}

@@ -131,6 +131,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	var data *loaded
 	if ins != nil {
 		data = ins.data
+		if ins.olderMetaBad {
+			// The newest transaction is intact; one commit rewrites the
+			// bad page (see metapage.go), so a fallback exists again.
+			s.log.Warn("the older of the journal's two bbolt meta pages was unreadable; nothing was lost, rewriting it",
+				"journal", s.path)
+			if err := db.Update(func(tx *bolt.Tx) error {
+				return putMetaInt(tx, metaHealthProbe, uint64(time.Now().Unix()))
+			}); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("state journal %s: rewriting its older meta page: %w", s.path, err)
+			}
+		}
 	}
 	if data == nil {
 		from := 0
@@ -359,7 +371,8 @@ func (w *wtxn) put(table string, obj any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s record: %w", table, err)
 	}
-	if err := w.tx.Bucket([]byte(table)).Put(objectKey(obj), data); err != nil {
+	key := objectKey(obj)
+	if err := w.tx.Bucket([]byte(table)).Put(key, frameRecord(key, data)); err != nil {
 		return fmt.Errorf("state journal %s: %w", w.s.path, err)
 	}
 	return w.mem.Insert(table, obj)
