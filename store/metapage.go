@@ -161,9 +161,9 @@ func (mp metaPages) judge() (v metaVerdict, good, bad metaPage) {
 // fails validation.
 func metaRollbackError(path string, good, bad metaPage) error {
 	return &damagedError{path: path,
-		detail: fmt.Sprintf("its newest bbolt meta page (page %d, transaction %d as stored) is unreadable: %v; "+
-			"the older page (page %d, transaction %d) is fine, and bbolt would silently fall back to it, dropping the newest transaction",
-			bad.slot, bad.txid, bad.err, good.slot, good.txid),
+		detail: fmt.Sprintf("bbolt meta page %d is unreadable (%v; it names transaction %d); the other page, %d, names transaction %d "+
+			"and bbolt would silently fall back to it: if the unreadable page held the newest transaction, %d, that transaction is dropped",
+			bad.slot, bad.err, bad.txid, good.slot, good.txid, good.txid+1),
 		advice: "if the machine crashed or lost power while gatewayd was writing, that transaction was never acknowledged and nothing acknowledged is lost: " +
 			"with the daemon stopped, run `gatewayd store accept-rollback -config FILE` to continue from transaction " +
 			fmt.Sprint(good.txid) + " (it checks that state in full first); otherwise restore the journal from a backup",
