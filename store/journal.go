@@ -391,6 +391,11 @@ func inspectJournalMeta(path string, log *slog.Logger, acceptRollback bool) (res
 		return nil, metaRollbackError(path, good, bad)
 	}
 	// metaUnreadable: bbolt's open below reports it.
+	if use, ok := mp.inUse(); ok {
+		if err := walkPages(path, use, mp.pageSize); err != nil {
+			return nil, err
+		}
+	}
 
 	// A damaged file may point bbolt outside its mapping: turn the fault
 	// into a panic and the panic into an error.

@@ -37,6 +37,8 @@ const (
 	metaMagicOff    = 0
 	metaVersionOff  = 4
 	metaPageSizeOff = 8
+	metaRootOff     = 16
+	metaHWMOff      = 40
 	metaTxidOff     = 48
 	metaSumOff      = 56
 	metaSize        = 64
@@ -47,6 +49,8 @@ const (
 type metaPage struct {
 	slot int    // 0 or 1
 	txid uint64 // as stored; meaningless when the damage hit it
+	root uint64 // page of the root bucket
+	hwm  uint64 // high-water mark: pages in use are below it
 	err  error  // nil when magic, version and checksum are right
 }
 
@@ -62,6 +66,8 @@ func parseMeta(page []byte, slot int) metaPage {
 	b := page[boltPageHeader : boltPageHeader+metaSize]
 	ne := binary.NativeEndian
 	m.txid = ne.Uint64(b[metaTxidOff:])
+	m.root = ne.Uint64(b[metaRootOff:])
+	m.hwm = ne.Uint64(b[metaHWMOff:])
 	h := fnv.New64a()
 	h.Write(b[:metaSumOff])
 	switch {
@@ -119,11 +125,23 @@ func readMetaPages(path string) (mp metaPages, ok bool, err error) {
 		}
 	}
 	if ps == 0 {
+		none := errors.New("no valid meta page tells the page size")
+		mp.pages = [2]metaPage{{slot: 0, err: p0.err}, {slot: 1, err: none}}
 		return mp, false, nil
 	}
 	mp.pageSize = ps
 	mp.pages = [2]metaPage{p0, parseMeta(read(int64(ps)), 1)}
 	return mp, mp.pages[0].valid() || mp.pages[1].valid(), nil
+}
+
+// inUse is the meta page bbolt will use: the valid one with the higher
+// txid (DB.meta).
+func (mp metaPages) inUse() (metaPage, bool) {
+	a, b := mp.pages[0], mp.pages[1]
+	if b.valid() && (!a.valid() || b.txid > a.txid) {
+		a = b
+	}
+	return a, a.valid()
 }
 
 // metaVerdict says what one bad meta page means.

@@ -262,6 +262,12 @@ func VerifyJournal(dir string) (*JournalReport, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the older bbolt meta page (page %d) is unreadable (%v); nothing is lost: the next start rewrites it", bad.slot, bad.err))
 	}
 
+	if use, ok := mp.inUse(); ok {
+		if err := walkPages(path, use, mp.pageSize); err != nil {
+			rep.problem(err) // bbolt would loop or overflow its stack on it
+			return rep, nil
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
