@@ -32,6 +32,9 @@ type Options struct {
 	// it are pruned as new ones are written. 0 means
 	// DefaultEventRetention; a negative value keeps every event.
 	EventRetention int
+	// MinFreeSpace is the free space (bytes) in the data dir below which
+	// Health fails ([store] min_free_space); 0: no floor.
+	MinFreeSpace uint64
 	// Logger receives warnings (nil: slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used for timestamps (nil: time.Now). For tests.
@@ -98,6 +101,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.retention == 0 {
 		s.retention = DefaultEventRetention
 	}
+	s.health.minFree = opts.MinFreeSpace
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s: %w", dir, err)
 	}
