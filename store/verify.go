@@ -344,8 +344,8 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 	}
 	mtx := mem.Txn(true)
 	defer mtx.Abort()
-	quiet := slog.New(slog.DiscardHandler) // rules tightened since: not damage
-	bad0 := map[string]map[string]bool{}   // damaged keys by table
+	quiet := slog.New(slog.DiscardHandler)      // rules tightened since: not damage
+	damagedKeys := map[string]map[string]bool{} // damaged keys by table
 	for _, table := range loadOrder {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
@@ -362,10 +362,10 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 				rep.Records++
 				bad := func(format string, args ...any) {
 					rep.damagedRecord(table, printableKey(table, k), format, args...)
-					if bad0[table] == nil {
-						bad0[table] = map[string]bool{}
+					if damagedKeys[table] == nil {
+						damagedKeys[table] = map[string]bool{}
 					}
-					bad0[table][string(k)] = true
+					damagedKeys[table][string(k)] = true
 				}
 				if v == nil {
 					bad("unexpected nested bucket")
@@ -387,7 +387,7 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 					bad("the record inside belongs to key %s", printableKey(table, want))
 					continue
 				}
-				if refersToDamaged(bad0, obj) {
+				if refersToDamaged(damagedKeys, obj) {
 					rep.Dependent++
 					continue
 				}
