@@ -29,6 +29,8 @@
 // Also available:
 //
 //	RestoreSnapshot(r io.Reader, dir string) error   // into a data dir without a journal
+//	VerifyJournal(dir string) (*JournalReport, error) // a stopped daemon's journal: every damaged record
+//	AcceptRollback(dir string, log) (*Rollback, error) // continue past an unreadable newest meta page
 //	(*Store).Path() string                           // the journal file
 //	(*Store).Health(ctx) error                       // can it take writes (/healthz)
 //	(*Store).IsMember(groupID, userID string) bool

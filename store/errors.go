@@ -41,10 +41,15 @@ func notFoundf(format string, args ...any) error {
 type damagedError struct {
 	path   string
 	detail string
+	advice string // what to do; empty: restore a backup
 }
 
 func (e *damagedError) Error() string {
-	return fmt.Sprintf("state journal %s is damaged (%s): restore it from a backup (gatewayd never rewrites a damaged journal)", e.path, e.detail)
+	advice := e.advice
+	if advice == "" {
+		advice = "restore it from a backup (gatewayd never rewrites a damaged journal)"
+	}
+	return fmt.Sprintf("state journal %s is damaged (%s): %s", e.path, e.detail, advice)
 }
 
 func (e *damagedError) Is(target error) bool { return target == ErrDamaged }

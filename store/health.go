@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // metaHealthProbe is the meta key Health's test write stamps (unix
@@ -37,6 +39,56 @@ type journalHealth struct {
 	mu       sync.Mutex
 	probing  chan struct{} // non-nil while a test write runs; closed when it ends
 	batchErr error         // the event writer's failing batch, nil when it is not failing
+
+	minFree uint64                           // Options.MinFreeSpace; 0: no floor
+	statfs  func(dir string) (uint64, error) // free bytes; tests inject one
+	free    atomic.Pointer[freeSpaceSample]  // the last answer, reused for freeSpaceTTL
+}
+
+// freeSpaceTTL is how long one statfs answer is reused: balancers may
+// poll /healthz several times a second, and free space does not move
+// that fast.
+const freeSpaceTTL = time.Second
+
+type freeSpaceSample struct {
+	at  int64 // monoNow
+	err error
+}
+
+// availableBytes is the space on dir's file system that a process
+// without root's reserve may still use (statfs f_bavail), the space the
+// journal can actually grow into when gatewayd runs unprivileged.
+func availableBytes(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// checkFreeSpace fails when data_dir's free space is below the floor.
+func (s *Store) checkFreeSpace() error {
+	h := &s.health
+	if h.minFree == 0 {
+		return nil
+	}
+	if c := h.free.Load(); c != nil && monoNow()-c.at < int64(freeSpaceTTL) {
+		return c.err
+	}
+	statfs := h.statfs
+	if statfs == nil {
+		statfs = availableBytes
+	}
+	free, err := statfs(s.dir)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("state journal %s: cannot read the free space of data dir %s: %w", s.path, s.dir, err)
+	case free < h.minFree:
+		err = fmt.Errorf("data dir %s has %s free, below the floor of %s ([store] min_free_space): journal writes will soon fail with \"no space left on device\"; free space on that file system or grow it",
+			s.dir, ByteSize(free).approx(), ByteSize(h.minFree).approx())
+	}
+	h.free.Store(&freeSpaceSample{at: monoNow(), err: err})
+	return err
 }
 
 type journalFailure struct{ err error }
@@ -69,8 +121,10 @@ func (h *journalHealth) lastErr() error {
 }
 
 // Health reports whether the store can take writes: nil when it can; an
-// error when it is closed, the event writer stopped or keeps failing, or
-// the last journal write failed (disk full, I/O error, hung disk). It
+// error when it is closed, the event writer stopped or keeps failing, the
+// last journal write failed (disk full, I/O error, hung disk), or the free
+// space in the data dir is below Options.MinFreeSpace (read at most once a
+// second). It
 // answers from the outcome of the last write when that is recent, and
 // otherwise makes a tiny test write (a meta key, fsync'd like any write),
 // so it costs at most one fsync per few seconds however often it is
@@ -89,6 +143,9 @@ func (s *Store) Health(ctx context.Context) error {
 	h.mu.Unlock()
 	if batchErr != nil {
 		return batchErr
+	}
+	if err := s.checkFreeSpace(); err != nil {
+		return err
 	}
 	every := h.interval
 	if every == 0 {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // clock is a deterministic clock: each call advances one millisecond.
@@ -148,3 +150,20 @@ func isErr(err, target error) string {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// putFramed stores value under key the way the store does (framed with
+// its checksum), for tests that edit a journal behind the store's back.
+func putFramed(b *bolt.Bucket, key, value []byte) error {
+	return b.Put(key, frameRecord(key, value))
+}
+
+// payloadOf is the payload of a framed journal value; it fails the test
+// when the frame is bad.
+func payloadOf(t testing.TB, key, v []byte) []byte {
+	t.Helper()
+	p, err := unframeRecord(key, v)
+	if err != nil {
+		t.Fatalf("key %q: %v", key, err)
+	}
+	return p
+}

@@ -20,7 +20,8 @@ import (
 
 // The journal is a bbolt file: one bucket per table (key = primary id,
 // value = JSON of the object) plus a meta bucket holding the schema
-// version, the uid/gid counters and Health's probe stamp.
+// version, the uid/gid counters and Health's probe stamp. Every value is
+// framed with a checksum (record.go).
 
 const (
 	journalFile = "gatewayd.db"
@@ -124,19 +125,34 @@ func printableKey(table string, k []byte) string {
 // readMetaInt reads a decimal counter from the meta bucket; ok is false
 // when the key is absent.
 func readMetaInt(path string, tx *bolt.Tx, key string) (n uint64, ok bool, err error) {
+	n, _, ok, err = readMetaFramed(path, tx, key)
+	return n, ok, err
+}
+
+// readMetaFramed is readMetaInt that also says whether the value carried
+// a checksum frame. Unframed values are those of a journal older than
+// schema version 4 (migrate.go frames them); checkMeta refuses them in a
+// current journal.
+func readMetaFramed(path string, tx *bolt.Tx, key string) (n uint64, framed, ok bool, err error) {
 	b := tx.Bucket([]byte(metaBucket))
 	if b == nil {
-		return 0, false, nil
+		return 0, false, false, nil
 	}
 	v := b.Get([]byte(key))
 	if v == nil {
-		return 0, false, nil
+		return 0, false, false, nil
+	}
+	if len(v) > 0 && v[0] == recordTag {
+		if v, err = unframeRecord([]byte(key), v); err != nil {
+			return 0, false, false, damaged(path, "bucket meta, key %q: %v; %s", key, err, verifyHint)
+		}
+		framed = true
 	}
 	n, err = strconv.ParseUint(string(v), 10, 64)
 	if err != nil {
-		return 0, false, damaged(path, "bucket meta, key %q: %q is not a number", key, v)
+		return 0, false, false, damaged(path, "bucket meta, key %q: %q is not a number", key, v)
 	}
-	return n, true, nil
+	return n, framed, true, nil
 }
 
 func putMetaInt(tx *bolt.Tx, key string, n uint64) error {
@@ -144,17 +160,21 @@ func putMetaInt(tx *bolt.Tx, key string, n uint64) error {
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(key), []byte(strconv.FormatUint(n, 10)))
+	return b.Put([]byte(key), frameRecord([]byte(key), []byte(strconv.FormatUint(n, 10))))
 }
 
 // readSchemaVersion: a journal without a version is version 0.
 func readSchemaVersion(path string, tx *bolt.Tx) (int, error) {
-	n, ok, err := readMetaInt(path, tx, metaSchemaVersion)
+	n, framed, ok, err := readMetaFramed(path, tx, metaSchemaVersion)
 	if err != nil || !ok {
 		return 0, err
 	}
 	if n > 1<<20 {
 		return 0, damaged(path, "bucket meta: schema version %d is not plausible", n)
+	}
+	if !framed && n >= framedSchemaVersion {
+		// Version 4 and later always frame it: the tag byte was altered.
+		return 0, damaged(path, "bucket meta, key %q: schema version %d %v", metaSchemaVersion, n, errUnframed)
 	}
 	return int(n), nil
 }
@@ -196,7 +216,11 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if v == nil {
 				return nil, where("unexpected nested bucket")
 			}
-			obj, err := decode(v)
+			payload, err := unframeRecord(k, v)
+			if err != nil {
+				return nil, where("%v; %s", err, verifyHint)
+			}
+			obj, err := decode(payload)
 			if err != nil {
 				return nil, where("value does not decode: %v", err)
 			}
@@ -330,6 +354,9 @@ func classifyOpenError(path string, err error) error {
 type inspection struct {
 	version int
 	data    *loaded // nil unless version == schemaVersion
+	// olderMetaBad: bbolt's older meta page fails validation (nothing is
+	// lost; the next commit rewrites that page).
+	olderMetaBad bool
 }
 
 // inspectJournal opens an existing journal read-only and checks it before
@@ -338,6 +365,13 @@ type inspection struct {
 // errors), bbolt's consistency check and, when the schema is current, a
 // full decode into memory. It never writes to the file.
 func inspectJournal(path string, log *slog.Logger) (res *inspection, err error) {
+	return inspectJournalMeta(path, log, false)
+}
+
+// inspectJournalMeta is inspectJournal that, with acceptRollback, checks
+// the state of the older meta page instead of refusing a newest meta page
+// that fails validation (AcceptRollback).
+func inspectJournalMeta(path string, log *slog.Logger, acceptRollback bool) (res *inspection, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -347,6 +381,20 @@ func inspectJournal(path string, log *slog.Logger) (res *inspection, err error) 
 	}
 	if err := journalHeaderCheck(path, fi.Size()); err != nil {
 		return nil, err
+	}
+	mp, _, err := readMetaPages(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read state journal %s: %w", path, err)
+	}
+	verdict, good, bad := mp.judge()
+	if verdict == metaNewestBad && !acceptRollback {
+		return nil, metaRollbackError(path, good, bad)
+	}
+	// metaUnreadable: bbolt's open below reports it.
+	if use, ok := mp.inUse(); ok {
+		if err := walkPages(path, use, mp.pageSize); err != nil {
+			return nil, err
+		}
 	}
 
 	// A damaged file may point bbolt outside its mapping: turn the fault
@@ -403,7 +451,7 @@ func inspectJournal(path string, log *slog.Logger) (res *inspection, err error) 
 		}
 	}
 
-	res = &inspection{}
+	res = &inspection{olderMetaBad: verdict == metaOlderBad}
 	if res.version, err = readSchemaVersion(path, tx); err != nil {
 		return nil, err
 	}
@@ -421,8 +469,20 @@ func inspectJournal(path string, log *slog.Logger) (res *inspection, err error) 
 	return res, nil
 }
 
-// checkMeta makes sure a current-version journal has its counters.
+// checkMeta makes sure a current-version journal has its counters and
+// that every meta value passes its checksum.
 func checkMeta(path string, tx *bolt.Tx) error {
+	if b := tx.Bucket([]byte(metaBucket)); b != nil {
+		err := b.ForEach(func(k, v []byte) error {
+			if _, err := unframeRecord(k, v); err != nil {
+				return damaged(path, "bucket meta, key %q: %v; %s", k, err, verifyHint)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	for _, k := range []string{metaNextUID, metaNextGID} {
 		if _, ok, err := readMetaInt(path, tx, k); err != nil {
 			return err

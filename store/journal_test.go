@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -143,6 +144,21 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 		{"garbage in the middle of a bucket page", func(t *testing.T, path string) {
 			overwritePageOf(t, path, []byte(`"username":"user0150"`), 1000, bytes.Repeat([]byte{0x5a}, 512))
 		}, "damaged"},
+		{"a loop in the page tree", func(t *testing.T, path string) {
+			// A branch page whose first link names itself: bbolt's cursors
+			// would go round forever, and tx.Check overflow its stack.
+			live, ps := livePages(t, path)
+			b, _ := os.ReadFile(path)
+			for id := 2; id*ps < len(b); id++ {
+				if pg := b[id*ps:]; live[uint64(id)] && binary.NativeEndian.Uint16(pg[8:]) == branchFlag {
+					var link [8]byte
+					binary.NativeEndian.PutUint64(link[:], uint64(id))
+					writeAt(t, path, int64(id*ps+boltPageHeader+8), link[:])
+					return
+				}
+			}
+			t.Fatal("no branch page in the journal")
+		}, "linked twice"},
 		{"both meta pages", func(t *testing.T, path string) {
 			f, _ := os.OpenFile(path, os.O_RDWR, 0)
 			defer f.Close()
@@ -151,22 +167,22 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 		}, "header pages are unreadable"},
 		{"bad JSON via bbolt", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableGroups)).Put([]byte("g1"), []byte(`{"id":"g1","name":`))
+				return putFramed(tx.Bucket([]byte(TableGroups)), []byte("g1"), []byte(`{"id":"g1","name":`))
 			})
 		}, "bucket groups, key \"g1\": value does not decode"},
 		{"record under the wrong key", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableGroups)).Put([]byte("g1"), []byte(`{"id":"g2","name":"x"}`))
+				return putFramed(tx.Bucket([]byte(TableGroups)), []byte("g1"), []byte(`{"id":"g2","name":"x"}`))
 			})
 		}, "belongs to key \"g2\""},
 		{"duplicate username", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableUsers)).Put([]byte("zz"), []byte(`{"id":"zz","username":"USER0001","email":"zz@x.test"}`))
+				return putFramed(tx.Bucket([]byte(TableUsers)), []byte("zz"), []byte(`{"id":"zz","username":"USER0001","email":"zz@x.test"}`))
 			})
 		}, "username \"USER0001\" is also used"},
 		{"membership of a missing user", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(TableMemberships)).Put([]byte("g/u"), []byte(`{"group_id":"g","user_id":"u"}`))
+				return putFramed(tx.Bucket([]byte(TableMemberships)), []byte("g/u"), []byte(`{"group_id":"g","user_id":"u"}`))
 			})
 		}, "missing user"},
 		{"missing bucket", func(t *testing.T, path string) {
@@ -174,7 +190,7 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 		}, "bucket bindings is missing"},
 		{"bad counter", func(t *testing.T, path string) {
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return tx.Bucket([]byte(metaBucket)).Put([]byte(metaNextUID), []byte("ten"))
+				return putFramed(tx.Bucket([]byte(metaBucket)), []byte(metaNextUID), []byte("ten"))
 			})
 		}, "not a number"},
 	}
@@ -236,26 +252,57 @@ func rawUpdate(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
-// overwriteNear overwrites bytes at the first occurrence of marker + off.
+// liveMarker is the file offset of the first copy of marker on a page in
+// use (free pages may hold stale copies of a record: damage there changes
+// nothing) and the page size.
+func liveMarker(t *testing.T, path string, marker []byte) (int, int) {
+	t.Helper()
+	live, ps := livePages(t, path)
+	b, _ := os.ReadFile(path)
+	for i := 0; ; {
+		j := bytes.Index(b[i:], marker)
+		if j < 0 {
+			t.Fatalf("marker %q not on a page in use", marker)
+		}
+		if live[uint64((i+j)/ps)] {
+			return i + j, ps
+		}
+		i += j + 1
+	}
+}
+
+// livePages are the pages the tree in use links, and the page size.
+func livePages(t *testing.T, path string) (map[uint64]bool, int) {
+	t.Helper()
+	mp, ok, err := readMetaPages(path)
+	use, _ := mp.inUse()
+	if err != nil || !ok {
+		t.Fatalf("meta pages: %v", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := &pageWalker{f: f, ps: uint64(mp.pageSize), hwm: use.hwm, seen: map[uint64]bool{}}
+	if err := w.tree(use.root, 0); err != nil {
+		t.Fatal(err)
+	}
+	return w.seen, mp.pageSize
+}
+
+// overwriteNear overwrites bytes at the first live occurrence of marker + off.
 func overwriteNear(t *testing.T, path string, marker []byte, off int, with []byte) {
 	t.Helper()
-	b, _ := os.ReadFile(path)
-	i := bytes.Index(b, marker)
-	if i < 0 {
-		t.Fatalf("marker %q not in file", marker)
-	}
+	i, _ := liveMarker(t, path, marker)
 	writeAt(t, path, int64(i+off), with)
 }
 
-// overwritePageOf overwrites bytes at off inside the page holding marker.
+// overwritePageOf overwrites bytes at off inside the page in use holding marker.
 func overwritePageOf(t *testing.T, path string, marker []byte, off int, with []byte) {
 	t.Helper()
-	b, _ := os.ReadFile(path)
-	i := bytes.Index(b, marker)
-	if i < 0 {
-		t.Fatalf("marker %q not in file", marker)
-	}
-	page := i / 4096 * 4096
+	i, ps := liveMarker(t, path, marker)
+	page := i / ps * ps
 	writeAt(t, path, int64(page+off), with)
 }
 
@@ -365,7 +412,7 @@ func TestCheckCostOn10kUsers(t *testing.T) {
 				State: StateActive, PasswordStatus: PasswordActive, PasswordAuthority: AuthorityLocal, DelegatedAuthority: AuthorityNone,
 				PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", UIDNumber: 10000 + i,
 				Attributes: map[string]string{"department": "engineering", "title": "Engineer"}}
-			if err := b.Put(userKey(u), []byte(jsonOf(t, u))); err != nil {
+			if err := putFramed(b, userKey(u), []byte(jsonOf(t, u))); err != nil {
 				return err
 			}
 		}

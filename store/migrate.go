@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -9,7 +10,11 @@ import (
 
 // schemaVersion is the journal layout this binary writes. Bump it and add
 // a migration whenever the layout or the meaning of a stored field changes.
-const schemaVersion = 3
+const schemaVersion = 4
+
+// framedSchemaVersion is the first version whose values all carry a
+// checksum frame (record.go).
+const framedSchemaVersion = 4
 
 // migrations[v] upgrades a journal from version v to v+1. Open runs every
 // step from the stored version up to schemaVersion, in order, inside one
@@ -20,6 +25,47 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 	0: migrateV0toV1,
 	1: migrateV1toV2,
 	2: migrateV2toV3,
+	3: migrateV3toV4,
+}
+
+// migrateV3toV4 frames every value of every bucket with its checksum
+// (record.go). Values the earlier steps of the same upgrade wrote through
+// putMetaInt are framed already and are left as they are; a legacy value
+// cannot look framed (see recordTag), so nothing is framed twice.
+func migrateV3toV4(tx *bolt.Tx) error {
+	for _, name := range append([]string{metaBucket}, tables...) {
+		b := tx.Bucket([]byte(name))
+		if b == nil {
+			continue // loading reports a missing table bucket as damage
+		}
+		// bbolt cursors must not run across their own Puts: collect the
+		// bucket's legacy values first (copies: the pages they live in
+		// are rewritten), then frame them.
+		var keys, vals [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return fmt.Errorf("bucket %s, key %q: unexpected nested bucket", name, k)
+			}
+			if len(v) > 0 && v[0] == recordTag {
+				if _, err := unframeRecord(k, v); err != nil {
+					return fmt.Errorf("bucket %s, key %q: %w", name, k, err)
+				}
+				return nil
+			}
+			keys = append(keys, bytes.Clone(k))
+			vals = append(vals, frameRecord(k, v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := b.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // migrateV2toV3 adds the invites bucket (Invite, the self-service page's

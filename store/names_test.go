@@ -67,7 +67,7 @@ func TestNumericUsernameInJournalLoads(t *testing.T) {
 	rawUpdate(t, filepath.Join(dir, journalFile), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(TableUsers))
 		var stored User
-		if err := json.Unmarshal(b.Get([]byte(u.ID)), &stored); err != nil {
+		if err := json.Unmarshal(payloadOf(t, []byte(u.ID), b.Get([]byte(u.ID))), &stored); err != nil {
 			return err
 		}
 		stored.Username = "0"
@@ -75,7 +75,7 @@ func TestNumericUsernameInJournalLoads(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(u.ID), v)
+		return putFramed(b, []byte(u.ID), v)
 	})
 	s = openAt(t, dir, Options{})
 	defer s.Close()

@@ -32,6 +32,9 @@ type Options struct {
 	// it are pruned as new ones are written. 0 means
 	// DefaultEventRetention; a negative value keeps every event.
 	EventRetention int
+	// MinFreeSpace is the free space (bytes) in the data dir below which
+	// Health fails ([store] min_free_space); 0: no floor.
+	MinFreeSpace uint64
 	// Logger receives warnings (nil: slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used for timestamps (nil: time.Now). For tests.
@@ -98,6 +101,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.retention == 0 {
 		s.retention = DefaultEventRetention
 	}
+	s.health.minFree = opts.MinFreeSpace
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s: %w", dir, err)
 	}
@@ -131,6 +135,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	var data *loaded
 	if ins != nil {
 		data = ins.data
+		if ins.olderMetaBad {
+			// The newest transaction is intact; one commit rewrites the
+			// bad page (see metapage.go), so a fallback exists again.
+			s.log.Warn("the older of the journal's two bbolt meta pages was unreadable; nothing was lost, rewriting it",
+				"journal", s.path)
+			if err := db.Update(func(tx *bolt.Tx) error {
+				return putMetaInt(tx, metaHealthProbe, uint64(time.Now().Unix()))
+			}); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("state journal %s: rewriting its older meta page: %w", s.path, err)
+			}
+		}
 	}
 	if data == nil {
 		from := 0
@@ -359,7 +375,8 @@ func (w *wtxn) put(table string, obj any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s record: %w", table, err)
 	}
-	if err := w.tx.Bucket([]byte(table)).Put(objectKey(obj), data); err != nil {
+	key := objectKey(obj)
+	if err := w.tx.Bucket([]byte(table)).Put(key, frameRecord(key, data)); err != nil {
 		return fmt.Errorf("state journal %s: %w", w.s.path, err)
 	}
 	return w.mem.Insert(table, obj)

@@ -3,16 +3,23 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 
 	memdb "github.com/hashicorp/go-memdb"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Verify checks that the in-memory view and the journal agree: every
 // object is reachable through each of its indexes, every reference
 // (membership, binding, sync state) points at an existing object, each
 // index holds exactly one entry per object, and the journal holds the same
-// JSON for every object and nothing else. It returns a descriptive error
+// JSON for every object (behind a valid checksum) and nothing else. It returns a descriptive error
 // for the first mismatch. It reads one consistent point in time and does
 // not block writers for long.
 func (s *Store) Verify() error {
@@ -30,6 +37,9 @@ func (s *Store) Verify() error {
 	}
 	defer tx.Rollback()
 
+	if err := checkMeta(s.path, tx); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
 	for _, table := range loadOrder {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
@@ -51,9 +61,13 @@ func (s *Store) Verify() error {
 			if err != nil {
 				return fmt.Errorf("verify: %s: %w", name, err)
 			}
-			got := b.Get(key)
-			if got == nil {
+			raw := b.Get(key)
+			if raw == nil {
 				return fmt.Errorf("verify: %s is in memory but not in the journal", name)
+			}
+			got, err := unframeRecord(key, raw)
+			if err != nil {
+				return fmt.Errorf("verify: %s: journal record: %v", name, err)
 			}
 			if !bytes.Equal(got, want) {
 				// Written by another encoder (a migration, an older
@@ -162,4 +176,258 @@ func verifyObject(txn *memdb.Txn, o any) error {
 		}
 	}
 	return nil
+}
+
+// JournalReport is what VerifyJournal found in a journal.
+type JournalReport struct {
+	Path          string `json:"path"`
+	SchemaVersion int    `json:"schema_version"`
+	// Records is how many records were read.
+	Records int `json:"records"`
+	// Problems are about the file as a whole (header, meta pages, bbolt's
+	// page structure); Damaged names single records.
+	Problems []string        `json:"problems,omitempty"`
+	Damaged  []DamagedRecord `json:"damaged,omitempty"`
+	// MoreDamaged counts damaged records beyond the first maxReported.
+	MoreDamaged int `json:"more_damaged,omitempty"`
+	// Dependent counts records that are fine themselves but refer to a
+	// damaged one (a membership of a damaged user); they are not listed.
+	Dependent int `json:"dependent,omitempty"`
+	// Notes need no action (an older schema that the next start upgrades).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// DamagedRecord is one record that fails its checksum, does not decode or
+// contradicts the rest of the journal.
+type DamagedRecord struct {
+	Bucket  string `json:"bucket"`
+	Key     string `json:"key"` // printable: quoted, or "seq N" for events
+	Problem string `json:"problem"`
+}
+
+// OK reports a journal with nothing wrong.
+func (r *JournalReport) OK() bool {
+	return len(r.Problems) == 0 && len(r.Damaged) == 0 && r.MoreDamaged == 0
+}
+
+// maxReported bounds JournalReport.Damaged.
+const maxReported = 1000
+
+func (r *JournalReport) damagedRecord(bucket, key, format string, args ...any) {
+	if len(r.Damaged) >= maxReported {
+		r.MoreDamaged++
+		return
+	}
+	r.Damaged = append(r.Damaged, DamagedRecord{Bucket: bucket, Key: key, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (r *JournalReport) problem(err error) { r.Problems = append(r.Problems, detailOf(err)) }
+
+// detailOf is a damage error without the path and the advice, which a
+// report gives once.
+func detailOf(err error) string {
+	var d *damagedError
+	if errors.As(err, &d) {
+		return d.detail
+	}
+	return err.Error()
+}
+
+// VerifyJournal checks the journal of data dir dir, which no daemon may
+// have open, without writing to it: the checks Open makes at start, but it
+// goes on past the first problem and names every damaged record (bad
+// checksum, bad JSON, under the wrong key, a duplicate name, a dangling
+// reference). The error is for a journal it could not read at all (none
+// there, or locked by a running daemon); damage is in the report.
+func VerifyJournal(dir string) (*JournalReport, error) {
+	path := filepath.Join(dir, journalFile)
+	rep := &JournalReport{Path: path}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open state journal %s: %w", path, err)
+	}
+	if err := journalHeaderCheck(path, fi.Size()); err != nil {
+		rep.problem(err)
+		return rep, nil
+	}
+	mp, _, err := readMetaPages(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read state journal %s: %w", path, err)
+	}
+	switch verdict, good, bad := mp.judge(); verdict {
+	case metaNewestBad:
+		rep.problem(metaRollbackError(path, good, bad))
+		rep.Problems[len(rep.Problems)-1] += "; the records below are those of the older page's state (what `gatewayd store accept-rollback` would keep)"
+	case metaOlderBad:
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the older bbolt meta page (page %d) is unreadable (%v); nothing is lost: the next start rewrites it", bad.slot, bad.err))
+	}
+
+	if use, ok := mp.inUse(); ok {
+		if err := walkPages(path, use, mp.pageSize); err != nil {
+			rep.problem(err) // bbolt would loop or overflow its stack on it
+			return rep, nil
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: openTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("state journal %s is in use: stop the gatewayd using this data dir first (store verify reads a stopped daemon's journal)", path)
+		}
+		if err := classifyOpenError(path, err); errors.Is(err, ErrDamaged) {
+			rep.problem(err)
+			return rep, nil
+		}
+		return nil, classifyOpenError(path, err)
+	}
+	defer db.Close()
+	err = guard(path, func() error { return verifyJournalTx(path, db, fi.Size(), rep) })
+	if err != nil {
+		rep.problem(err)
+	}
+	return rep, nil
+}
+
+// verifyJournalTx reads every record in one read transaction.
+func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) error {
+	tx, err := db.Begin(false)
+	if err != nil {
+		return fmt.Errorf("cannot read state journal %s: %w", path, err)
+	}
+	defer tx.Rollback()
+	if tx.Size() > size {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("the file is %d bytes long but its header says %d: it was truncated", size, tx.Size()))
+		return nil
+	}
+	n := 0
+	for cerr := range tx.Check() { // drain fully: the checker goroutine sends until done
+		if n++; n <= 10 {
+			rep.Problems = append(rep.Problems, "bbolt consistency check: "+cerr.Error())
+		}
+	}
+	if rep.SchemaVersion, err = readSchemaVersion(path, tx); err != nil {
+		rep.problem(err)
+	}
+	if rep.SchemaVersion > schemaVersion {
+		return newerSchemaError(path, rep.SchemaVersion)
+	}
+	framed := rep.SchemaVersion >= framedSchemaVersion
+	current := rep.SchemaVersion == schemaVersion
+	if !framed {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("schema version %d: its records carry no checksums yet (the next start of gatewayd upgrades the journal and adds them); they were decoded and cross-checked only", rep.SchemaVersion))
+	}
+
+	if b := tx.Bucket([]byte(metaBucket)); b != nil && framed {
+		err := guard(path, func() error {
+			return b.ForEach(func(k, v []byte) error {
+				rep.Records++
+				if _, err := unframeRecord(k, v); err != nil {
+					rep.damagedRecord(metaBucket, strconv.Quote(string(k)), "%v", err)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			rep.problem(err)
+		}
+	}
+	if current {
+		for _, k := range []string{metaNextUID, metaNextGID} {
+			if _, ok, err := readMetaInt(path, tx, k); err == nil && !ok {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("bucket meta: counter %s is missing", k))
+			}
+		}
+	}
+
+	mem, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return err
+	}
+	mtx := mem.Txn(true)
+	defer mtx.Abort()
+	quiet := slog.New(slog.DiscardHandler)      // rules tightened since: not damage
+	damagedKeys := map[string]map[string]bool{} // damaged keys by table
+	for _, table := range loadOrder {
+		b := tx.Bucket([]byte(table))
+		if b == nil {
+			if current {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("bucket %s is missing", table))
+			}
+			continue
+		}
+		var last []byte
+		err := guard(path, func() error {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				last = bytes.Clone(k)
+				rep.Records++
+				bad := func(format string, args ...any) {
+					rep.damagedRecord(table, printableKey(table, k), format, args...)
+					if damagedKeys[table] == nil {
+						damagedKeys[table] = map[string]bool{}
+					}
+					damagedKeys[table][string(k)] = true
+				}
+				if v == nil {
+					bad("unexpected nested bucket")
+					continue
+				}
+				payload := v
+				if framed {
+					if payload, err = unframeRecord(k, v); err != nil {
+						bad("%v", err)
+						continue
+					}
+				}
+				obj, err := decoders[table](payload)
+				if err != nil {
+					bad("value does not decode: %v", err)
+					continue
+				}
+				if want := objectKey(obj); !bytes.Equal(k, want) {
+					bad("the record inside belongs to key %s", printableKey(table, want))
+					continue
+				}
+				if refersToDamaged(damagedKeys, obj) {
+					rep.Dependent++
+					continue
+				}
+				if err := checkLoaded(mtx, table, obj, quiet, path); err != nil {
+					bad("%v", err)
+					continue
+				}
+				if err := mtx.Insert(table, obj); err != nil {
+					bad("cannot index: %v", err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			where := "at its first record"
+			if last != nil {
+				where = "after key " + printableKey(table, last)
+			}
+			rep.Problems = append(rep.Problems, fmt.Sprintf("bucket %s: reading stopped %s: %s", table, where, detailOf(err)))
+		}
+	}
+	return nil
+}
+
+// refersToDamaged reports an object that names a record VerifyJournal
+// found damaged (users, groups and directories are keyed by their id).
+func refersToDamaged(bad map[string]map[string]bool, obj any) bool {
+	switch o := obj.(type) {
+	case *Membership:
+		return bad[TableUsers][o.UserID] || bad[TableGroups][o.GroupID]
+	case *Binding:
+		subj := TableUsers
+		if o.Kind == BindGroup {
+			subj = TableGroups
+		}
+		return bad[TableDirectories][o.Directory] || bad[subj][o.SubjectID]
+	case *SyncState:
+		return bad[TableDirectories][o.Directory]
+	case *Invite:
+		return bad[TableUsers][o.UserID]
+	}
+	return false
 }

@@ -34,6 +34,7 @@ type fileConfig struct {
 	Admin       admin.ListenerConfig    `toml:"admin"`
 	Authn       authn.Config            `toml:"authn"`
 	Events      store.EventsConfig      `toml:"events"`
+	Store       store.Config            `toml:"store"`
 	LDAP        ldapserver.Config       `toml:"ldap"`
 	RADIUS      radiusserver.Config     `toml:"radius"`
 	Portal      portal.Config           `toml:"portal"`

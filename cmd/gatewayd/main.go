@@ -3,6 +3,7 @@
 //	gatewayd [serve] [-config FILE]       run the daemon (embedded example config when -config is absent)
 //	gatewayd check-config -config FILE    validate and exit non-zero with file:line problems
 //	gatewayd user|group|events ...        administer a running daemon through its API
+//	gatewayd store verify|accept-rollback  check or repair a stopped daemon's journal
 package main
 
 import (
@@ -42,6 +43,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args, stderr)
 	case "check-config":
 		err = checkConfigCommand(args, stdout, stderr)
+	case "store":
+		err = storeCommand(args, stdout, stderr)
 	case "user", "group", "events", "bind", "unbind", "directory", "import", "ad":
 		err = cliCommand(cmd, args, stdin, stdout, stderr)
 	case "version":
@@ -91,5 +94,7 @@ const usage = `usage:
   gatewayd ad pause|resume NAME             the domain's import and its write-back directories together (SPEC 6.6)
   gatewayd events [-user U] [-group G] [-type T] [-directory D] [-outcome success|failure] [-reason R]
                   [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
+  gatewayd store verify                     with the daemon stopped: read the journal (read-only) and name every damaged record
+  gatewayd store accept-rollback            with the daemon stopped: continue from the older bbolt meta page when the newest is unreadable
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.
 `

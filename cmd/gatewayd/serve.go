@@ -147,7 +147,7 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 		}
 	}()
 
-	d.store, err = store.Open(cfg.DataDir, store.Options{EventRetention: cfg.Events.Retention, Logger: d.log})
+	d.store, err = store.Open(cfg.DataDir, store.Options{EventRetention: cfg.Events.Retention, MinFreeSpace: uint64(cfg.Store.MinFreeSpace), Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path(), cfg.DataDir, err)
 	}
@@ -346,6 +346,7 @@ func (d *daemon) reload() {
 		{"log.format", old.Log.Format, nc.Log.Format},
 		{"authn.max_concurrent_hashes", old.Authn.MaxConcurrentHashes, nc.Authn.MaxConcurrentHashes},
 		{"events.retention", old.Events.Retention, nc.Events.Retention},
+		{"store.min_free_space", old.Store.MinFreeSpace, nc.Store.MinFreeSpace},
 		{"directory", blockSummary(old.Directories), blockSummary(nc.Directories)},
 		{"sync", fmt.Sprint(old.Sync), fmt.Sprint(nc.Sync)},
 		{"ad", adSummary(old), adSummary(nc)},
