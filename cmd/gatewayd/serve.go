@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -42,6 +43,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default: the embedded gatewayd.toml.example)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	memprofile := fs.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -54,6 +56,10 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *memprofile != "" {
+		stop := heapProfileOnSignal(*memprofile, stderr)
+		defer stop()
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -71,6 +77,36 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	return d.run(ctx, hup)
+}
+
+// heapProfileOnSignal writes a heap profile to path (replacing it) each
+// time the process gets SIGUSR1, so a benchmark can see where the bytes
+// are at the moment it measures RSS. The returned func stops listening.
+func heapProfileOnSignal(path string, stderr io.Writer) func() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+			case <-done:
+				return
+			}
+			runtime.GC() // the profile shows live objects as of the last GC
+			f, err := os.Create(path)
+			if err == nil {
+				err = pprof.Lookup("heap").WriteTo(f, 0)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "gatewayd: heap profile %s: %v\n", path, err)
+			}
+		}
+	}()
+	return func() { signal.Stop(sig); close(done) }
 }
 
 func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
