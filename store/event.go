@@ -1,12 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 const (
@@ -282,6 +287,9 @@ func isClosed(ch chan struct{}) bool {
 
 // appendEvents writes events (Seq assigned from the bucket sequence),
 // stamps LastLoginAt for successful logins, and prunes beyond retention.
+// Events live only in the journal (see ListEvents), not in memdb: at
+// 100k events, memdb's copy and its index were ~57 MB of live heap, and
+// each login paid a copy-on-write radix insert.
 func (w *wtxn) appendEvents(evs []Event) error {
 	b := w.tx.Bucket([]byte(TableEvents))
 	var logins map[*User]time.Time // latest successful login per user
@@ -290,13 +298,16 @@ func (w *wtxn) appendEvents(evs []Event) error {
 		if err != nil {
 			return err
 		}
-		ev := evs[i] // copy: a retried batch gets fresh numbers
-		ev.Seq = seq
-		if err := w.put(TableEvents, &ev); err != nil {
+		ev := &evs[i]
+		data, err := encodeEvent(ev, seq)
+		if err != nil {
 			return err
 		}
+		if err := b.Put(eventKey(seq), data); err != nil {
+			return fmt.Errorf("state journal %s: %w", w.s.path, err)
+		}
 		if ev.Login && ev.Outcome == OutcomeSuccess {
-			if u := w.loginUser(&ev); u != nil && ev.Time.After(logins[u]) {
+			if u := w.loginUser(ev); u != nil && ev.Time.After(logins[u]) {
 				if logins == nil {
 					logins = make(map[*User]time.Time)
 				}
@@ -316,6 +327,18 @@ func (w *wtxn) appendEvents(evs []Event) error {
 	}
 	w.after = append(w.after, func() { w.s.eventCount += added - pruned })
 	return nil
+}
+
+// encodeEvent is the journal record of ev numbered seq. ev itself is not
+// changed: a retried batch gets fresh numbers.
+func encodeEvent(ev *Event, seq uint64) ([]byte, error) {
+	c := *ev
+	c.Seq = seq
+	data, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s record: %w", TableEvents, err)
+	}
+	return data, nil
 }
 
 // loginUser finds the user of a login event, if it still exists.
@@ -348,23 +371,23 @@ func (w *wtxn) stampLogin(u *User, at time.Time) error {
 // successful login moves it.
 const LastLoginGranularity = time.Minute
 
-// pruneEvents deletes the oldest events beyond the retention.
+// pruneEvents deletes the oldest events beyond the retention: the first
+// keys of the bucket, since keys are big-endian sequence numbers.
 func (w *wtxn) pruneEvents(count int) (int, error) {
 	if w.s.retention <= 0 || count <= w.s.retention {
 		return 0, nil
 	}
 	excess := min(count-w.s.retention, maxPrunePerWrite)
-	it, err := w.mem.Get(TableEvents, "id")
-	if err != nil {
-		return 0, err
+	b := w.tx.Bucket([]byte(TableEvents))
+	// Collect first: deleting under a bbolt cursor can skip keys.
+	old := make([][8]byte, 0, excess)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && len(old) < excess; k, _ = c.Next() {
+		old = append(old, [8]byte(k))
 	}
-	var old []*Event
-	for o := it.Next(); o != nil && len(old) < excess; o = it.Next() {
-		old = append(old, o.(*Event))
-	}
-	for _, ev := range old {
-		if err := w.del(TableEvents, ev); err != nil {
-			return 0, err
+	for i := range old {
+		if err := b.Delete(old[i][:]); err != nil {
+			return 0, fmt.Errorf("state journal %s: %w", w.s.path, err)
 		}
 	}
 	return len(old), nil
@@ -373,29 +396,96 @@ func (w *wtxn) pruneEvents(count int) (int, error) {
 // ListEvents returns events matching f in ascending Seq, at most f.Limit
 // (0 means 100, capped at 1000), starting after f.After. next is the Seq
 // of the last event returned when more match, else 0.
+//
+// Events are read from the journal in one read transaction (a consistent
+// view: only committed events, as before). Records that cannot match a
+// string filter are skipped without decoding them (see eventPrefilter).
 func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 	limit := normLimit(f.Limit)
 	if f.After == math.MaxUint64 {
 		return nil, 0, nil
 	}
-	from := f.After + 1
-	txn := s.mem.Txn(false)
-	it, err := txn.LowerBound(TableEvents, "id", from)
+	if s.closed.Load() {
+		return nil, 0, ErrClosed
+	}
+	pre := newEventPrefilter(&f)
+	var (
+		out  []Event
+		next uint64
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(TableEvents))
+		if b == nil {
+			return fmt.Errorf("state journal %s: bucket %s is missing", s.path, TableEvents)
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(eventKey(f.After + 1)); k != nil; k, v = c.Next() {
+			if !pre.mayMatch(v) {
+				continue
+			}
+			o, err := decoders[TableEvents](v)
+			if err != nil {
+				return fmt.Errorf("state journal %s: bucket %s, key %s: value does not decode: %w",
+					s.path, TableEvents, printableKey(TableEvents, k), err)
+			}
+			e := o.(*Event)
+			if !f.match(e) {
+				continue
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].Seq
+				return nil
+			}
+			out = append(out, *e)
+		}
+		return nil
+	})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return nil, 0, ErrClosed
+	}
 	if err != nil {
 		return nil, 0, err
 	}
-	var out []Event
-	for o := it.Next(); o != nil; o = it.Next() {
-		e := o.(*Event)
-		if !f.match(e) {
+	return out, next, nil
+}
+
+// eventPrefilter rejects journal records that cannot match a filter
+// without decoding them: a record whose user, group, type, directory,
+// outcome or reason differs cannot contain that field as json.Marshal
+// writes it ("user_id":"u1"); inside another string the quotes would be
+// escaped. It only says "maybe": a record that passes is decoded and
+// checked by EventFilter.match. A value json.Marshal escapes (quotes,
+// backslashes, control characters, <, >, &, U+2028/9) is left to match
+// alone, since another encoder might have escaped it differently.
+type eventPrefilter struct {
+	needles [][]byte
+}
+
+func newEventPrefilter(f *EventFilter) eventPrefilter {
+	var p eventPrefilter
+	for _, fv := range []struct{ key, val string }{
+		{"user_id", f.UserID}, {"group_id", f.GroupID}, {"type", string(f.Type)},
+		{"directory", f.Directory}, {"outcome", f.Outcome}, {"reason", f.Reason},
+	} {
+		if fv.val == "" {
 			continue
 		}
-		if len(out) == limit {
-			return out, out[len(out)-1].Seq, nil
+		v, err := json.Marshal(fv.val)
+		if err != nil || bytes.IndexByte(v, '\\') >= 0 {
+			continue
 		}
-		out = append(out, *e)
+		p.needles = append(p.needles, append([]byte(`"`+fv.key+`":`), v...))
 	}
-	return out, 0, nil
+	return p
+}
+
+func (p *eventPrefilter) mayMatch(record []byte) bool {
+	for _, n := range p.needles {
+		if !bytes.Contains(record, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // match reports whether e passes every set field of f but the cursor

@@ -206,11 +206,12 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if err := checkLoaded(mtx, table, obj, log, path); err != nil {
 				return nil, where("%v", err)
 			}
+			if table == TableEvents {
+				res.events++ // events are read from the journal, not memdb
+				continue
+			}
 			if err := mtx.Insert(table, obj); err != nil {
 				return nil, where("cannot index: %v", err)
-			}
-			if table == TableEvents {
-				res.events++
 			}
 		}
 	}
