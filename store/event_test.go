@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestListEventsFilterAndPaging(t *testing.T) {
@@ -446,4 +450,70 @@ func TestListEventsFromJournalMatchesModel(t *testing.T) {
 	s = openAt(t, dir, Options{EventRetention: retention})
 	defer s.Close()
 	check("reopened")
+}
+
+// TestEventRecordsCheckedAtOpen: events are not loaded into memory, but
+// every record is still checked at start; a damaged one is refused with
+// its key named, and a record in another (valid) field order is accepted.
+func TestEventRecordsCheckedAtOpen(t *testing.T) {
+	src := t.TempDir()
+	s := openAt(t, src, Options{})
+	for i := range 5 {
+		if err := s.AppendEvents(Event{Type: "ldap_bind", UserID: fmt.Sprint("u", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(filepath.Join(src, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		record string
+		want   string // "" = accepted
+	}{
+		{"bad JSON", `{"seq":3,"time":"2025-01-02T03:04:05Z","type":"ldap_b`, "bucket events, key seq 3: value does not decode"},
+		{"wrong key", `{"seq":4,"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "bucket events, key seq 3: the record inside belongs to key seq 4"},
+		{"wrong key, seq not first", `{"type":"ldap_bind","seq":4}`, "belongs to key seq 4"},
+		{"no seq", `{"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "event without sequence number"},
+		{"seq not a number", `{"seq":"3","type":"ldap_bind"}`, "value does not decode"},
+		{"seq not first", `{"type":"ldap_bind","user_id":"u2","seq":3}`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, journalFile)
+			if err := os.WriteFile(path, orig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rawUpdate(t, path, func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte(TableEvents)).Put(eventKey(3), []byte(tc.record))
+			})
+			s, err := Open(dir, Options{Logger: quiet})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				evs, _, err := s.ListEvents(EventFilter{UserID: "u2"})
+				if err != nil || len(evs) != 1 || evs[0].Seq != 3 {
+					t.Errorf("listing the rewritten record: %+v, %v", evs, err)
+				}
+				if err := s.Verify(); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open accepted a damaged events record")
+			}
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v\nwant ErrDamaged mentioning %q", err, tc.want)
+			}
+		})
+	}
 }

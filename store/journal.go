@@ -196,6 +196,14 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if v == nil {
 				return nil, where("unexpected nested bucket")
 			}
+			if table == TableEvents {
+				// Not kept in memory: check the record, don't build it.
+				if err := checkEventRecord(k, v); err != nil {
+					return nil, where("%v", err)
+				}
+				res.events++
+				continue
+			}
 			obj, err := decode(v)
 			if err != nil {
 				return nil, where("value does not decode: %v", err)
@@ -205,10 +213,6 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			}
 			if err := checkLoaded(mtx, table, obj, log, path); err != nil {
 				return nil, where("%v", err)
-			}
-			if table == TableEvents {
-				res.events++ // events are read from the journal, not memdb
-				continue
 			}
 			if err := mtx.Insert(table, obj); err != nil {
 				return nil, where("cannot index: %v", err)
