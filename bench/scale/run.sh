@@ -3,7 +3,8 @@
 # a private data dir, USERS users created through the admin API (each with an
 # email and two attributes), the event retention filled with RADIUS PAP login
 # events (a few users, so every login after the first is a credential-cache
-# hit), then RSS (VmRSS, and VmHWM the peak) after each step, a few LDAP and
+# hit), then RSS (VmRSS = RssAnon, the Go heap and stacks, + RssFile, mostly
+# journal pages bbolt has mapped and read; VmHWM is the peak) after each step, a few LDAP and
 # API searches, and a restart timed from exec to /healthz 200. Loopback only.
 #
 # usage: bench/scale/run.sh
@@ -68,6 +69,9 @@ start_daemon() {
     cat "$WORK/gatewayd.log" >&2
     exit 1
   fi
+  # CPU seconds (user + system) the process spent until /healthz answered:
+  # steadier than wall time on a shared machine.
+  STARTCPU=$(awk '{ printf "%.2f", ($14 + $15) / tck }' tck="$(getconf CLK_TCK)" "/proc/$GW_PID/stat")
 }
 stop_daemon() {
   kill -TERM "$GW_PID"
@@ -78,9 +82,10 @@ status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$GW_PID/status"; }
 ROWS=()
 # row STEP: record RSS/HWM now (and a heap profile when PROFILE_DIR is set).
 row() {
-  local rss hwm
+  local rss anon file hwm
   rss=$(( $(status_kb VmRSS) / 1024 )); hwm=$(( $(status_kb VmHWM) / 1024 ))
-  ROWS+=("| $1 | $rss | $hwm | ${2:-} |")
+  anon=$(( $(status_kb RssAnon) / 1024 )); file=$(( $(status_kb RssFile) / 1024 ))
+  ROWS+=("| $1 | $rss | $anon | $file | $hwm | ${2:-} |")
   if [[ -n "${PROFILE_DIR:-}" ]]; then
     mkdir -p "$PROFILE_DIR"
     rm -f "$MEMPROF"
@@ -94,7 +99,9 @@ api() { curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Typ
 
 echo "# $(date -u +%FT%TZ)  $(nproc) CPUs  load $(cut -d' ' -f1-3 /proc/loadavg)  users=$USERS events=$EVENTS" >&2
 start_daemon
-row "empty, idle" "start ${STARTUP}s"
+row "empty, just started" "healthz in ${STARTUP}s, ${STARTCPU}s CPU"
+sleep 2
+row "empty, 2 s later"
 TOKEN="$(cat "$WORK/gwdata/admin.token")"
 
 # A service account for the LDAP searches, and four RADIUS users (each
@@ -125,12 +132,14 @@ row "after searches"
 stop_daemon
 JOURNAL_MB=$(( $(stat -c %s "$WORK/gwdata/gatewayd.db") / 1024 / 1024 ))
 start_daemon
-row "restarted (journal ${JOURNAL_MB} MB)" "healthz in ${STARTUP}s"
+row "restarted (journal ${JOURNAL_MB} MB)" "healthz in ${STARTUP}s, ${STARTCPU}s CPU"
+sleep 2 # the daemon returns start-up garbage to the OS in the background
+row "restarted, 2 s later"
 "$WORK/scale" search -admin "$ADMIN" -token-file "$WORK/gwdata/admin.token" -ldap "ldap://127.0.0.1:$GW_PORT" \
   -users "$USERS" -rounds 1 >/dev/null
 row "restarted, after searches"
 
 echo
-echo "| step | VmRSS MB | VmHWM MB | time |"
-echo "|---|---|---|---|"
+echo "| step | VmRSS MB | RssAnon | RssFile (journal mmap) | VmHWM MB | time |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
