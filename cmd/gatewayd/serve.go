@@ -84,9 +84,11 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 
 // startupGCPercent is the GOGC used while the daemon loads its state.
 // Loading builds the whole memdb view at once, and at the default 100
-// the GC re-marks the growing heap at every doubling: with 100k users,
-// 400 took a restart from 6.9-7.7 to 5.2-5.5 CPU seconds (bench/scale)
-// for a start-up peak ~100 MB higher. GOMEMLIMIT, when set, still caps it.
+// the GC re-marks the growing heap at every doubling: with 100k users
+// (bench/scale, loaded 2-core VM) 400 took a restart from ~5.7 to ~4.1
+// CPU seconds, for a start-up peak ~70 MB higher and ~50 MB more RSS
+// afterwards (sparser heap spans the GC cannot hand back). Setting GOGC
+// keeps the operator's value throughout; GOMEMLIMIT still caps the peak.
 const startupGCPercent = 400
 
 // startupGC raises GOGC for the start-up unless the operator set GOGC,
