@@ -506,12 +506,18 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 // checked by EventFilter.match. A value json.Marshal escapes (quotes,
 // backslashes, control characters, <, >, &, U+2028/9) is left to match
 // alone, since another encoder might have escaped it differently.
+//
+// Since and Until are checked against the time at the record's head, as
+// json.Marshal writes it ({"seq":N,"time":"<RFC 3339>", ...); a record
+// laid out otherwise is decoded. Without this a time window that matches
+// nothing decoded the whole retention (~450 ms at 100k events).
 type eventPrefilter struct {
-	needles [][]byte
+	needles      [][]byte
+	since, until time.Time
 }
 
 func newEventPrefilter(f *EventFilter) eventPrefilter {
-	var p eventPrefilter
+	p := eventPrefilter{since: f.Since, until: f.Until}
 	for _, fv := range []struct{ key, val string }{
 		{"user_id", f.UserID}, {"group_id", f.GroupID}, {"type", string(f.Type)},
 		{"directory", f.Directory}, {"outcome", f.Outcome}, {"reason", f.Reason},
@@ -534,7 +540,32 @@ func (p *eventPrefilter) mayMatch(record []byte) bool {
 			return false
 		}
 	}
-	return true
+	if p.since.IsZero() && p.until.IsZero() {
+		return true
+	}
+	t, ok := headTime(record)
+	return !ok || (p.since.IsZero() || !t.Before(p.since)) && (p.until.IsZero() || t.Before(p.until))
+}
+
+// headTime reads the time of a record that starts {"seq":N,"time":"...".
+func headTime(v []byte) (time.Time, bool) {
+	rest, ok := bytes.CutPrefix(v, []byte(`{"seq":`))
+	if !ok {
+		return time.Time{}, false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"time":"`)); !ok {
+		return time.Time{}, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	return t, err == nil
 }
 
 // match reports whether e passes every set field of f but the cursor
