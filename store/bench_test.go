@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func BenchmarkUserByUsername(b *testing.B) {
@@ -46,5 +47,40 @@ func BenchmarkEmit(b *testing.B) {
 	})
 	if err := s.Flush(context.Background()); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkListEvents lists from a full default retention (100k events
+// in the journal): the newest page, a page of a user's events (the
+// prefilter skips the others undecoded), and a filter that matches
+// nothing (the whole retention is scanned).
+func BenchmarkListEvents(b *testing.B) {
+	s := newStore(b, Options{})
+	batch := make([]Event, maxEventBatch)
+	for written := 0; written < DefaultEventRetention; written += len(batch) {
+		for i := range batch {
+			batch[i] = Event{Type: "radius_auth", UserID: fmt.Sprintf("u%d", (written+i)%100), Username: "someone",
+				Outcome: OutcomeSuccess, Source: "10.0.0.1:40000", Method: "pap", Login: true}
+		}
+		if err := s.AppendEvents(batch[:min(len(batch), DefaultEventRetention-written)]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		f    EventFilter
+	}{
+		{"newest-1000", EventFilter{After: DefaultEventRetention - 1000, Limit: 1000}},
+		{"user-100", EventFilter{UserID: "u7", Limit: 100}},
+		{"no-match", EventFilter{UserID: "nobody"}},
+		{"no-match-time", EventFilter{Until: time.Unix(1, 0)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.ListEvents(bc.f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestListEventsFilterAndPaging(t *testing.T) {
@@ -311,5 +318,202 @@ func TestCloseDoesNotHangOnAFullQueueAndFailingJournal(t *testing.T) {
 	case <-emitted:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Emit hangs after Close")
+	}
+}
+
+// TestListEventsFromJournalMatchesModel: listing from the journal (with the
+// undecoded prefilter) gives exactly what filtering every stored event in
+// sequence order gives, on a random corpus with values that JSON escapes,
+// for every filter kind, page size and cursor, before and after pruning
+// and a restart.
+func TestListEventsFromJournalMatchesModel(t *testing.T) {
+	const retention = 700
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{EventRetention: retention})
+	rng := rand.New(rand.NewPCG(14, 100000))
+	base := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	pick := func(vals ...string) string { return vals[rng.IntN(len(vals))] }
+	users := []string{"", "u1", "u2", `u"3`, "u<4>", "u&5", "u\\6", "ü7", "u1x"}
+	var model []Event // every event ever written, Seq = index+1
+	add := func(n int) {
+		t.Helper()
+		batch := make([]Event, n)
+		for i := range batch {
+			batch[i] = Event{
+				Type:      EventType(pick("ldap_bind", "radius_auth", "user_create", "t<x>")),
+				UserID:    pick(users...),
+				GroupID:   pick("", "", "g1", "g\"2"),
+				Outcome:   pick("", OutcomeSuccess, OutcomeFailure),
+				Reason:    pick("", "bad_password", "locked"),
+				Directory: pick("", "entra", "goo&gle"),
+				// Detail may hold text that looks like a field.
+				Detail: pick("", `"user_id":"u1"`, `"type":"radius_auth"`),
+				// Not monotonic: AppendEvents takes the caller's time.
+				Time: base.Add(time.Duration(rng.IntN(3600)) * time.Second),
+			}
+		}
+		if err := s.AppendEvents(batch...); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range batch {
+			ev.Seq = uint64(len(model) + 1)
+			model = append(model, ev)
+		}
+	}
+	filters := []EventFilter{
+		{},
+		{UserID: "u1"},
+		{UserID: `u"3`},
+		{UserID: "u<4>"},
+		{UserID: "u&5"},
+		{UserID: "u\\6"},
+		{UserID: "ü7"},
+		{UserID: "nobody"},
+		{GroupID: "g\"2"},
+		{Type: "radius_auth", Outcome: OutcomeFailure},
+		{Type: "t<x>"},
+		{Directory: "goo&gle", Reason: "locked"},
+		{Outcome: OutcomeSuccess, Since: base.Add(20 * time.Minute), Until: base.Add(40 * time.Minute)},
+		{Until: base.Add(5 * time.Minute)},
+		{Since: base.Add(59 * time.Minute)},
+		{UserID: "u2", GroupID: "g1", Type: "ldap_bind", Directory: "entra", Outcome: OutcomeSuccess, Reason: "bad_password"},
+	}
+	check := func(stage string) {
+		t.Helper()
+		kept := model[max(0, len(model)-retention):]
+		for _, f := range filters {
+			var want []uint64
+			for i := range kept {
+				if f.match(&kept[i]) {
+					want = append(want, kept[i].Seq)
+				}
+			}
+			for _, limit := range []int{1, 7, 1000} {
+				f := f
+				f.Limit = limit
+				var got []Event
+				for page := 0; ; page++ {
+					if page > len(kept)+1 {
+						t.Fatalf("%s %+v: paging does not end", stage, f)
+					}
+					res, next, err := s.ListEvents(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, res...)
+					if next == 0 {
+						break
+					}
+					if len(res) != limit || next != res[len(res)-1].Seq {
+						t.Fatalf("%s %+v: page of %d with next %d", stage, f, len(res), next)
+					}
+					f.After = next
+				}
+				var seqs []uint64
+				for _, e := range got {
+					seqs = append(seqs, e.Seq)
+					if m := model[e.Seq-1]; !reflect.DeepEqual(e, m) {
+						t.Fatalf("%s: event %d is %+v, stored %+v", stage, e.Seq, e, m)
+					}
+				}
+				if !slices.Equal(seqs, want) {
+					t.Errorf("%s %+v limit %d:\n got %v\nwant %v", stage, f, limit, seqs, want)
+				}
+			}
+		}
+		// A cursor in the middle starts right after it.
+		mid := kept[len(kept)/2].Seq
+		if res, _, _ := s.ListEvents(EventFilter{After: mid, Limit: 1}); len(res) != 1 || res[0].Seq != mid+1 {
+			t.Errorf("%s: after %d: %+v", stage, mid, res)
+		}
+		if err := s.Verify(); err != nil {
+			t.Errorf("%s: %v", stage, err)
+		}
+	}
+	add(400)
+	check("below retention")
+	add(500)
+	for range 30 {
+		s.Emit(Event{Type: "radius_auth", UserID: "u1", Outcome: OutcomeSuccess, Login: true, Time: base})
+		model = append(model, Event{Seq: uint64(len(model) + 1), Type: "radius_auth", UserID: "u1", Outcome: OutcomeSuccess, Login: true, Time: base})
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("pruned")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ListEvents(EventFilter{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("ListEvents after Close: %v, want ErrClosed", err)
+	}
+	s = openAt(t, dir, Options{EventRetention: retention})
+	defer s.Close()
+	check("reopened")
+}
+
+// TestEventRecordsCheckedAtOpen: events are not loaded into memory, but
+// every record is still checked at start; a damaged one is refused with
+// its key named, and a record in another (valid) field order is accepted.
+func TestEventRecordsCheckedAtOpen(t *testing.T) {
+	src := t.TempDir()
+	s := openAt(t, src, Options{})
+	for i := range 5 {
+		if err := s.AppendEvents(Event{Type: "ldap_bind", UserID: fmt.Sprint("u", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(filepath.Join(src, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		record string
+		want   string // "" = accepted
+	}{
+		{"bad JSON", `{"seq":3,"time":"2025-01-02T03:04:05Z","type":"ldap_b`, "bucket events, key seq 3: value does not decode"},
+		{"wrong key", `{"seq":4,"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "bucket events, key seq 3: the record inside belongs to key seq 4"},
+		{"wrong key, seq not first", `{"type":"ldap_bind","seq":4}`, "belongs to key seq 4"},
+		{"no seq", `{"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "event without sequence number"},
+		{"seq not a number", `{"seq":"3","type":"ldap_bind"}`, "value does not decode"},
+		{"seq not first", `{"type":"ldap_bind","user_id":"u2","seq":3}`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, journalFile)
+			if err := os.WriteFile(path, orig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rawUpdate(t, path, func(tx *bolt.Tx) error {
+				return putFramed(tx.Bucket([]byte(TableEvents)), eventKey(3), []byte(tc.record))
+			})
+			s, err := Open(dir, Options{Logger: quiet})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				evs, _, err := s.ListEvents(EventFilter{UserID: "u2"})
+				if err != nil || len(evs) != 1 || evs[0].Seq != 3 {
+					t.Errorf("listing the rewritten record: %+v, %v", evs, err)
+				}
+				if err := s.Verify(); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open accepted a damaged events record")
+			}
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v\nwant ErrDamaged mentioning %q", err, tc.want)
+			}
+		})
 	}
 }

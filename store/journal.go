@@ -220,6 +220,14 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if err != nil {
 				return nil, where("%v; %s", err, verifyHint)
 			}
+			if table == TableEvents {
+				// Not kept in memory: check the record, don't build it.
+				if err := checkEventRecord(k, payload); err != nil {
+					return nil, where("%v", err)
+				}
+				res.events++
+				continue
+			}
 			obj, err := decode(payload)
 			if err != nil {
 				return nil, where("value does not decode: %v", err)
@@ -232,9 +240,6 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			}
 			if err := mtx.Insert(table, obj); err != nil {
 				return nil, where("cannot index: %v", err)
-			}
-			if table == TableEvents {
-				res.events++
 			}
 		}
 	}

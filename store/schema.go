@@ -19,6 +19,8 @@ const (
 )
 
 // tables lists every table; each has a journal bucket of the same name.
+// Every table but TableEvents is also a memdb table: events are listed
+// straight from the journal (event.go).
 var tables = []string{
 	TableUsers, TableGroups, TableMemberships, TableEvents,
 	TableDirectories, TableBindings, TableSyncState, TableADImport,
@@ -34,7 +36,6 @@ func schema() *memdb.DBSchema {
 	lower := func(field string) *memdb.StringFieldIndex {
 		return &memdb.StringFieldIndex{Field: field, Lowercase: true}
 	}
-	seq := &memdb.UintFieldIndex{Field: "Seq"} // big-endian: ordered
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		TableUsers: {
 			Name: TableUsers,
@@ -66,15 +67,6 @@ func schema() *memdb.DBSchema {
 					Indexes: []memdb.Indexer{str("GroupID"), str("UserID")}}},
 				"group_id": {Name: "group_id", Indexer: str("GroupID")},
 				"user_id":  {Name: "user_id", Indexer: str("UserID")},
-			},
-		},
-		TableEvents: {
-			Name: TableEvents,
-			Indexes: map[string]*memdb.IndexSchema{
-				// Only the sequence: every login writes an event, and each
-				// extra index is another copy-on-write radix insert on that
-				// path. Filtered listings scan from the cursor instead.
-				"id": {Name: "id", Unique: true, Indexer: seq},
 			},
 		},
 		TableDirectories: {
