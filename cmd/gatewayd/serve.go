@@ -42,6 +42,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default: the embedded gatewayd.toml.example)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	memprofile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file at exit (for benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -54,6 +55,18 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintln(stderr, "gatewayd: writing the allocation profile:", err)
+			}
+			f.Close()
+		}()
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
