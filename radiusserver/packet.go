@@ -33,6 +33,7 @@ var (
 type frame struct {
 	b     []byte
 	maOff int
+	attrs int // how many attributes
 }
 
 // preparse checks the header and walks the attributes without copying
@@ -65,9 +66,36 @@ func preparse(b []byte) (frame, error) {
 			}
 			f.maOff = off + 2
 		}
+		f.attrs++
 		off += l
 	}
 	return f, nil
+}
+
+// parsePacket is radius.Parse for a frame preparse accepted, in four
+// allocations whatever the attribute count (layeh makes one per
+// attribute and grows the list): the packet, its attributes, the list of
+// pointers to them and one copy of the attribute bytes, which the values
+// share. Like radius.Parse, the packet owns its bytes: b may be reused.
+func parsePacket(f frame, secret []byte) *radius.Packet {
+	p := &radius.Packet{Code: radius.Code(f.b[0]), Identifier: f.b[1], Secret: secret}
+	copy(p.Authenticator[:], f.b[4:headerLen])
+	if f.attrs == 0 {
+		return p
+	}
+	data := append([]byte(nil), f.b[headerLen:]...)
+	avps := make([]radius.AVP, f.attrs)
+	p.Attributes = make(radius.Attributes, f.attrs)
+	for i, off := 0, 0; i < f.attrs; i++ {
+		l := int(data[off+1])
+		avps[i].Type = radius.Type(data[off])
+		if l > 2 {
+			avps[i].Attribute = radius.Attribute(data[off+2 : off+l : off+l])
+		}
+		p.Attributes[i] = &avps[i]
+		off += l
+	}
+	return p
 }
 
 var zero16 [16]byte

@@ -557,11 +557,7 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 		// A nil answer (drop, panic) forgets the entry.
 		defer func() { s.dedup.finish(entry, resp) }()
 	}
-	p, err := radius.Parse(f.b, c.secret)
-	if err != nil {
-		s.m.drop(dropMalformed)
-		return nil, false
-	}
+	p := parsePacket(f, c.secret)
 	if f.maOff == 0 {
 		// Not required for this client, but a Proxy-State without a
 		// Message-Authenticator is the BlastRADIUS shape: drop it
