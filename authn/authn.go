@@ -451,7 +451,7 @@ func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result
 }
 
 func (a *Authenticator) cacheHit(res *Result, req Request, cfg Config) {
-	a.metrics.cache.WithLabelValues("hit").Inc()
+	a.metrics.cacheSeries.Get("hit").Inc()
 	res.OK, res.Cached = true, true
 	a.succeeded(res.User, req.Password, cfg)
 }
@@ -480,7 +480,7 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 		return res
 	}
 	if cfg.CacheTTL > 0 {
-		a.metrics.cache.WithLabelValues("miss").Inc()
+		a.metrics.cacheSeries.Get("miss").Inc()
 	}
 	ph, err := parseHash(u.PasswordHash)
 	if err != nil {
@@ -773,8 +773,8 @@ func (a *Authenticator) record(req Request, res Result, start time.Time) {
 	if res.OK {
 		reason = "ok"
 	}
-	a.metrics.logins.WithLabelValues(string(req.Protocol), outcome, reason).Inc()
-	a.metrics.duration.WithLabelValues(string(req.Protocol)).Observe(a.now().Sub(start).Seconds())
+	a.metrics.loginSeries.Get(loginLabels{req.Protocol, outcome, reason}).Inc()
+	a.metrics.durSeries.Get(req.Protocol).Observe(a.now().Sub(start).Seconds())
 }
 
 func sourceString(a netip.Addr) string {
