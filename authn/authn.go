@@ -240,6 +240,7 @@ type Authenticator struct {
 	cfg      Config
 	failures *failureTracker
 	budget   *budget
+	flights  *flights
 
 	// dummy is verified when the user does not exist, so a miss costs the
 	// same as a wrong password and timing does not reveal usernames.
@@ -279,6 +280,7 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		cfg:      cfg,
 		failures: newFailureTracker(),
 		budget:   newBudget(),
+		flights:  newFlights(),
 	}
 	for _, o := range opts {
 		o(a)
@@ -481,7 +483,37 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 	}
 	if cfg.CacheTTL > 0 {
 		a.metrics.cacheSeries.Get("miss").Inc()
+		key := a.cache.digest(u.ID, req.Password)
+		fl, leader := a.flights.join(key)
+		if !leader {
+			select {
+			case <-fl.done:
+			case <-ctx.Done():
+				res.Reason = ReasonBusy
+				return res
+			}
+			if fl.ok && a.cache.match(u, req.Password, a.now()) {
+				a.cacheHit(&res, req, cfg)
+				return res
+			}
+			// The leader failed (or the password changed meanwhile):
+			// this attempt is verified and counted on its own.
+		} else {
+			ok := false
+			defer func() { a.flights.land(key, fl, ok) }() // also on a panic
+			res = a.verifyLocal(ctx, req, res, cfg, now)
+			ok = res.OK
+			return res
+		}
 	}
+	return a.verifyLocal(ctx, req, res, cfg, now)
+}
+
+// verifyLocal checks req's password against u's stored hash (the
+// argon2 path of a local login) and does what a success or a failure
+// entails.
+func (a *Authenticator) verifyLocal(ctx context.Context, req Request, res Result, cfg Config, now time.Time) Result {
+	u := res.User
 	ph, err := parseHash(u.PasswordHash)
 	if err != nil {
 		a.log.Error("login: stored hash unusable; reset the user's password", "user", u.Username, "err", err)
