@@ -60,7 +60,7 @@ type Config struct {
 	// Lockout: MaxFailures bad passwords within Window lock the account
 	// for Duration. MaxFailures 0 disables lockout.
 	Lockout LockoutPolicy `toml:"lockout"`
-	// RateLimit bounds failed logins per source address.
+	// RateLimit bounds failed logins per (source, login name) and per source.
 	RateLimit RateLimitPolicy `toml:"rate_limit"`
 	// UPNDomains: an identifier name@domain with a listed domain resolves
 	// to the user named name when no user has that email.
@@ -88,13 +88,19 @@ type LockoutPolicy struct {
 	Duration    time.Duration `toml:"duration"`
 }
 
-// RateLimitPolicy: a source may produce FailuresPerSecond failed logins
-// (Burst at once); beyond that its attempts are refused before any hash
-// work. Successes don't count, so a busy NAS fronting many users is not
-// throttled while an address spraying passwords is.
+// RateLimitPolicy bounds failed logins before any hash work. Each
+// (source, login name) may produce FailuresPerSecond failures (Burst at
+// once), and each source SourceFailuresPerSecond (SourceBurst) over all
+// the names it tries; beyond either, its attempts are refused. The source
+// is the client address, or for RADIUS the (NAS, Calling-Station-Id) when
+// the NAS sends one. Successes don't count, so a busy NAS fronting many
+// users is not throttled, and one guesser spends its own name's budget,
+// not that of the others behind its NAS. 0 turns a limit off.
 type RateLimitPolicy struct {
-	FailuresPerSecond float64 `toml:"failures_per_second"`
-	Burst             int     `toml:"burst"`
+	FailuresPerSecond       float64 `toml:"failures_per_second"`
+	Burst                   int     `toml:"burst"`
+	SourceFailuresPerSecond float64 `toml:"source_failures_per_second"`
+	SourceBurst             int     `toml:"source_burst"`
 }
 
 // Defaults of the settings that a zero Config leaves off or zero.
@@ -107,13 +113,16 @@ const (
 )
 
 // Defaults sets the [authn] defaults: the credential cache for 15
-// minutes, lockout after 10 failures in 15 minutes for 15 minutes, and 5
-// failed logins per second (burst 20) per source.
+// minutes, lockout after 10 failures in 15 minutes for 15 minutes, 1
+// failed login per second (burst 10) per source and login name, and 20
+// per second (burst 200) per source over all names: the ceiling a WiFi
+// controller with hundreds of users behind one address stays under on
+// the morning after a password change.
 func (c *Config) Defaults() {
 	*c = Config{
 		CacheTTL:  DefaultCacheTTL,
 		Lockout:   LockoutPolicy{MaxFailures: 10, Window: 15 * time.Minute, Duration: 15 * time.Minute},
-		RateLimit: RateLimitPolicy{FailuresPerSecond: 5, Burst: 20},
+		RateLimit: RateLimitPolicy{FailuresPerSecond: 1, Burst: 10, SourceFailuresPerSecond: 20, SourceBurst: 200},
 	}
 	c.setDefaults()
 }
@@ -166,8 +175,14 @@ func (c *Config) Validate() error {
 	if r := c.RateLimit.FailuresPerSecond; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		bad("rate_limit.failures_per_second", "must be 0 (off) or a positive finite number, got %v", r)
 	}
+	if r := c.RateLimit.SourceFailuresPerSecond; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		bad("rate_limit.source_failures_per_second", "must be 0 (off) or a positive finite number, got %v", r)
+	}
 	if c.RateLimit.Burst < 0 {
 		bad("rate_limit.burst", "must not be negative")
+	}
+	if c.RateLimit.SourceBurst < 0 {
+		bad("rate_limit.source_burst", "must not be negative")
 	}
 	if c.StoreNTHash {
 		if c.NTHashKeyFile == "" {
@@ -224,7 +239,8 @@ type Authenticator struct {
 	mu       sync.RWMutex // guards cfg and dummy (SIGHUP swaps policy)
 	cfg      Config
 	failures *failureTracker
-	limiter  *sourceLimiter
+	budget   *budget
+	flights  *flights
 
 	// dummy is verified when the user does not exist, so a miss costs the
 	// same as a wrong password and timing does not reveal usernames.
@@ -263,7 +279,8 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		hashSem:  make(chan struct{}, cfg.MaxConcurrentHashes),
 		cfg:      cfg,
 		failures: newFailureTracker(),
-		limiter:  newSourceLimiter(),
+		budget:   newBudget(),
+		flights:  newFlights(),
 	}
 	for _, o := range opts {
 		o(a)
@@ -377,7 +394,7 @@ const (
 // precheck runs the part of SPEC 3.2 that needs no password work. For
 // every step but stepUnknown, res.User is the resolved user.
 func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result, step) {
-	if req.Source.IsValid() && !a.limiter.allow(budgetKey(req), cfg.RateLimit, now) {
+	if !a.budget.allow(req, cfg.RateLimit, now) {
 		return Result{Reason: ReasonRateLimited}, stepDone
 	}
 	u, err := a.resolve(req)
@@ -398,6 +415,10 @@ func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result
 		return res, stepDone
 	}
 	if u.Locked(now) {
+		// Charged to the (source, name) budget, so a guesser hammering a
+		// locked account is throttled; not to the source's ceiling, which
+		// the others behind that source share.
+		a.budget.charge(req, cfg.RateLimit, false, now)
 		res.Reason = ReasonLocked
 		return res, stepDone
 	}
@@ -432,7 +453,7 @@ func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result
 }
 
 func (a *Authenticator) cacheHit(res *Result, req Request, cfg Config) {
-	a.metrics.cache.WithLabelValues("hit").Inc()
+	a.metrics.cacheSeries.Get("hit").Inc()
 	res.OK, res.Cached = true, true
 	a.succeeded(res.User, req.Password, cfg)
 }
@@ -461,8 +482,38 @@ func (a *Authenticator) login(ctx context.Context, req Request) Result {
 		return res
 	}
 	if cfg.CacheTTL > 0 {
-		a.metrics.cache.WithLabelValues("miss").Inc()
+		a.metrics.cacheSeries.Get("miss").Inc()
+		key := a.cache.digest(u.ID, req.Password)
+		fl, leader := a.flights.join(key)
+		if !leader {
+			select {
+			case <-fl.done:
+			case <-ctx.Done():
+				res.Reason = ReasonBusy
+				return res
+			}
+			if fl.ok && a.cache.match(u, req.Password, a.now()) {
+				a.cacheHit(&res, req, cfg)
+				return res
+			}
+			// The leader failed (or the password changed meanwhile):
+			// this attempt is verified and counted on its own.
+		} else {
+			ok := false
+			defer func() { a.flights.land(key, fl, ok) }() // also on a panic
+			res = a.verifyLocal(ctx, req, res, cfg, now)
+			ok = res.OK
+			return res
+		}
 	}
+	return a.verifyLocal(ctx, req, res, cfg, now)
+}
+
+// verifyLocal checks req's password against u's stored hash (the
+// argon2 path of a local login) and does what a success or a failure
+// entails.
+func (a *Authenticator) verifyLocal(ctx context.Context, req Request, res Result, cfg Config, now time.Time) Result {
+	u := res.User
 	ph, err := parseHash(u.PasswordHash)
 	if err != nil {
 		a.log.Error("login: stored hash unusable; reset the user's password", "user", u.Username, "err", err)
@@ -646,12 +697,11 @@ func (a *Authenticator) acquire(ctx context.Context, cfg Config) error {
 
 func (a *Authenticator) release() { <-a.hashSem }
 
-// failed counts a bad password toward lockout and the source's budget. It
-// returns the updated user when this failure locked the account.
+// failed counts a bad password toward lockout, the (source, name) budget
+// and the source's ceiling. It returns the updated user when this failure
+// locked the account.
 func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.Time) *store.User {
-	if req.Source.IsValid() {
-		a.limiter.charge(budgetKey(req), cfg.RateLimit, now)
-	}
+	a.budget.charge(req, cfg.RateLimit, true, now)
 	if u == nil || cfg.Lockout.MaxFailures <= 0 {
 		return nil
 	}
@@ -755,8 +805,8 @@ func (a *Authenticator) record(req Request, res Result, start time.Time) {
 	if res.OK {
 		reason = "ok"
 	}
-	a.metrics.logins.WithLabelValues(string(req.Protocol), outcome, reason).Inc()
-	a.metrics.duration.WithLabelValues(string(req.Protocol)).Observe(a.now().Sub(start).Seconds())
+	a.metrics.loginSeries.Get(loginLabels{req.Protocol, outcome, reason}).Inc()
+	a.metrics.durSeries.Get(req.Protocol).Observe(a.now().Sub(start).Seconds())
 }
 
 func sourceString(a netip.Addr) string {

@@ -38,19 +38,30 @@ func newCredCache() (*credCache, error) {
 		return nil, fmt.Errorf("credential cache key: %w", err)
 	}
 	c := &credCache{key: key, entries: make(map[string]cacheEntry)}
-	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	c.macs.New = func() any { return &macState{h: hmac.New(sha256.New, c.key)} }
 	return c, nil
 }
 
+// macState is a pooled keyed HMAC with the buffers one digest needs, so
+// a cache hit allocates nothing: the message is written in one call from
+// buf, and the sum lands in out, neither escaping per call.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	out [sha256.Size]byte
+}
+
 func (c *credCache) digest(userID string, pw secret.String) [sha256.Size]byte {
-	m := c.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(userID))
-	m.Write([]byte{0})
-	m.Write(pw.Bytes())
-	var d [sha256.Size]byte
-	m.Sum(d[:0])
-	m.Reset() // keep no trace of the password in the pooled state
+	m := c.macs.Get().(*macState)
+	m.h.Reset()
+	m.buf = append(append(append(m.buf[:0], userID...), 0), pw.Bytes()...)
+	m.h.Write(m.buf)
+	m.h.Sum(m.out[:0])
+	d := m.out
+	// Keep no trace of the password in the pooled state.
+	clear(m.buf)
+	clear(m.out[:])
+	m.h.Reset()
 	c.macs.Put(m)
 	return d
 }

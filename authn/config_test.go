@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 		QueueTimeout:        5 * time.Second,
 		CacheTTL:            15 * time.Minute,
 		Lockout:             LockoutPolicy{MaxFailures: 10, Window: 15 * time.Minute, Duration: 15 * time.Minute},
-		RateLimit:           RateLimitPolicy{FailuresPerSecond: 5, Burst: 20},
+		RateLimit:           RateLimitPolicy{FailuresPerSecond: 1, Burst: 10, SourceFailuresPerSecond: 20, SourceBurst: 200},
 		MinPasswordLength:   8,
 		MaxPasswordLength:   256,
 	}
@@ -81,6 +81,8 @@ func TestConfigBounds(t *testing.T) {
 		{"rate_limit", "failures_per_second", "0.0", "-0.5", "must be 0 (off) or a positive finite number, got -0.5"},
 		{"rate_limit", "failures_per_second", "1e9", "nan", "got NaN"},
 		{"rate_limit", "failures_per_second", "1e9", "inf", "got +Inf"},
+		{"rate_limit", "source_failures_per_second", "0.0", "-1.0", "must be 0 (off) or a positive finite number, got -1"},
+		{"rate_limit", "source_failures_per_second", "1e9", "nan", "got NaN"},
 		{"rate_limit", "burst", "0", "-1", "must not be negative"},
 	}
 	for _, tc := range tests {
@@ -138,7 +140,7 @@ func TestConfigAccepts(t *testing.T) {
 	for name, text := range map[string]string{
 		"lockout off ignores its window":    "[authn.lockout]\nmax_failures = 0\nwindow = \"0s\"\nduration = \"0s\"\n",
 		"threads at the top of their range": "[authn.argon2]\nthreads = 255\nmemory_kib = 2040\n",
-		"rate limit off":                    "[authn.rate_limit]\nfailures_per_second = 0.0\nburst = 0\n",
+		"rate limit off":                    "[authn.rate_limit]\nfailures_per_second = 0.0\nburst = 0\nsource_failures_per_second = 0.0\nsource_burst = 0\n",
 		"min equal to max":                  "[authn]\nmin_password_length = 12\nmax_password_length = 12\n",
 		"upn domains":                       "[authn]\nupn_domains = [\"example.com\", \"corp.example.com\"]\n",
 	} {

@@ -145,7 +145,7 @@ func (a *Authenticator) matchesStored(ctx context.Context, u *store.User, pw sec
 		return false, false, true // unusable: replace it
 	}
 	if cfg.CacheTTL > 0 && a.cache.match(u, pw, now) {
-		a.metrics.cache.WithLabelValues("hit").Inc()
+		a.metrics.cacheSeries.Get("hit").Inc()
 		return true, ph.needsRehash(cfg.Hash), true
 	}
 	switch a.verifyHash(ctx, cfg, ph, pw) {
@@ -213,7 +213,7 @@ func (a *Authenticator) offlineLogin(ctx context.Context, req Request, u *store.
 	offline := fmt.Sprintf("offline login (ad %s unreachable; last AD validation %s)", dr.Domain,
 		u.LastADValidationAt.UTC().Format(time.RFC3339))
 	if cfg.CacheTTL > 0 && a.cache.match(u, req.Password, now) {
-		a.metrics.cache.WithLabelValues("hit").Inc()
+		a.metrics.cacheSeries.Get("hit").Inc()
 		res.OK, res.Cached, res.Reason, res.Detail = true, true, ReasonNone, offline
 		a.succeeded(u, req.Password, cfg)
 		return res

@@ -1,6 +1,10 @@
 package authn
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatewayd/gatewayd/internal/promreg"
+)
 
 type metrics struct {
 	logins    *prometheus.CounterVec
@@ -9,10 +13,22 @@ type metrics struct {
 	rehashes  prometheus.Counter
 	cache     *prometheus.CounterVec
 	queueWait prometheus.Histogram
+
+	// The series every login touches, cached (promreg.Series): label
+	// values are protocols, outcomes, reasons and cache results.
+	loginSeries *promreg.Series[loginLabels, prometheus.Counter]
+	durSeries   *promreg.Series[Protocol, prometheus.Observer]
+	cacheSeries *promreg.Series[string, prometheus.Counter]
+}
+
+type loginLabels struct {
+	protocol Protocol
+	outcome  string
+	reason   string
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatewayd_authn_logins_total", Help: "Logins by protocol, outcome and reason.",
 		}, []string{"protocol", "outcome", "reason"}),
@@ -34,6 +50,12 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
 	}
+	m.loginSeries = promreg.NewSeries(func(k loginLabels) prometheus.Counter {
+		return m.logins.WithLabelValues(string(k.protocol), k.outcome, k.reason)
+	})
+	m.durSeries = promreg.NewSeries(func(p Protocol) prometheus.Observer { return m.duration.WithLabelValues(string(p)) })
+	m.cacheSeries = promreg.NewSeries(func(r string) prometheus.Counter { return m.cache.WithLabelValues(r) })
+	return m
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {

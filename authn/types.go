@@ -76,9 +76,9 @@ type Request struct {
 	Source netip.Addr
 	// Station identifies the end device behind Source when Source is a
 	// NAS (RADIUS Calling-Station-Id, e.g. a MAC address); empty when the
-	// door has none. The failure budget is kept per (Source, Station), so
-	// one guessing device does not spend the budget of everyone behind
-	// the same NAS.
+	// door has none. For RADIUS, (Source, Station) is then the source of
+	// the failure budget, so one guessing device does not spend the
+	// budget of everyone behind the same NAS.
 	Station string
 	// Client names the RADIUS client or LDAP connection, for the event.
 	Client string

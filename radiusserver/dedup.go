@@ -1,6 +1,7 @@
 package radiusserver
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"time"
@@ -24,11 +25,25 @@ type dedupKey struct {
 	auth   [16]byte
 }
 
+// dedupEntry is one request seen. Entries live by value in a ring in
+// insertion (= expiry) order, so recording a request allocates nothing
+// but the answer it keeps: at tens of thousands of requests a second a
+// pointer per entry, and the map keyed by the whole key, were a tenth of
+// the door's CPU.
 type dedupEntry struct {
 	key  dedupKey
-	resp []byte // set when done
+	hash uint64
+	seq  uint64
+	at   time.Duration // since the cache was made (monotonic)
+	resp []byte        // set when done
 	done bool
-	at   time.Time // insertion time; the entry lives until at+ttl
+	live bool
+}
+
+// dedupTicket names the entry a begin made, for finish.
+type dedupTicket struct {
+	seq uint64
+	ok  bool
 }
 
 type dedupState int
@@ -41,81 +56,114 @@ const (
 
 type dedupCache struct {
 	mu    sync.Mutex
-	m     map[dedupKey]*dedupEntry
-	fifo  []*dedupEntry // insertion order == expiry order
-	head  int
+	seed  maphash.Seed
+	base  time.Time
+	idx   map[uint64]uint64 // key hash → seq of its entry
+	ring  []dedupEntry      // seq s at ring[s % limit]; grows to limit
+	tail  uint64            // oldest seq still in the ring
+	head  uint64            // next seq
 	ttl   time.Duration
 	limit int
 }
 
 func newDedupCache(ttl time.Duration, limit int) *dedupCache {
-	return &dedupCache{m: make(map[dedupKey]*dedupEntry), ttl: ttl, limit: limit}
+	return &dedupCache{seed: maphash.MakeSeed(), base: time.Now(), idx: make(map[uint64]uint64), ttl: ttl, limit: max(limit, 1)}
 }
+
+// hashKey is a keyed (per-process random seed) hash of k, so a client
+// cannot aim requests at one map slot. A collision is checked against the
+// full key and then only costs the older request its dedup.
+func (c *dedupCache) hashKey(k dedupKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(k.client)
+	var b [16 + 2 + 1 + 16]byte
+	a := k.src.Addr().As16()
+	copy(b[:16], a[:])
+	b[16], b[17] = byte(k.src.Port()>>8), byte(k.src.Port())
+	b[18] = k.id
+	copy(b[19:], k.auth[:])
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+func (c *dedupCache) at(seq uint64) *dedupEntry { return &c.ring[seq%uint64(c.limit)] }
 
 // begin looks key up. On dedupNew it has inserted an in-flight entry that
 // the caller must pass to finish.
-func (c *dedupCache) begin(k dedupKey, now time.Time) (*dedupEntry, dedupState, []byte) {
+func (c *dedupCache) begin(k dedupKey, now time.Time) (dedupTicket, dedupState, []byte) {
+	h := c.hashKey(k)
+	t := now.Sub(c.base)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(now)
-	if e, ok := c.m[k]; ok {
-		if !e.done {
-			return nil, dedupInFlight, nil
+	c.expire(t)
+	if seq, ok := c.idx[h]; ok {
+		if e := c.at(seq); e.live && e.seq == seq && e.key == k {
+			if !e.done {
+				return dedupTicket{}, dedupInFlight, nil
+			}
+			return dedupTicket{}, dedupCached, e.resp
 		}
-		return nil, dedupCached, e.resp
 	}
-	for len(c.m) >= c.limit {
+	for c.head-c.tail >= uint64(c.limit) {
 		c.evictOldest()
 	}
-	e := &dedupEntry{key: k, at: now}
-	c.m[k] = e
-	c.fifo = append(c.fifo, e)
-	return e, dedupNew, nil
+	seq := c.head
+	c.head++
+	if len(c.ring) < c.limit && int(seq%uint64(c.limit)) == len(c.ring) {
+		c.ring = append(c.ring, dedupEntry{})
+	}
+	*c.at(seq) = dedupEntry{key: k, hash: h, seq: seq, at: t, live: true}
+	c.idx[h] = seq
+	return dedupTicket{seq: seq, ok: true}, dedupNew, nil
 }
 
 // finish records the answer. A nil resp (the request was dropped, or the
 // handler panicked) forgets the entry so that a retransmit is served.
-func (c *dedupCache) finish(e *dedupEntry, resp []byte) {
-	if e == nil {
+func (c *dedupCache) finish(tk dedupTicket, resp []byte) {
+	if !tk.ok {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if tk.seq < c.tail || tk.seq >= c.head {
+		return // evicted meanwhile
+	}
+	e := c.at(tk.seq)
+	if !e.live || e.seq != tk.seq {
+		return
+	}
 	e.resp, e.done = resp, true
-	if resp == nil && c.m[e.key] == e {
-		delete(c.m, e.key)
+	if resp == nil {
+		c.unindex(e)
+		e.key = dedupKey{}
 	}
 }
 
-func (c *dedupCache) expire(now time.Time) {
-	for c.head < len(c.fifo) && now.Sub(c.fifo[c.head].at) >= c.ttl {
+func (c *dedupCache) unindex(e *dedupEntry) {
+	if seq, ok := c.idx[e.hash]; ok && seq == e.seq {
+		delete(c.idx, e.hash)
+	}
+}
+
+func (c *dedupCache) expire(now time.Duration) {
+	for c.tail < c.head && now-c.at(c.tail).at >= c.ttl {
 		c.evictOldest()
 	}
 }
 
+// evictOldest drops the entry at the tail, and the answer it kept.
 func (c *dedupCache) evictOldest() {
-	if c.head >= len(c.fifo) {
-		// Only entries forgotten by finish remain in the map's history;
-		// nothing to evict.
-		clear(c.m)
-		c.fifo, c.head = c.fifo[:0], 0
-		return
+	e := c.at(c.tail)
+	if e.live {
+		c.unindex(e)
 	}
-	e := c.fifo[c.head]
-	c.fifo[c.head] = nil
-	c.head++
-	if c.m[e.key] == e {
-		delete(c.m, e.key)
-	}
-	if c.head > 1024 && c.head*2 > len(c.fifo) {
-		n := copy(c.fifo, c.fifo[c.head:])
-		clear(c.fifo[n:])
-		c.fifo, c.head = c.fifo[:n], 0
-	}
+	*e = dedupEntry{}
+	c.tail++
 }
 
 func (c *dedupCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m)
+	return len(c.idx)
 }

@@ -132,3 +132,47 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePacket: for every datagram preparse accepts, parsePacket
+// yields what layeh's radius.Parse does (code, identifier, authenticator,
+// attributes in order), owns its bytes, and one attribute's value cannot
+// be grown into the next.
+func FuzzParsePacket(f *testing.F) {
+	for _, r := range []request{{user: "alice", password: "alicepass"}, {code: radius.CodeStatusServer},
+		{user: "bob", password: "x", extra: withProxyState("a", "bc")}} {
+		b, _ := r.encode(f)
+		f.Add(b)
+	}
+	f.Add(make([]byte, 20))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := preparse(data)
+		if err != nil {
+			return
+		}
+		want, err := radius.Parse(fr.b, []byte(testSecret))
+		if err != nil {
+			t.Fatalf("preparse accepted what radius.Parse refuses: %v", err)
+		}
+		got := parsePacket(fr, []byte(testSecret))
+		if got.Code != want.Code || got.Identifier != want.Identifier || got.Authenticator != want.Authenticator ||
+			len(got.Attributes) != len(want.Attributes) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		for i, a := range got.Attributes {
+			w := want.Attributes[i]
+			if a.Type != w.Type || string(a.Attribute) != string(w.Attribute) {
+				t.Fatalf("attribute %d: got %d %x, want %d %x", i, a.Type, a.Attribute, w.Type, w.Attribute)
+			}
+		}
+		clear(fr.b) // the caller reuses its buffer
+		for i, a := range got.Attributes {
+			if string(a.Attribute) != string(want.Attributes[i].Attribute) {
+				t.Fatalf("attribute %d shares the read buffer", i)
+			}
+			_ = append(a.Attribute, 0xff)
+			if i+1 < len(got.Attributes) && string(got.Attributes[i+1].Attribute) != string(want.Attributes[i+1].Attribute) {
+				t.Fatalf("growing attribute %d overwrote the next", i)
+			}
+		}
+	})
+}

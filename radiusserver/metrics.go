@@ -42,6 +42,11 @@ type metrics struct {
 	dropped  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	methods  *prometheus.CounterVec
+
+	// The series every answer touches, cached (promreg.Series).
+	reqSeries    *promreg.Series[[2]string, prometheus.Counter] // client, outcome
+	durSeries    *promreg.Series[string, prometheus.Observer]   // outcome
+	methodSeries *promreg.Series[[2]string, prometheus.Counter] // method, outcome
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -82,14 +87,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range allDropReasons {
 		m.dropped.WithLabelValues(r)
 	}
+	m.reqSeries = promreg.NewSeries(func(k [2]string) prometheus.Counter { return m.requests.WithLabelValues(k[0], k[1]) })
+	m.durSeries = promreg.NewSeries(func(o string) prometheus.Observer { return m.duration.WithLabelValues(o) })
+	m.methodSeries = promreg.NewSeries(func(k [2]string) prometheus.Counter { return m.methods.WithLabelValues(k[0], k[1]) })
 	return m, nil
 }
 
 func (m *metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 func (m *metrics) answered(client, outcome string, since time.Time) {
-	m.requests.WithLabelValues(client, outcome).Inc()
-	m.duration.WithLabelValues(outcome).Observe(time.Since(since).Seconds())
+	m.reqSeries.Get([2]string{client, outcome}).Inc()
+	m.durSeries.Get(outcome).Observe(time.Since(since).Seconds())
 }
 
-func (m *metrics) method(method, outcome string) { m.methods.WithLabelValues(method, outcome).Inc() }
+func (m *metrics) method(method, outcome string) {
+	m.methodSeries.Get([2]string{method, outcome}).Inc()
+}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -319,8 +320,14 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	// Several readers per socket: a cached login is answered on the
+	// goroutine that read it, so one reader would hold the warm path to
+	// one core however many the machine has. The kernel hands each
+	// datagram to one of them.
 	for _, c := range conns {
-		readers.Go(func() { s.readLoop(c, jobs) })
+		for range readersPerSocket() {
+			readers.Go(func() { s.readLoop(c, jobs) })
+		}
 	}
 
 	<-ctx.Done()
@@ -340,6 +347,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("radius stopped")
 	return nil
 }
+
+// readersPerSocket is how many goroutines read each socket: one per CPU
+// Go may use, at most 8 (more only contend on the socket).
+func readersPerSocket() int { return min(max(runtime.GOMAXPROCS(0), 1), 8) }
 
 func (s *Server) bind() ([]*net.UDPConn, error) {
 	var conns []*net.UDPConn
@@ -546,11 +557,7 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 		// A nil answer (drop, panic) forgets the entry.
 		defer func() { s.dedup.finish(entry, resp) }()
 	}
-	p, err := radius.Parse(f.b, c.secret)
-	if err != nil {
-		s.m.drop(dropMalformed)
-		return nil, false
-	}
+	p := parsePacket(f, c.secret)
 	if f.maOff == 0 {
 		// Not required for this client, but a Proxy-State without a
 		// Message-Authenticator is the BlastRADIUS shape: drop it

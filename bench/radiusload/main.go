@@ -9,7 +9,12 @@
 //
 // A "cold" pass sends each user once (-count equal to -users, a fresh
 // -first range); a "warm" pass repeats users the server has already seen.
-// run.sh runs both against gatewayd and FreeRADIUS.
+// run.sh runs both against gatewayd and FreeRADIUS; steady.sh runs the
+// first logins after a start and the steady state against the floor.
+//
+// With -slice N the result also gives p99 per N requests in the order
+// they were sent, to show how latency changes over a pass. With -serve
+// ADDR it is instead the minimal responder (the floor, floor.go).
 package main
 
 import (
@@ -45,6 +50,8 @@ type options struct {
 	expect      string
 	label       string
 	jsonOut     bool
+	slice       int
+	serve       string
 }
 
 type result struct {
@@ -61,6 +68,8 @@ type result struct {
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
 	MaxMs       float64 `json:"max_ms"`
+	// SliceP99ms is p99 per -slice requests, in sending order.
+	SliceP99ms []float64 `json:"slice_p99_ms,omitempty"`
 }
 
 func main() {
@@ -79,9 +88,18 @@ func main() {
 	flag.StringVar(&o.expect, "expect", "accept", "expected answer: accept, reject or any")
 	flag.StringVar(&o.label, "label", "", "label printed with the result")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
+	flag.IntVar(&o.slice, "slice", 0, "also report p99 per this many requests, in sending order (0: off)")
+	flag.StringVar(&o.serve, "serve", "", "run the minimal responder on this loopback address instead of sending")
 	flag.Parse()
 	if o.secret == "" {
 		o.secret = os.Getenv("RADIUS_SECRET")
+	}
+	if o.serve != "" && o.secret != "" {
+		if err := serveFloor(o.serve, []byte(o.secret)); err != nil {
+			fmt.Fprintln(os.Stderr, "radiusload:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "radiusload:", err)
@@ -98,6 +116,13 @@ func main() {
 		fmt.Printf("%-28s K=%-4d n=%-6d accept=%-6d reject=%-6d lost=%-4d invalid=%d unexpected=%d  %6.2fs  %8.0f req/s  p50=%.2fms p99=%.2fms max=%.1fms\n",
 			r.Label, r.Outstanding, r.Sent, r.Accepted, r.Rejected, r.Lost, r.Invalid, r.Unexpected,
 			r.Seconds, r.PerSecond, r.P50ms, r.P99ms, r.MaxMs)
+		if len(r.SliceP99ms) > 0 {
+			fmt.Printf("%-28s p99 per %d requests (ms):", r.Label, o.slice)
+			for _, v := range r.SliceP99ms {
+				fmt.Printf(" %.2f", v)
+			}
+			fmt.Println()
+		}
 	}
 	if r.Lost > 0 || r.Invalid > 0 || r.Unexpected > 0 {
 		os.Exit(3)
@@ -116,8 +141,8 @@ func (o *options) check() error {
 		return fmt.Errorf("refusing non-loopback target %s: this tool is for local benchmarks only", a.IP)
 	}
 	o.addr = a.String()
-	if o.users < 1 || o.outstanding < 1 || o.count < 0 || o.duration <= 0 || o.timeout <= 0 || o.retries < 0 {
-		return errors.New("-users, -outstanding, -duration and -timeout must be positive; -count and -retries not negative")
+	if o.users < 1 || o.outstanding < 1 || o.count < 0 || o.duration <= 0 || o.timeout <= 0 || o.retries < 0 || o.slice < 0 {
+		return errors.New("-users, -outstanding, -duration and -timeout must be positive; -count, -retries and -slice not negative")
 	}
 	switch o.expect {
 	case "accept", "reject", "any":
@@ -142,7 +167,7 @@ func run(o options) (result, error) {
 	var next atomic.Int64
 	var sent, accepted, rejected, lost, invalid, unexpected atomic.Int64
 	deadline := time.Now().Add(o.duration)
-	lat := make([][]time.Duration, o.outstanding)
+	lat := make([][]sample, o.outstanding)
 	conns := make([]*net.UDPConn, o.outstanding)
 	ra, _ := net.ResolveUDPAddr("udp", o.addr)
 	for i := range conns {
@@ -198,7 +223,7 @@ func run(o options) (result, error) {
 					lost.Add(1)
 					continue
 				}
-				lat[w] = append(lat[w], time.Since(t0))
+				lat[w] = append(lat[w], sample{n, time.Since(t0)})
 				if !validResponse(resp, auth, secret) {
 					invalid.Add(1)
 					continue
@@ -222,7 +247,23 @@ func run(o options) (result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	all := slices.Concat(lat...)
+	samples := slices.Concat(lat...)
+	if o.slice > 0 {
+		slices.SortFunc(samples, func(a, b sample) int { return int(a.n - b.n) })
+		for i := 0; i < len(samples); i += o.slice {
+			part := samples[i:min(i+o.slice, len(samples))]
+			ds := make([]time.Duration, len(part))
+			for j, s := range part {
+				ds[j] = s.d
+			}
+			slices.Sort(ds)
+			res.SliceP99ms = append(res.SliceP99ms, ms(pct(ds, 0.99)))
+		}
+	}
+	all := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		all[i] = s.d
+	}
 	slices.Sort(all)
 	res.Accepted, res.Rejected, res.Lost, res.Invalid, res.Unexpected = accepted.Load(), rejected.Load(), lost.Load(), invalid.Load(), unexpected.Load()
 	res.Sent = sent.Load()
@@ -233,6 +274,13 @@ func run(o options) (result, error) {
 		res.MaxMs = ms(all[len(all)-1])
 	}
 	return res, nil
+}
+
+// sample is one answered request: its place in sending order and its
+// latency.
+type sample struct {
+	n int64
+	d time.Duration
 }
 
 func pct(d []time.Duration, p float64) time.Duration {

@@ -44,7 +44,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (default: the embedded gatewayd.toml.example)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
-	memprofile := fs.String("memprofile", "", "write a heap profile to this file on each SIGUSR1 (for benchmarks)")
+	memprofile := fs.String("memprofile", "", "write a heap profile (live and allocated) to this file on each SIGUSR1 and at exit (for benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -105,30 +105,37 @@ func startupGC() func() {
 // time the process gets SIGUSR1, so a benchmark can see where the bytes
 // are at the moment it measures RSS. The returned func stops listening.
 func heapProfileOnSignal(path string, stderr io.Writer) func() {
+	write := func() {
+		runtime.GC() // the profile shows live objects as of the last GC
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.Lookup("heap").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "gatewayd: heap profile %s: %v\n", path, err)
+		}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
 	done := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case <-sig:
+				write()
 			case <-done:
 				return
 			}
-			runtime.GC() // the profile shows live objects as of the last GC
-			f, err := os.Create(path)
-			if err == nil {
-				err = pprof.Lookup("heap").WriteTo(f, 0)
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "gatewayd: heap profile %s: %v\n", path, err)
-			}
 		}
 	}()
-	return func() { signal.Stop(sig); close(done) }
+	// The last profile is taken at exit, so a run without signals (the
+	// RADIUS bench reads alloc_space over the whole run) still gets one.
+	return func() { signal.Stop(sig); close(done); <-exited; write() }
 }
 
 func checkConfigCommand(args []string, stdout, stderr io.Writer) error {
