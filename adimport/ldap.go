@@ -216,6 +216,14 @@ func ridOf(sid []byte) int {
 	return int(binary.LittleEndian.Uint32(sid[len(sid)-4:]))
 }
 
+// rangeStep is the width of each member window asked for: AD's default
+// MaxValRange. A DC with a smaller limit answers a shorter slice, and the
+// next window starts after the slice it sent.
+const rangeStep = 1500
+
+// rangeAttr names the member window that starts at lo.
+func rangeAttr(lo int) string { return fmt.Sprintf("member;range=%d-%d", lo, lo+rangeStep-1) }
+
 // fetchFunc reads one attribute (a member;range=... request) of one object.
 type fetchFunc func(dn, attr string) (*ldap.Entry, error)
 
@@ -247,7 +255,8 @@ func parseRange(name string) (lo, hi int, last, ok bool) {
 // "member" with no "member;range=" attribute is complete. With one (AD
 // sends an empty "member" plus "member;range=0-1499" for a big group,
 // whether asked or not), the next slices are fetched until the one that
-// ends in "*": an empty "member" then never means "no members". A slice
+// ends in "*" (or a window past the end, which has no member values at
+// all): an empty "member" then never means "no members". A slice
 // that cannot be read fails the whole read, so a group is never mirrored
 // with part of its members.
 func completeMembers(e *ldap.Entry, fetch fetchFunc) ([]string, error) {
@@ -270,18 +279,28 @@ func completeMembers(e *ldap.Entry, fetch fetchFunc) ([]string, error) {
 			return nil, fmt.Errorf("group %s: ranged retrieval does not end", e.DN)
 		}
 		next := hi + 1
-		ne, err := fetch(e.DN, fmt.Sprintf("member;range=%d-*", next))
+		ne, err := fetch(e.DN, rangeAttr(next))
 		if err != nil {
 			return nil, fmt.Errorf("group %s: reading members from %d: %w", e.DN, next, err)
 		}
 		var got *ldap.EntryAttribute
+		plain := false
 		for _, a := range ne.Attributes {
 			if _, _, _, ok := parseRange(a.Name); ok {
 				got = a
+			} else if strings.EqualFold(a.Name, "member") {
+				plain = true
 			}
 		}
+		if got == nil && !plain {
+			// Nothing at that offset: the list ended with the previous
+			// slice (its length was a multiple of the window, or members
+			// were removed between reads). Samba answers a window past
+			// the end this way.
+			break
+		}
 		if got == nil {
-			return nil, fmt.Errorf("group %s: the DC answered the member range from %d without a member;range attribute", e.DN, next)
+			return nil, fmt.Errorf("group %s: the DC answered the member range from %d with a plain member attribute (it does not do ranged retrieval)", e.DN, next)
 		}
 		lo, h, l, _ := parseRange(got.Name)
 		if lo != next {

@@ -21,7 +21,12 @@ type snapshot struct {
 	full        bool
 }
 
-var groupAttrs = []string{"objectGUID", "objectSid", "sAMAccountName", "objectClass", "member;range=0-*"}
+// groupAttrs asks for the first window of members. The window has an
+// upper bound on purpose: Samba answers "member;range=0-*" with every
+// value at once and slices only a bounded request, so asking this way
+// drives the same ranged loop on Samba as on AD (which slices a big group
+// however it is asked).
+var groupAttrs = []string{"objectGUID", "objectSid", "sAMAccountName", "objectClass", rangeAttr(0)}
 
 func under(dn, root string) bool {
 	dn, root = strings.ToLower(dn), strings.ToLower(root)
