@@ -54,7 +54,7 @@ func (s *sambaDC) seed(t *testing.T, users, groups int, prefix string) seeded {
 	return seeded{ou: kv["SEED_OU"], group: kv["SEED_GROUP"], prefix: prefix, users: users, groups: groups}
 }
 
-func (sd seeded) user(i int) string  { return fmt.Sprintf("%s%05d", sd.prefix, i) }
+func (sd seeded) user(i int) string      { return fmt.Sprintf("%s%05d", sd.prefix, i) }
 func (sd seeded) groupName(j int) string { return fmt.Sprintf("%s-g%03d", sd.prefix, j) }
 
 // importDaemon starts gatewayd with an [ad.import] of sd's integration
