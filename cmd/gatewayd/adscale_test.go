@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -57,19 +58,20 @@ func (s *sambaDC) seed(t *testing.T, users, groups int, prefix string) seeded {
 func (sd seeded) user(i int) string      { return fmt.Sprintf("%s%05d", sd.prefix, i) }
 func (sd seeded) groupName(j int) string { return fmt.Sprintf("%s-g%03d", sd.prefix, j) }
 
-// importDaemon starts gatewayd with an [ad.import] of sd's integration
-// group under sd's OU, through a proxy into the DC's namespace. The
-// interval is long: the first cycle runs a second after the start, the
-// others are asked for.
-func importDaemon(t *testing.T, s *sambaDC, sd seeded, dir, extra string) (*proc, string) {
+// importConfig writes a config with an [ad.import] of sd's integration
+// group under sd's OU, reaching the DC through px (a proxy into the DC's
+// namespace; nil: a new one). The interval is long: the first cycle runs
+// a second after the start, the others are asked for.
+func importConfig(t *testing.T, s *sambaDC, sd seeded, dir string, px *tcpProxy, extra string) string {
 	t.Helper()
 	t.Setenv("GW_TEST_AD_BIND_PASSWORD", sambaAdminPass)
-	px := newProxy(t, func() (net.Conn, error) { return dialNetns(s.netns, "127.0.0.1:636", 2*time.Second) })
+	if px == nil {
+		px = newProxy(t, func() (net.Conn, error) { return dialNetns(s.netns, "127.0.0.1:636", 2*time.Second) })
+	}
 	text := testConfig(t, dir, adBlock(s, s.ca, []string{"ldaps://" + px.addr}, fmt.Sprintf(
 		"bind_dn = \"CN=Administrator,CN=Users,%s\"\nbind_password = \"env:GW_TEST_AD_BIND_PASSWORD\"\n"+
 			"[ad.import]\nenabled = true\ngroup = %q\nroot = %q\ninterval = \"1h\"\n%s", s.base, sd.group, sd.ou, extra)))
-	cfgPath := writeConfig(t, dir, text)
-	return startDaemon(t, dir, cfgPath), cfgPath
+	return writeConfig(t, dir, text)
 }
 
 // waitImport waits for a finished cycle and returns the status.
@@ -105,7 +107,8 @@ func TestADImportLargeGroup(t *testing.T) {
 		t.Fatalf("Samba did not slice the 1,600-member group: %d attributes %v", len(a), a)
 	}
 
-	p, _ := importDaemon(t, s, sd, t.TempDir(), "")
+	dir := t.TempDir()
+	p := startDaemon(t, dir, importConfig(t, s, sd, dir, nil, ""))
 	st := waitImport(t, p, 90*time.Second, "the first full import of 1,600 users")
 	c := st.LastRun.Counts
 	t.Logf("first cycle: %s in %v", c, st.LastRun.Finished.Sub(st.LastRun.Started).Round(time.Millisecond))
@@ -128,5 +131,163 @@ func TestADImportLargeGroup(t *testing.T) {
 	}
 	if got := members(t, p, big); len(got) != 1600 {
 		t.Fatalf("after the second cycle %s has %d members", big, len(got))
+	}
+}
+
+// allUsers lists every gateway user through the API.
+func allUsers(t *testing.T, p *proc) []adImpUser {
+	t.Helper()
+	var out []adImpUser
+	after := ""
+	for {
+		var page struct {
+			Users []adImpUser `json:"users"`
+			Next  string      `json:"next"`
+		}
+		if _, err := p.api("GET", "/v1/users?limit=1000&after="+after, nil, &page); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Users...)
+		if page.Next == "" {
+			return out
+		}
+		after = page.Next
+	}
+}
+
+// TestADImportCrash: gatewayd is SIGKILLed while its first import of 600
+// users is being applied, once while it creates the users and once while
+// it mirrors the groups; after the restart the import finishes, every AD
+// account has exactly one gateway user, and every mirrored group exists
+// once with its members.
+func TestADImportCrash(t *testing.T) {
+	s := startSamba(t)
+	sd := s.seed(t, 600, 6, "crash")
+	px := newProxy(t, func() (net.Conn, error) { return dialNetns(s.netns, "127.0.0.1:636", 2*time.Second) })
+	for _, phase := range []string{"users", "groups"} {
+		t.Run("KilledWhileCreating_"+phase, func(t *testing.T) { testADImportCrash(t, s, sd, px, phase) })
+	}
+}
+
+func countOf(t *testing.T, p *proc, path string) int {
+	t.Helper()
+	var page map[string]json.RawMessage
+	p.api("GET", path, nil, &page)
+	var items []json.RawMessage
+	for _, v := range page {
+		if json.Unmarshal(v, &items) == nil {
+			return len(items)
+		}
+	}
+	return 0
+}
+
+func testADImportCrash(t *testing.T, s *sambaDC, sd seeded, px *tcpProxy, phase string) {
+	// Be in the middle of the import: kill as soon as the first user (or
+	// mirrored group) exists, while the cycle is still running. The
+	// restart's first cycle then finds the DC unreachable, so the state
+	// the kill left can be read before anything repairs it: no recorded
+	// run, and some users (or some groups). If the kill came too late (the
+	// cycle had finished), a fresh data directory imports the same
+	// accounts again.
+	list := map[string]string{"users": "/v1/users?limit=1", "groups": "/v1/groups?limit=1"}[phase]
+	var (
+		dir     string
+		cfgPath string
+		partial int
+		pgroups int
+	)
+	for attempt := 1; ; attempt++ {
+		if attempt > 5 {
+			t.Fatalf("five imports of %d users finished before the test could kill one under way", sd.users)
+		}
+		px.up()
+		dir = t.TempDir()
+		cfgPath = importConfig(t, s, sd, dir, px, "")
+		p := startDaemon(t, dir, cfgPath)
+		testutil.Eventually(t, 60*time.Second, func() bool { return countOf(t, p, list) > 0 }, "the first imported "+phase)
+		p.kill()
+
+		px.down()
+		p = startDaemon(t, dir, cfgPath)
+		st := adimport.Status{}
+		p.api("GET", "/v1/ad/corp/status", nil, &st)
+		partial, pgroups = len(allUsers(t, p)), countOf(t, p, "/v1/groups?limit=1000")
+		crashed := st.LastRun == nil && (partial < sd.users || phase == "groups")
+		p.stop()
+		if crashed {
+			t.Logf("attempt %d: killed mid-import with %d of %d users and %d of %d groups, no run recorded",
+				attempt, partial, sd.users, pgroups, sd.groups+1)
+			break
+		}
+		t.Logf("attempt %d: the kill came after the cycle (%d users, last run %v); again", attempt, partial, st.LastRun != nil)
+	}
+
+	px.up()
+	restarted := time.Now().UTC()
+	p := startDaemon(t, dir, cfgPath)
+	// The interval loop's first cycle finishes the import by itself: it
+	// creates the users the killed one had not, and matches the others.
+	var st adimport.Status
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		st = adimport.Status{}
+		p.api("GET", "/v1/ad/corp/status", nil, &st)
+		return st.LastRun != nil && st.LastRun.Started.After(restarted) && !st.Running
+	}, "the first cycle after the restart")
+	if c := st.LastRun.Counts; st.LastRun.Outcome != "success" || c.Created != sd.users-partial || c.Failed != 0 || c.InScope != sd.users {
+		t.Fatalf("the cycle after the restart (%d users were there): %+v", partial, st.LastRun)
+	}
+	if st.HighUSN == 0 || st.DC == "" {
+		t.Fatalf("status after the restart has no high-water mark: %+v", st)
+	}
+	t.Logf("after the restart: %s", st.LastRun.Counts)
+	// And it is complete: another full cycle has nothing to do.
+	if c := runImport(t, p, false, false).Counts; c.Created+c.Updated+c.Removed+c.Groups+c.Failed != 0 {
+		t.Fatalf("a cycle after the finished import still changed things: %s", c)
+	}
+
+	users := allUsers(t, p)
+	if len(users) != sd.users {
+		t.Fatalf("%d gateway users for %d AD accounts", len(users), sd.users)
+	}
+	byName, byGUID := map[string]bool{}, map[string]string{}
+	for _, u := range users {
+		g := u.Attributes[adimport.AttrObjectGUID]
+		if g == "" || u.PasswordAuthority != "ad" || u.State != "active" {
+			t.Fatalf("%s is not a complete imported user: %+v", u.Username, u)
+		}
+		if other, dup := byGUID[g]; dup {
+			t.Fatalf("objectGUID %s imported twice: %s and %s", g, other, u.Username)
+		}
+		byGUID[g], byName[u.Username] = u.Username, true
+	}
+	for i := 1; i <= sd.users; i++ {
+		if !byName[sd.user(i)] {
+			t.Fatalf("%s was not imported", sd.user(i))
+		}
+	}
+
+	var gl struct {
+		Groups []struct {
+			Name string `json:"name"`
+		} `json:"groups"`
+	}
+	if _, err := p.api("GET", "/v1/groups?limit=1000", nil, &gl); err != nil {
+		t.Fatal(err)
+	}
+	if len(gl.Groups) != sd.groups+1 {
+		t.Fatalf("%d gateway groups, want the %d mirrored ones once each: %+v", len(gl.Groups), sd.groups+1, gl.Groups)
+	}
+	for j := 0; j < sd.groups; j++ {
+		var want []string
+		for i := j + 1; i <= sd.users; i += sd.groups {
+			want = append(want, sd.user(i))
+		}
+		if got := members(t, p, sd.groupName(j)); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("%s: %d members, want %d", sd.groupName(j), len(got), len(want))
+		}
+	}
+	if got := members(t, p, sd.prefix+"-all"); len(got) != sd.users {
+		t.Fatalf("%s-all: %d members", sd.prefix, len(got))
 	}
 }
