@@ -340,9 +340,8 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	}
 	defer c.Close()
 	res.DC, res.URL = c.dc, c.url
-	since := int64(0)
-	if opts.Incremental && state.DC == c.dc && state.HighUSN > 0 && state.SinceFull+1 < r.cfg.FullEvery {
-		since = state.HighUSN
+	since := incrementalSince(opts, state, c.dc, r.cfg.FullEvery)
+	if since > 0 {
 		res.Mode = "incremental"
 	}
 	snap, err := c.read(r.cfg.Group, r.domain.BaseDN, r.cfg.Root, since)
@@ -400,6 +399,17 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	state.DC, state.HighUSN = c.dc, c.highestUSN
 	res.HighUSN = c.highestUSN
 	return nil
+}
+
+// incrementalSince is the USN above which an incremental cycle reads, or
+// 0 for a full cycle: on-demand runs, the first run, a run on another DC
+// than the one the mark was taken from (USNs are per DC), and every
+// full_every-th interval cycle are full.
+func incrementalSince(opts Options, state *store.ADImportState, dc string, fullEvery int) int64 {
+	if !opts.Incremental || state.DC != dc || dc == "" || state.HighUSN <= 0 || state.SinceFull+1 >= fullEvery {
+		return 0
+	}
+	return state.HighUSN
 }
 
 // safetyStop says why the plan must not be applied without confirmation.

@@ -30,7 +30,8 @@ const pageSize = 1000
 type conn struct {
 	l   *ldap.Conn
 	url string
-	// dc is the DC's dsServiceName (what its USNs belong to).
+	// dc is the DC's dsServiceName and invocationId: what its USNs
+	// belong to.
 	dc         string
 	highestUSN int64
 }
@@ -121,6 +122,17 @@ func dialOne(ctx context.Context, d delegation.Domain, raw string, dialer func(c
 	}
 	c.dc = res.Entries[0].GetAttributeValue("dsServiceName")
 	c.highestUSN, _ = strconv.ParseInt(res.Entries[0].GetAttributeValue("highestCommittedUSN"), 10, 64)
+	// A DC restored from a backup keeps its name but reuses USNs; its
+	// invocationId changes, so it is part of the DC's identity and the
+	// mark is not reused across a restore.
+	if c.dc != "" {
+		if nt, err := l.Search(ldap.NewSearchRequest(c.dc, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=*)", []string{"invocationId"}, nil)); err == nil && len(nt.Entries) == 1 {
+			if id := guidString(nt.Entries[0].GetRawAttributeValue("invocationId")); id != "" {
+				c.dc += " (invocationId " + id + ")"
+			}
+		}
+	}
 	return c, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -289,5 +290,95 @@ func testADImportCrash(t *testing.T, s *sambaDC, sd seeded, px *tcpProxy, phase 
 	}
 	if got := members(t, p, sd.prefix+"-all"); len(got) != sd.users {
 		t.Fatalf("%s-all: %d members", sd.prefix, len(got))
+	}
+}
+
+// nextCycle waits for an interval cycle that started after t.
+func nextCycle(t *testing.T, p *proc, after time.Time, what string) *adimport.Result {
+	t.Helper()
+	var st adimport.Status
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		st = adimport.Status{}
+		p.api("GET", "/v1/ad/corp/status", nil, &st)
+		return st.LastRun != nil && st.LastRun.Started.After(after) && !st.Running
+	}, what)
+	t.Logf("%s: %s cycle via %s, high-water mark %d: %s", what, st.LastRun.Mode, st.LastRun.URL, st.LastRun.HighUSN, st.LastRun.Counts)
+	if st.LastRun.Outcome != "success" {
+		t.Fatalf("%s: %+v", what, st.LastRun)
+	}
+	return st.LastRun
+}
+
+// TestADImportIncremental: the interval cycles between full ones read
+// only the accounts whose uSNChanged is above the DC's high-water mark; a
+// change in AD arrives with the next of them, a failover to another URL
+// of the same DC keeps the mark, and a deletion is found by the next full
+// reconcile.
+func TestADImportIncremental(t *testing.T) {
+	s := startSamba(t)
+	sd := s.seed(t, 5, 1, "inc")
+	l := s.adAdmin(t)
+	dial := func() (net.Conn, error) { return dialNetns(s.netns, "127.0.0.1:636", 2*time.Second) }
+	pxA, pxB := newProxy(t, dial), newProxy(t, dial)
+	dir := t.TempDir()
+	cfgPath := importConfig(t, s, sd, dir, pxA,
+		"interval = \"5s\"\nfull_every = 4\nadditional_attributes = true\nuser_dissociate_action = \"remove\"\nmax_deletion_share = 0.5\n")
+	text, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two URLs of the same DC: the second is used when the first is down.
+	cfg := strings.Replace(string(text), "interval = \"1h\"\n", "", 1)
+	cfg = strings.Replace(cfg, fmt.Sprintf("urls = [%q]", "ldaps://"+pxA.addr), fmt.Sprintf("urls = [%q, %q]", "ldaps://"+pxA.addr, "ldaps://"+pxB.addr), 1)
+	writeConfig(t, dir, cfg)
+	start := time.Now().UTC()
+	p := startDaemon(t, dir, cfgPath)
+
+	first := nextCycle(t, p, start, "the first cycle")
+	if first.Mode != "full" || first.Counts.Created != 5 {
+		t.Fatalf("the first cycle: %+v", first)
+	}
+
+	u1 := "CN=" + sd.user(1) + "," + sd.ou
+	changed := time.Now().UTC()
+	modAD(t, l, u1, func(m *ldap.ModifyRequest) { m.Replace("title", []string{"Changed in AD"}) })
+	inc := nextCycle(t, p, changed, "the cycle after a change in AD")
+	if inc.Mode != "incremental" || inc.Counts.InScope != 1 || inc.Counts.Updated != 1 || inc.HighUSN <= first.HighUSN || inc.DC != first.DC {
+		t.Fatalf("the change must arrive with an incremental cycle that read only the changed account: %+v", inc)
+	}
+	if u, _ := getUser(t, p, sd.user(1)); u.Attributes["title"] != "Changed in AD" {
+		t.Fatalf("title after the incremental cycle: %+v", u.Attributes)
+	}
+
+	// The first URL fails: the same DC through the second keeps the mark.
+	pxA.down()
+	if err := l.Del(ldap.NewDelRequest("CN="+sd.user(2)+","+sd.ou, nil)); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now().UTC()
+	over := nextCycle(t, p, deleted, "the cycle after the failover and a deletion")
+	if over.Mode != "incremental" || over.URL != "ldaps://"+pxB.addr || over.DC != first.DC {
+		t.Fatalf("a failover to another URL of the same DC must stay incremental: %+v", over)
+	}
+	if _, code := getUser(t, p, sd.user(2)); code != 200 {
+		t.Fatalf("an incremental cycle removed %s (it cannot see deletions; the full one does): %d", sd.user(2), code)
+	}
+
+	// The deletion is found by the next full reconcile (full_every = 4).
+	var full *adimport.Result
+	for after := over.Started; full == nil; {
+		r := nextCycle(t, p, after, "the next cycles")
+		if r.Mode == "full" {
+			full = r
+		} else if _, code := getUser(t, p, sd.user(2)); code != 200 {
+			t.Fatalf("an incremental cycle removed %s", sd.user(2))
+		}
+		after = r.Started
+	}
+	if full.Counts.Removed != 1 {
+		t.Fatalf("the full reconcile: %+v", full)
+	}
+	if _, code := getUser(t, p, sd.user(2)); code != 404 {
+		t.Fatalf("%s deleted in AD is still here after the full reconcile: %d", sd.user(2), code)
 	}
 }
