@@ -35,6 +35,12 @@ const (
 	AttrDisabled = "ad_disabled"
 	// AttrExpired marks a password status the import set to expired.
 	AttrExpired = "ad_expired"
+	// AttrPwdLastSet is the account's pwdLastSet as last imported. When
+	// AD reports another one, the password was changed or reset in AD:
+	// the user's offline eligibility ends (store.User.LastADValidationAt
+	// is cleared), so the previous password no longer logs in from the
+	// stored hash while every DC is unreachable (SPEC 2.5).
+	AttrPwdLastSet = "ad_pwd_last_set"
 )
 
 // Store is what the import reads and writes.
@@ -680,6 +686,13 @@ func (r *Runner) applyTo(x *store.User, d *desired, mgr string) (changed []strin
 	}
 	attr(AttrObjectGUID, d.ad.GUID)
 	attr(delegation.DomainAttribute, r.name)
+	if prev := x.Attributes[AttrPwdLastSet]; prev != d.ad.PwdLastSet {
+		if prev != "" && !x.LastADValidationAt.IsZero() {
+			x.LastADValidationAt = time.Time{}
+			changed = append(changed, "password changed in AD (pwdLastSet): offline login ends until AD validates the new one")
+		}
+		attr(AttrPwdLastSet, d.ad.PwdLastSet)
+	}
 	if d.attrs != nil {
 		for _, k := range slices.Sorted(maps.Keys(d.attrs)) {
 			attr(k, d.attrs[k])

@@ -148,6 +148,7 @@ type adUser struct {
 	AdminCount               int
 	PrimaryGroupID           int
 	USNChanged               int64
+	PwdLastSet               string // raw: 100 ns ticks since 1601; "0" = must change at next logon
 	Extra                    map[string]string // gateway attribute name -> value (additional attributes)
 	ManagerDN                string
 	objectClassGroup, isUser bool
@@ -169,7 +170,7 @@ var extraAttrs = []struct{ ad, gw string }{
 
 func userAttributes() []string {
 	a := []string{"objectGUID", "objectClass", "sAMAccountName", "userPrincipalName", "mail", "givenName", "sn", "displayName",
-		"userAccountControl", "accountExpires", "adminCount", "primaryGroupID", "uSNChanged", "manager"}
+		"userAccountControl", "accountExpires", "adminCount", "primaryGroupID", "uSNChanged", "manager", "pwdLastSet"}
 	for _, x := range extraAttrs {
 		a = append(a, x.ad)
 	}
@@ -183,7 +184,7 @@ func parseUser(e *ldap.Entry) adUser {
 		Mail: e.GetAttributeValue("mail"), GivenName: e.GetAttributeValue("givenName"), SN: e.GetAttributeValue("sn"),
 		Display: e.GetAttributeValue("displayName"), UAC: num("userAccountControl"), AccountExpires: num("accountExpires"),
 		AdminCount: int(num("adminCount")), PrimaryGroupID: int(num("primaryGroupID")), USNChanged: num("uSNChanged"),
-		ManagerDN: e.GetAttributeValue("manager"), Extra: map[string]string{}}
+		ManagerDN: e.GetAttributeValue("manager"), PwdLastSet: e.GetAttributeValue("pwdLastSet"), Extra: map[string]string{}}
 	for _, oc := range e.GetAttributeValues("objectClass") {
 		switch strings.ToLower(oc) {
 		case "group":

@@ -33,6 +33,12 @@ type seeded struct {
 // groups PREFIX-g000... (user i in group (i-1) % groups) and the
 // integration group PREFIX-all nesting them, all in OU=PREFIX.
 func (s *sambaDC) seed(t *testing.T, users, groups int, prefix string) seeded {
+	return s.seedPasswords(t, users, groups, prefix, 0)
+}
+
+// seedPasswords is seed, with the first `passwords` users given the
+// password Seed-Pw-<i>!.
+func (s *sambaDC) seedPasswords(t *testing.T, users, groups int, prefix string, passwords int) seeded {
 	t.Helper()
 	script, err := filepath.Abs("../../scripts/samba-ad-seed.sh")
 	if err != nil {
@@ -41,6 +47,7 @@ func (s *sambaDC) seed(t *testing.T, users, groups int, prefix string) seeded {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script, s.dir, fmt.Sprint(users), fmt.Sprint(groups), prefix)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PASSWORDS=%d", passwords))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -381,4 +388,59 @@ func TestADImportIncremental(t *testing.T) {
 	if _, code := getUser(t, p, sd.user(2)); code != 404 {
 		t.Fatalf("%s deleted in AD is still here after the full reconcile: %d", sd.user(2), code)
 	}
+}
+
+// TestADImportPasswordChangedInAD: with offline logins on, an imported
+// user's AD password works from the stored hash while the DC is down;
+// once the import sees a new pwdLastSet (the password was reset in AD),
+// the old password no longer works offline.
+func TestADImportPasswordChangedInAD(t *testing.T) {
+	testutil.RequireBinary(t, "radclient")
+	s := startSamba(t)
+	sd := s.seedPasswords(t, 2, 1, "pls", 2)
+	l := s.adAdmin(t)
+	px := newProxy(t, func() (net.Conn, error) { return dialNetns(s.netns, "127.0.0.1:636", 2*time.Second) })
+	dir := t.TempDir()
+	t.Setenv("GW_TEST_AD_BIND_PASSWORD", sambaAdminPass)
+	text, radiusAddr, _ := adDoorsConfig(t, dir, adBlock(s, s.ca, []string{"ldaps://" + px.addr}, fmt.Sprintf(
+		"offline_login = \"1h\"\nbind_dn = \"CN=Administrator,CN=Users,%s\"\nbind_password = \"env:GW_TEST_AD_BIND_PASSWORD\"\n"+
+			"[ad.import]\nenabled = true\ngroup = %q\nroot = %q\ninterval = \"1h\"\n", s.base, sd.group, sd.ou)))
+	p := startDaemon(t, dir, writeConfig(t, dir, text))
+	waitImport(t, p, 30*time.Second, "the first import")
+	changed, same := sd.user(1), sd.user(2)
+	for _, u := range []string{changed, same} {
+		if _, ok := radclient(t, radiusAddr, u, pwOfSeed(sd, u)); !ok {
+			t.Fatalf("%s: the imported user cannot log in with the AD password", u)
+		}
+	}
+	px.down()
+	for _, u := range []string{changed, same} {
+		if _, ok := radclient(t, radiusAddr, u, pwOfSeed(sd, u)); !ok {
+			t.Fatalf("%s: no offline login with the DC down (the check below would prove nothing)", u)
+		}
+	}
+	px.up()
+
+	modAD(t, l, "CN="+changed+","+sd.ou, func(m *ldap.ModifyRequest) { m.Replace("unicodePwd", []string{unicodePwd("Reset-In-AD-1!")}) })
+	res := runImport(t, p, false, false)
+	if !hasChange(res, "update", changed) || hasChange(res, "update", same) {
+		t.Fatalf("the reset must update %s only: %+v", changed, res.Changes)
+	}
+
+	px.down()
+	if _, ok := radclient(t, radiusAddr, changed, pwOfSeed(sd, changed)); ok {
+		t.Fatal("the password reset in AD still logs in offline from the stored hash")
+	}
+	if ev := lastEvent(t, p, changed, "radius_auth", 3); ev.Reason != "ad_unreachable" || !strings.Contains(ev.Detail, "no offline login") {
+		t.Fatalf("want ad_unreachable without an offline login: %+v", ev)
+	}
+	if _, ok := radclient(t, radiusAddr, same, pwOfSeed(sd, same)); !ok {
+		t.Fatal("a user whose AD password did not change lost the offline login")
+	}
+}
+
+func pwOfSeed(sd seeded, user string) string {
+	var i int
+	fmt.Sscanf(strings.TrimPrefix(user, sd.prefix), "%d", &i)
+	return fmt.Sprintf("Seed-Pw-%d!", i)
 }
