@@ -148,7 +148,7 @@ type adUser struct {
 	AdminCount               int
 	PrimaryGroupID           int
 	USNChanged               int64
-	PwdLastSet               string // raw: 100 ns ticks since 1601; "0" = must change at next logon
+	PwdLastSet               string            // raw: 100 ns ticks since 1601; "0" = must change at next logon
 	Extra                    map[string]string // gateway attribute name -> value (additional attributes)
 	ManagerDN                string
 	objectClassGroup, isUser bool

@@ -35,3 +35,30 @@ func TestIncrementalSince(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepChanged: an incremental cycle keeps the changed accounts the
+// chain's member lists (or primary groups) put in scope, and no other.
+func TestKeepChanged(t *testing.T) {
+	g := &adGroup{DN: "CN=G,OU=x,DC=t", RID: 1100, Members: []string{"CN=Direct,OU=x,DC=t", "CN=N,OU=x,DC=t"}}
+	n := &adGroup{DN: "CN=N,OU=x,DC=t", RID: 1101, Members: []string{"cn=nested,ou=x,dc=t"}}
+	s := &snapshot{group: g, users: map[string]*adUser{}, groups: map[string]*adGroup{"cn=g,ou=x,dc=t": g, "cn=n,ou=x,dc=t": n}}
+	s.keepChanged([]adUser{
+		{DN: "CN=Direct,OU=x,DC=t", USNChanged: 11},
+		{DN: "CN=Nested,OU=x,DC=t", USNChanged: 12},
+		{DN: "CN=Primary,OU=x,DC=t", USNChanged: 13, PrimaryGroupID: 1101},
+		{DN: "CN=Outsider,OU=x,DC=t", USNChanged: 14, PrimaryGroupID: 513},
+		{DN: "CN=Direct,OU=x,DC=t", USNChanged: 10}, // not above the mark
+	}, 10)
+	want := []string{"cn=direct,ou=x,dc=t", "cn=nested,ou=x,dc=t", "cn=primary,ou=x,dc=t"}
+	if len(s.users) != len(want) {
+		t.Fatalf("kept %v", s.users)
+	}
+	for _, k := range want {
+		if s.users[k] == nil {
+			t.Fatalf("%s not kept: %v", k, s.users)
+		}
+	}
+	if s.users["cn=direct,ou=x,dc=t"].USNChanged != 11 {
+		t.Fatal("the entry above the mark must be the one kept")
+	}
+}

@@ -349,12 +349,26 @@ func TestADImportIncremental(t *testing.T) {
 	u1 := "CN=" + sd.user(1) + "," + sd.ou
 	changed := time.Now().UTC()
 	modAD(t, l, u1, func(m *ldap.ModifyRequest) { m.Replace("title", []string{"Changed in AD"}) })
+	// A new account under root, in no group of the chain: changed above
+	// the mark too, and out of scope.
+	outsider := "incout"
+	outDN := "CN=" + outsider + "," + sd.ou
+	if err := l.Add(&ldap.AddRequest{DN: outDN, Attributes: []ldap.Attribute{
+		{Type: "objectClass", Vals: []string{"user"}}, {Type: "sAMAccountName", Vals: []string{outsider}},
+		{Type: "givenName", Vals: []string{"Out"}}, {Type: "sn", Vals: []string{"Sider"}},
+		{Type: "mail", Vals: []string{outsider + "@example.test"}}, {Type: "userAccountControl", Vals: []string{"544"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Del(ldap.NewDelRequest(outDN, nil)) })
 	inc := nextCycle(t, p, changed, "the cycle after a change in AD")
 	if inc.Mode != "incremental" || inc.Counts.InScope != 1 || inc.Counts.Updated != 1 || inc.HighUSN <= first.HighUSN || inc.DC != first.DC {
 		t.Fatalf("the change must arrive with an incremental cycle that read only the changed account: %+v", inc)
 	}
 	if u, _ := getUser(t, p, sd.user(1)); u.Attributes["title"] != "Changed in AD" {
 		t.Fatalf("title after the incremental cycle: %+v", u.Attributes)
+	}
+	if _, code := getUser(t, p, outsider); code != 404 {
+		t.Fatalf("an account out of the integration group's scope was imported: %d", code)
 	}
 
 	// The first URL fails: the same DC through the second keeps the mark.
