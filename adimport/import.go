@@ -182,19 +182,23 @@ type Counts struct {
 
 // Result is one cycle's outcome.
 type Result struct {
-	Domain     string    `json:"domain"`
-	Started    time.Time `json:"started"`
-	Finished   time.Time `json:"finished"`
-	Mode       string    `json:"mode"` // full | incremental
-	DryRun     bool      `json:"dry_run"`
-	DC         string    `json:"dc,omitempty"`
-	URL        string    `json:"url,omitempty"`
-	HighUSN    int64     `json:"high_usn,omitempty"`
-	Outcome    string    `json:"outcome"` // success | failure | stopped
-	Error      string    `json:"error,omitempty"`
-	SafetyStop string    `json:"safety_stop,omitempty"`
-	Counts     Counts    `json:"counts"`
-	Changes    []Change  `json:"changes,omitempty"`
+	Domain   string    `json:"domain"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Mode     string    `json:"mode"` // full | incremental
+	DryRun   bool      `json:"dry_run"`
+	DC       string    `json:"dc,omitempty"`
+	URL      string    `json:"url,omitempty"`
+	HighUSN  int64     `json:"high_usn,omitempty"`
+	// ReadMS and ApplyMS split the cycle's time: reading AD (groups and
+	// users), and writing the gateway's users and groups.
+	ReadMS     int64    `json:"read_ms"`
+	ApplyMS    int64    `json:"apply_ms"`
+	Outcome    string   `json:"outcome"` // success | failure | stopped
+	Error      string   `json:"error,omitempty"`
+	SafetyStop string   `json:"safety_stop,omitempty"`
+	Counts     Counts   `json:"counts"`
+	Changes    []Change `json:"changes,omitempty"`
 }
 
 // Status is what `gatewayd ad status` shows of a domain.
@@ -350,7 +354,9 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	if since > 0 {
 		res.Mode = "incremental"
 	}
+	readStart := r.now()
 	snap, err := c.read(r.cfg.Group, r.domain.BaseDN, r.cfg.Root, since)
+	res.ReadMS = r.now().Sub(readStart).Milliseconds()
 	if err != nil {
 		return err
 	}
@@ -368,6 +374,8 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	if opts.DryRun {
 		return nil
 	}
+	applyStart := r.now()
+	defer func() { res.ApplyMS = r.now().Sub(applyStart).Milliseconds() }()
 	for i := range res.Changes {
 		ch := &res.Changes[i]
 		if ch.apply == nil {
