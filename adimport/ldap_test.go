@@ -138,3 +138,29 @@ func TestParseRangeAndExpiry(t *testing.T) {
 		t.Error("guid")
 	}
 }
+
+// FuzzCompleteMembers: whatever range names a DC sends, the read ends,
+// never panics, and a ranged attribute with values is never "no members".
+func FuzzCompleteMembers(f *testing.F) {
+	f.Add("member;range=0-1499", "member;range=1500-*")
+	f.Add("member;range=0-*", "")
+	f.Add("member;range=5-2", "member;range=0-0")
+	f.Add("member;range=0-9223372036854775807", "member;range=-9223372036854775808-*")
+	f.Fuzz(func(t *testing.T, first, next string) {
+		if lo, hi, last, ok := parseRange(first); ok && !last && hi < lo {
+			t.Fatalf("%q parsed as %d-%d", first, lo, hi)
+		}
+		e := &ldap.Entry{DN: "CN=g", Attributes: []*ldap.EntryAttribute{{Name: "member"}, {Name: first, Values: []string{"CN=a"}}}}
+		calls := 0
+		got, err := completeMembers(e, func(dn, attr string) (*ldap.Entry, error) {
+			calls++
+			if calls > 3 {
+				return ldap.NewEntry(dn, nil), nil
+			}
+			return &ldap.Entry{DN: dn, Attributes: []*ldap.EntryAttribute{{Name: next, Values: []string{fmt.Sprintf("CN=m%d", calls)}}}}, nil
+		})
+		if _, _, _, ok := parseRange(first); ok && err == nil && len(got) == 0 {
+			t.Fatalf("%q with a value read as no members", first)
+		}
+	})
+}
