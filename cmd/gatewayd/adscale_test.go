@@ -333,7 +333,7 @@ func TestADImportIncremental(t *testing.T) {
 	pxA, pxB := newProxy(t, dial), newProxy(t, dial)
 	dir := t.TempDir()
 	cfgPath := importConfig(t, s, sd, dir, pxA,
-		"interval = \"5s\"\nfull_every = 4\nadditional_attributes = true\nuser_dissociate_action = \"remove\"\nmax_deletion_share = 0.5\n")
+		"interval = \"5s\"\nfull_every = 3\nadditional_attributes = true\nuser_dissociate_action = \"remove\"\nmax_deletion_share = 0.5\n")
 	text, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +389,8 @@ func TestADImportIncremental(t *testing.T) {
 		t.Fatalf("an incremental cycle removed %s (it cannot see deletions; the full one does): %d", sd.user(2), code)
 	}
 
-	// The deletion is found by the next full reconcile (full_every = 4).
+	// The deletion is found by the next full reconcile (full_every = 3:
+	// the fourth cycle).
 	var full *adimport.Result
 	for after := over.Started; full == nil; {
 		r := nextCycle(t, p, after, "the next cycles")
