@@ -35,6 +35,12 @@ const (
 	AttrDisabled = "ad_disabled"
 	// AttrExpired marks a password status the import set to expired.
 	AttrExpired = "ad_expired"
+	// AttrPwdLastSet is the account's pwdLastSet as last imported. When
+	// AD reports another one, the password was changed or reset in AD:
+	// the user's offline eligibility ends (store.User.LastADValidationAt
+	// is cleared), so the previous password no longer logs in from the
+	// stored hash while every DC is unreachable (SPEC 2.5).
+	AttrPwdLastSet = "ad_pwd_last_set"
 )
 
 // Store is what the import reads and writes.
@@ -176,19 +182,23 @@ type Counts struct {
 
 // Result is one cycle's outcome.
 type Result struct {
-	Domain     string    `json:"domain"`
-	Started    time.Time `json:"started"`
-	Finished   time.Time `json:"finished"`
-	Mode       string    `json:"mode"` // full | incremental
-	DryRun     bool      `json:"dry_run"`
-	DC         string    `json:"dc,omitempty"`
-	URL        string    `json:"url,omitempty"`
-	HighUSN    int64     `json:"high_usn,omitempty"`
-	Outcome    string    `json:"outcome"` // success | failure | stopped
-	Error      string    `json:"error,omitempty"`
-	SafetyStop string    `json:"safety_stop,omitempty"`
-	Counts     Counts    `json:"counts"`
-	Changes    []Change  `json:"changes,omitempty"`
+	Domain   string    `json:"domain"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Mode     string    `json:"mode"` // full | incremental
+	DryRun   bool      `json:"dry_run"`
+	DC       string    `json:"dc,omitempty"`
+	URL      string    `json:"url,omitempty"`
+	HighUSN  int64     `json:"high_usn,omitempty"`
+	// ReadMS and ApplyMS split the cycle's time: reading AD (groups and
+	// users), and writing the gateway's users and groups.
+	ReadMS     int64    `json:"read_ms"`
+	ApplyMS    int64    `json:"apply_ms"`
+	Outcome    string   `json:"outcome"` // success | failure | stopped
+	Error      string   `json:"error,omitempty"`
+	SafetyStop string   `json:"safety_stop,omitempty"`
+	Counts     Counts   `json:"counts"`
+	Changes    []Change `json:"changes,omitempty"`
 }
 
 // Status is what `gatewayd ad status` shows of a domain.
@@ -340,12 +350,13 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	}
 	defer c.Close()
 	res.DC, res.URL = c.dc, c.url
-	since := int64(0)
-	if opts.Incremental && state.DC == c.dc && state.HighUSN > 0 && state.SinceFull+1 < r.cfg.FullEvery {
-		since = state.HighUSN
+	since := incrementalSince(opts, state, c.dc, r.cfg.FullEvery)
+	if since > 0 {
 		res.Mode = "incremental"
 	}
+	readStart := r.now()
 	snap, err := c.read(r.cfg.Group, r.domain.BaseDN, r.cfg.Root, since)
+	res.ReadMS = r.now().Sub(readStart).Milliseconds()
 	if err != nil {
 		return err
 	}
@@ -363,6 +374,8 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	if opts.DryRun {
 		return nil
 	}
+	applyStart := r.now()
+	defer func() { res.ApplyMS = r.now().Sub(applyStart).Milliseconds() }()
 	for i := range res.Changes {
 		ch := &res.Changes[i]
 		if ch.apply == nil {
@@ -400,6 +413,17 @@ func (r *Runner) cycle(ctx context.Context, opts Options, state *store.ADImportS
 	state.DC, state.HighUSN = c.dc, c.highestUSN
 	res.HighUSN = c.highestUSN
 	return nil
+}
+
+// incrementalSince is the USN above which an incremental cycle reads, or
+// 0 for a full cycle: on-demand runs, the first run, a run on another DC
+// than the one the mark was taken from (USNs are per DC), and every
+// full_every-th interval cycle are full.
+func incrementalSince(opts Options, state *store.ADImportState, dc string, fullEvery int) int64 {
+	if !opts.Incremental || state.DC != dc || dc == "" || state.HighUSN <= 0 || state.SinceFull+1 >= fullEvery {
+		return 0
+	}
+	return state.HighUSN
 }
 
 // safetyStop says why the plan must not be applied without confirmation.
@@ -670,6 +694,13 @@ func (r *Runner) applyTo(x *store.User, d *desired, mgr string) (changed []strin
 	}
 	attr(AttrObjectGUID, d.ad.GUID)
 	attr(delegation.DomainAttribute, r.name)
+	if prev := x.Attributes[AttrPwdLastSet]; prev != d.ad.PwdLastSet {
+		if prev != "" && !x.LastADValidationAt.IsZero() {
+			x.LastADValidationAt = time.Time{}
+			changed = append(changed, "password changed in AD (pwdLastSet): offline login ends until AD validates the new one")
+		}
+		attr(AttrPwdLastSet, d.ad.PwdLastSet)
+	}
 	if d.attrs != nil {
 		for _, k := range slices.Sorted(maps.Keys(d.attrs)) {
 			attr(k, d.attrs[k])

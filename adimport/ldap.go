@@ -30,7 +30,8 @@ const pageSize = 1000
 type conn struct {
 	l   *ldap.Conn
 	url string
-	// dc is the DC's dsServiceName (what its USNs belong to).
+	// dc is the DC's dsServiceName and invocationId: what its USNs
+	// belong to.
 	dc         string
 	highestUSN int64
 }
@@ -121,6 +122,17 @@ func dialOne(ctx context.Context, d delegation.Domain, raw string, dialer func(c
 	}
 	c.dc = res.Entries[0].GetAttributeValue("dsServiceName")
 	c.highestUSN, _ = strconv.ParseInt(res.Entries[0].GetAttributeValue("highestCommittedUSN"), 10, 64)
+	// A DC restored from a backup keeps its name but reuses USNs; its
+	// invocationId changes, so it is part of the DC's identity and the
+	// mark is not reused across a restore.
+	if c.dc != "" {
+		if nt, err := l.Search(ldap.NewSearchRequest(c.dc, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=*)", []string{"invocationId"}, nil)); err == nil && len(nt.Entries) == 1 {
+			if id := guidString(nt.Entries[0].GetRawAttributeValue("invocationId")); id != "" {
+				c.dc += " (invocationId " + id + ")"
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -136,6 +148,7 @@ type adUser struct {
 	AdminCount               int
 	PrimaryGroupID           int
 	USNChanged               int64
+	PwdLastSet               string            // raw: 100 ns ticks since 1601; "0" = must change at next logon
 	Extra                    map[string]string // gateway attribute name -> value (additional attributes)
 	ManagerDN                string
 	objectClassGroup, isUser bool
@@ -157,7 +170,7 @@ var extraAttrs = []struct{ ad, gw string }{
 
 func userAttributes() []string {
 	a := []string{"objectGUID", "objectClass", "sAMAccountName", "userPrincipalName", "mail", "givenName", "sn", "displayName",
-		"userAccountControl", "accountExpires", "adminCount", "primaryGroupID", "uSNChanged", "manager"}
+		"userAccountControl", "accountExpires", "adminCount", "primaryGroupID", "uSNChanged", "manager", "pwdLastSet"}
 	for _, x := range extraAttrs {
 		a = append(a, x.ad)
 	}
@@ -171,7 +184,7 @@ func parseUser(e *ldap.Entry) adUser {
 		Mail: e.GetAttributeValue("mail"), GivenName: e.GetAttributeValue("givenName"), SN: e.GetAttributeValue("sn"),
 		Display: e.GetAttributeValue("displayName"), UAC: num("userAccountControl"), AccountExpires: num("accountExpires"),
 		AdminCount: int(num("adminCount")), PrimaryGroupID: int(num("primaryGroupID")), USNChanged: num("uSNChanged"),
-		ManagerDN: e.GetAttributeValue("manager"), Extra: map[string]string{}}
+		ManagerDN: e.GetAttributeValue("manager"), PwdLastSet: e.GetAttributeValue("pwdLastSet"), Extra: map[string]string{}}
 	for _, oc := range e.GetAttributeValues("objectClass") {
 		switch strings.ToLower(oc) {
 		case "group":
@@ -216,6 +229,14 @@ func ridOf(sid []byte) int {
 	return int(binary.LittleEndian.Uint32(sid[len(sid)-4:]))
 }
 
+// rangeStep is the width of each member window asked for: AD's default
+// MaxValRange. A DC with a smaller limit answers a shorter slice, and the
+// next window starts after the slice it sent.
+const rangeStep = 1500
+
+// rangeAttr names the member window that starts at lo.
+func rangeAttr(lo int) string { return fmt.Sprintf("member;range=%d-%d", lo, lo+rangeStep-1) }
+
 // fetchFunc reads one attribute (a member;range=... request) of one object.
 type fetchFunc func(dn, attr string) (*ldap.Entry, error)
 
@@ -247,7 +268,8 @@ func parseRange(name string) (lo, hi int, last, ok bool) {
 // "member" with no "member;range=" attribute is complete. With one (AD
 // sends an empty "member" plus "member;range=0-1499" for a big group,
 // whether asked or not), the next slices are fetched until the one that
-// ends in "*": an empty "member" then never means "no members". A slice
+// ends in "*" (or a window past the end, which has no member values at
+// all): an empty "member" then never means "no members". A slice
 // that cannot be read fails the whole read, so a group is never mirrored
 // with part of its members.
 func completeMembers(e *ldap.Entry, fetch fetchFunc) ([]string, error) {
@@ -270,18 +292,28 @@ func completeMembers(e *ldap.Entry, fetch fetchFunc) ([]string, error) {
 			return nil, fmt.Errorf("group %s: ranged retrieval does not end", e.DN)
 		}
 		next := hi + 1
-		ne, err := fetch(e.DN, fmt.Sprintf("member;range=%d-*", next))
+		ne, err := fetch(e.DN, rangeAttr(next))
 		if err != nil {
 			return nil, fmt.Errorf("group %s: reading members from %d: %w", e.DN, next, err)
 		}
 		var got *ldap.EntryAttribute
+		plain := false
 		for _, a := range ne.Attributes {
 			if _, _, _, ok := parseRange(a.Name); ok {
 				got = a
+			} else if strings.EqualFold(a.Name, "member") {
+				plain = true
 			}
 		}
+		if got == nil && !plain {
+			// Nothing at that offset: the list ended with the previous
+			// slice (its length was a multiple of the window, or members
+			// were removed between reads). Samba answers a window past
+			// the end this way.
+			break
+		}
 		if got == nil {
-			return nil, fmt.Errorf("group %s: the DC answered the member range from %d without a member;range attribute", e.DN, next)
+			return nil, fmt.Errorf("group %s: the DC answered the member range from %d with a plain member attribute (it does not do ranged retrieval)", e.DN, next)
 		}
 		lo, h, l, _ := parseRange(got.Name)
 		if lo != next {

@@ -16,16 +16,20 @@ func dns(from, to int) []string {
 	return out
 }
 
-// fakeRanges answers member;range=N-* requests for a group of n members
-// in slices of 1500, the way AD does.
-func fakeRanges(t *testing.T, n int, calls *int) fetchFunc {
+// fakeRanges answers bounded member;range=LO-HI requests for a group of n
+// members the way a DC does: at most maxVal values, the last slice named
+// LO-*, and a window past the end answered with no member attribute.
+func fakeRanges(t *testing.T, n, maxVal int, calls *int) fetchFunc {
 	return func(dn, attr string) (*ldap.Entry, error) {
 		*calls++
-		var lo int
-		if _, err := fmt.Sscanf(attr, "member;range=%d-*", &lo); err != nil {
-			t.Fatalf("unexpected request %q", attr)
+		var lo, hi int
+		if _, err := fmt.Sscanf(attr, "member;range=%d-%d", &lo, &hi); err != nil || hi < lo {
+			t.Fatalf("unexpected request %q (want a bounded window)", attr)
 		}
-		hi := lo + 1499
+		if lo >= n {
+			return ldap.NewEntry(dn, nil), nil
+		}
+		hi = min(hi, lo+maxVal-1)
 		name := fmt.Sprintf("member;range=%d-%d", lo, hi)
 		if hi >= n-1 {
 			hi, name = n-1, fmt.Sprintf("member;range=%d-*", lo)
@@ -38,31 +42,41 @@ func fakeRanges(t *testing.T, n int, calls *int) fetchFunc {
 // "member" plus "member;range=0-1499"; that means "fetch more", never "no
 // members".
 func TestRangedMembersADShape(t *testing.T) {
-	e := &ldap.Entry{DN: "CN=big,DC=example,DC=test", Attributes: []*ldap.EntryAttribute{
-		{Name: "member", Values: nil},
-		{Name: "member;range=0-1499", Values: dns(0, 1499)},
-	}}
-	calls := 0
-	got, err := completeMembers(e, fakeRanges(t, 1601, &calls))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1601 || calls != 1 || got[1600] != dns(1600, 1600)[0] {
-		t.Fatalf("got %d members in %d extra reads", len(got), calls)
-	}
-	// Three slices.
-	e.Attributes[1].Values = dns(0, 1499)
-	calls = 0
-	got, err = completeMembers(e, fakeRanges(t, 4000, &calls))
-	if err != nil || len(got) != 4000 || calls != 2 {
-		t.Fatalf("4000 members: %d, %d reads, %v", len(got), calls, err)
-	}
-	seen := map[string]bool{}
-	for _, m := range got {
-		if seen[m] {
-			t.Fatalf("duplicate %s", m)
-		}
-		seen[m] = true
+	for _, tc := range []struct {
+		name          string
+		n, maxVal     int
+		first         int // values in the first slice (member;range=0-<first-1>)
+		wantExtraRead int
+	}{
+		{"1601 members, one more slice", 1601, 1500, 1500, 1},
+		{"4000 members, two more slices", 4000, 1500, 1500, 2},
+		// A multiple of the window: the DC may name the first slice 0-1499
+		// and answer the next window with nothing.
+		{"exactly 1500, then an empty window", 1500, 1500, 1500, 1},
+		// A DC whose MaxValRange is below the window asked for.
+		{"MaxValRange 1000", 2500, 1000, 1000, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &ldap.Entry{DN: "CN=big,DC=example,DC=test", Attributes: []*ldap.EntryAttribute{
+				{Name: "member", Values: nil},
+				{Name: fmt.Sprintf("member;range=0-%d", tc.first-1), Values: dns(0, tc.first-1)},
+			}}
+			calls := 0
+			got, err := completeMembers(e, fakeRanges(t, tc.n, tc.maxVal, &calls))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.n || calls != tc.wantExtraRead || got[tc.n-1] != dns(tc.n-1, tc.n-1)[0] {
+				t.Fatalf("got %d members in %d extra reads, want %d in %d", len(got), calls, tc.n, tc.wantExtraRead)
+			}
+			seen := map[string]bool{}
+			for _, m := range got {
+				if seen[m] {
+					t.Fatalf("duplicate %s", m)
+				}
+				seen[m] = true
+			}
+		})
 	}
 }
 
@@ -96,10 +110,16 @@ func TestRangedMembersFailureIsAnError(t *testing.T) {
 		t.Fatal("a failed slice must fail the read")
 	}
 	noRange := func(dn, attr string) (*ldap.Entry, error) {
-		return ldap.NewEntry(dn, map[string][]string{"member": nil}), nil
+		return ldap.NewEntry(dn, map[string][]string{"member": dns(0, 9)}), nil
 	}
 	if _, err := completeMembers(e, noRange); err == nil {
-		t.Fatal("an answer without a range attribute must fail the read")
+		t.Fatal("an answer with a plain member attribute instead of a range must fail the read")
+	}
+	jump := func(dn, attr string) (*ldap.Entry, error) {
+		return ldap.NewEntry(dn, map[string][]string{"member;range=3000-*": dns(3000, 3001)}), nil
+	}
+	if _, err := completeMembers(e, jump); err == nil {
+		t.Fatal("a slice that does not start where asked must fail the read")
 	}
 }
 
@@ -117,4 +137,30 @@ func TestParseRangeAndExpiry(t *testing.T) {
 	if guidString([]byte{0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 1, 2, 3, 4, 5, 6, 7, 8}) != "12345678-1234-5678-0102-030405060708" {
 		t.Error("guid")
 	}
+}
+
+// FuzzCompleteMembers: whatever range names a DC sends, the read ends,
+// never panics, and a ranged attribute with values is never "no members".
+func FuzzCompleteMembers(f *testing.F) {
+	f.Add("member;range=0-1499", "member;range=1500-*")
+	f.Add("member;range=0-*", "")
+	f.Add("member;range=5-2", "member;range=0-0")
+	f.Add("member;range=0-9223372036854775807", "member;range=-9223372036854775808-*")
+	f.Fuzz(func(t *testing.T, first, next string) {
+		if lo, hi, last, ok := parseRange(first); ok && !last && hi < lo {
+			t.Fatalf("%q parsed as %d-%d", first, lo, hi)
+		}
+		e := &ldap.Entry{DN: "CN=g", Attributes: []*ldap.EntryAttribute{{Name: "member"}, {Name: first, Values: []string{"CN=a"}}}}
+		calls := 0
+		got, err := completeMembers(e, func(dn, attr string) (*ldap.Entry, error) {
+			calls++
+			if calls > 3 {
+				return ldap.NewEntry(dn, nil), nil
+			}
+			return &ldap.Entry{DN: dn, Attributes: []*ldap.EntryAttribute{{Name: next, Values: []string{fmt.Sprintf("CN=m%d", calls)}}}}, nil
+		})
+		if _, _, _, ok := parseRange(first); ok && err == nil && len(got) == 0 {
+			t.Fatalf("%q with a value read as no members", first)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package adimport
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,12 @@ type snapshot struct {
 	full        bool
 }
 
-var groupAttrs = []string{"objectGUID", "objectSid", "sAMAccountName", "objectClass", "member;range=0-*"}
+// groupAttrs asks for the first window of members. The window has an
+// upper bound on purpose: Samba answers "member;range=0-*" with every
+// value at once and slices only a bounded request, so asking this way
+// drives the same ranged loop on Samba as on AD (which slices a big group
+// however it is asked).
+var groupAttrs = []string{"objectGUID", "objectSid", "sAMAccountName", "objectClass", rangeAttr(0)}
 
 func under(dn, root string) bool {
 	dn, root = strings.ToLower(dn), strings.ToLower(root)
@@ -78,10 +84,6 @@ func (c *conn) read(ref, base, root string, since int64) (*snapshot, error) {
 	s := &snapshot{group: g, users: map[string]*adUser{}, groups: map[string]*adGroup{strings.ToLower(g.DN): g}, full: since == 0}
 	gdn := ldap.EscapeFilter(g.DN)
 	userFilter := "(&(objectCategory=person)(objectClass=user)%s)"
-	usn := ""
-	if since > 0 {
-		usn = fmt.Sprintf("(uSNChanged>=%d)", since+1)
-	}
 	// Nested groups: IN_CHAIN, or walk the member lists.
 	s.usedInChain = true
 	es, err := c.search(base, fmt.Sprintf("(&(objectClass=group)(memberOf:%s:=%s))", inChain, gdn), groupAttrs)
@@ -102,11 +104,14 @@ func (c *conn) read(ref, base, root string, since int64) (*snapshot, error) {
 			s.groups[strings.ToLower(ng.DN)] = ng
 		}
 	}
+	if since > 0 {
+		return s, c.readChanged(s, root, since)
+	}
 	// Users: members in chain, plus those whose primary group is in chain
 	// (primaryGroupID membership is not in memberOf).
 	var entries []*ldap.Entry
 	if s.usedInChain {
-		es, err := c.search(root, fmt.Sprintf(userFilter, fmt.Sprintf("(memberOf:%s:=%s)", inChain, gdn)+usn), userAttributes())
+		es, err := c.search(root, fmt.Sprintf(userFilter, fmt.Sprintf("(memberOf:%s:=%s)", inChain, gdn)), userAttributes())
 		if err != nil {
 			return nil, fmt.Errorf("members of %s: %w", g.DN, err)
 		}
@@ -125,14 +130,13 @@ func (c *conn) read(ref, base, root string, since int64) (*snapshot, error) {
 			}
 		}
 	}
-	var rids []string
-	for _, gr := range s.groups {
-		if gr.RID != 0 {
-			rids = append(rids, "(primaryGroupID="+strconv.Itoa(gr.RID)+")")
+	if rids := s.chainRIDs(); len(rids) > 0 {
+		var or []string
+		for rid := range rids {
+			or = append(or, "(primaryGroupID="+strconv.Itoa(rid)+")")
 		}
-	}
-	if len(rids) > 0 {
-		es, err := c.search(root, fmt.Sprintf(userFilter, "(|"+strings.Join(rids, "")+")"+usn), userAttributes())
+		slices.Sort(or)
+		es, err := c.search(root, fmt.Sprintf(userFilter, "(|"+strings.Join(or, "")+")"), userAttributes())
 		if err != nil {
 			return nil, fmt.Errorf("primary group members: %w", err)
 		}
@@ -140,12 +144,60 @@ func (c *conn) read(ref, base, root string, since int64) (*snapshot, error) {
 	}
 	for _, e := range entries {
 		u := parseUser(e)
-		if since > 0 && u.USNChanged <= since {
-			continue
-		}
 		s.users[strings.ToLower(u.DN)] = &u
 	}
 	return s, nil
+}
+
+// chainRIDs are the RIDs of the groups in chain (primaryGroupID values
+// that put a user in scope).
+func (s *snapshot) chainRIDs() map[int]bool {
+	out := map[int]bool{}
+	for _, gr := range s.groups {
+		if gr.RID != 0 {
+			out[gr.RID] = true
+		}
+	}
+	return out
+}
+
+// readChanged is the user read of an incremental cycle: the accounts
+// under root changed above the mark, kept when the member lists just read
+// (complete, ranged) put them in scope, directly, nested or through their
+// primary group. Asking the DC for uSNChanged alone, rather than with
+// IN_CHAIN, keeps the cycle proportional to the changes: a DC evaluates
+// the transitive membership of every candidate account, and on Samba
+// (3,000 users) the IN_CHAIN search with the uSNChanged term took 4.7 s
+// against 0.3 s without it.
+func (c *conn) readChanged(s *snapshot, root string, since int64) error {
+	es, err := c.search(root, fmt.Sprintf("(&(uSNChanged>=%d)(objectCategory=person)(objectClass=user))", since+1), userAttributes())
+	if err != nil {
+		return fmt.Errorf("accounts changed since USN %d: %w", since, err)
+	}
+	users := make([]adUser, len(es))
+	for i, e := range es {
+		users[i] = parseUser(e)
+	}
+	s.keepChanged(users, since)
+	return nil
+}
+
+// keepChanged adds to s.users the accounts changed above since that are in
+// scope by the member lists of the chain or by their primary group.
+func (s *snapshot) keepChanged(users []adUser, since int64) {
+	members := map[string]bool{}
+	for _, dn := range s.flattenGroups(s.group.DN) {
+		members[dn] = true
+	}
+	rids := s.chainRIDs()
+	for i := range users {
+		u := &users[i]
+		k := strings.ToLower(u.DN)
+		if u.USNChanged <= since || !(members[k] || rids[u.PrimaryGroupID]) {
+			continue
+		}
+		s.users[k] = u
+	}
 }
 
 // readUser reads one object by DN; nil when it is not a person user.
@@ -204,12 +256,19 @@ func (c *conn) walkGroups(s *snapshot) error {
 // flatten is the set of non-group member DNs (lowercased) of group dn,
 // direct or through nested groups, plus users whose primary group is one
 // of them.
-func (s *snapshot) flatten(dn string) []string {
+func (s *snapshot) flatten(dn string) []string { return s.members(dn, true) }
+
+// flattenGroups is flatten from the member lists alone (no primary groups).
+func (s *snapshot) flattenGroups(dn string) []string { return s.members(dn, false) }
+
+func (s *snapshot) members(dn string, withPrimary bool) []string {
 	seen := map[string]bool{}
 	out := map[string]bool{}
 	primary := map[int][]string{}
 	for k, u := range s.users {
-		primary[u.PrimaryGroupID] = append(primary[u.PrimaryGroupID], k)
+		if withPrimary {
+			primary[u.PrimaryGroupID] = append(primary[u.PrimaryGroupID], k)
+		}
 	}
 	var walk func(string)
 	walk = func(g string) {

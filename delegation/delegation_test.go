@@ -61,6 +61,19 @@ func TestSubCodeMapping(t *testing.T) {
 	}
 }
 
+// TestServerTimeLimit: the DC gets at least one whole second beyond the
+// client's timeout (Samba's limit starts at the current wall-clock second).
+func TestServerTimeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Duration
+		want int
+	}{{500 * time.Millisecond, 2}, {time.Second, 2}, {1500 * time.Millisecond, 3}, {time.Millisecond, 2}} {
+		if got := serverTimeLimit(tc.t); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.t, got, tc.want)
+		}
+	}
+}
+
 func TestClassify(t *testing.T) {
 	tests := []struct {
 		err  error
@@ -71,6 +84,7 @@ func TestClassify(t *testing.T) {
 		{&ldap.Error{ResultCode: ldap.LDAPResultUnavailable, Err: errors.New("x")}, classBusy},
 		{&ldap.Error{ResultCode: ldap.LDAPResultStrongAuthRequired, Err: errors.New("x")}, classRefused},
 		{&ldap.Error{ResultCode: ldap.LDAPResultUnwillingToPerform, Err: errors.New("x")}, classRefused},
+		{&ldap.Error{ResultCode: ldap.LDAPResultTimeLimitExceeded, Err: errors.New("Indexed and full searches both failed!")}, classTimeout},
 		{ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection timed out")), classTimeout},
 		{ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: response channel closed")), classNetwork},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, classNetwork},

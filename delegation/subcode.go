@@ -103,6 +103,11 @@ func classify(err error) errClass {
 			return classCredentials
 		case ldap.LDAPResultBusy, ldap.LDAPResultUnavailable:
 			return classBusy
+		case ldap.LDAPResultTimeLimitExceeded:
+			// The DC gave up at the search's time limit: it is too slow,
+			// like a timeout, not a refusal (which would be an internal
+			// error on every login).
+			return classTimeout
 		case ldap.ErrorNetwork:
 			if isTimeout(err) {
 				return classTimeout
