@@ -165,6 +165,22 @@ create_users() {
 
 load() { "$WORK/eapload" -secret "$SECRET" -users "$USERS" -timeout 5s -retries 1 -duration "$DURATION" "$@" || true; }
 
+# CPU ticks (user + system) a server process has used, from /proc: the
+# client shares the two cores, so auth/s is compressed towards 1x; CPU per
+# accepted authentication is what each server would need on its own.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ="$(getconf CLK_TCK)"
+# measured PID ARGS...: one load pass, its output line with cpu_ms_per_auth= appended.
+measured() {
+  local pid="$1"; shift
+  local t0 t1 line acc
+  t0="$(ticks "$pid")"
+  line="$(load "$@")"
+  t1="$(ticks "$pid")"
+  acc="$(sed -n 's/.* accepted=\([0-9]*\) .*/\1/p' <<<"$line")"
+  awk -v l="$line" -v d="$((t1 - t0))" -v hz="$HZ" -v a="${acc:-0}" 'BEGIN { printf "%s cpu_ms_per_auth=%.3f\n", l, (a > 0 ? d * 1000 / hz / a : 0) }'
+}
+
 echo "# $(date -u +%FT%TZ)  $(nproc) CPUs  $(freeradius -v 2>/dev/null | head -1 | sed 's/^radiusd: //')  users=$USERS  auths/pass=$COUNT"
 first=1
 for kind in $KINDS; do
@@ -177,8 +193,8 @@ for kind in $KINDS; do
     load -method "$m" -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup gatewayd $kind $m" >&2
     load -method "$m" -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$USERS" -concurrency 8 -label "warmup freeradius $kind $m" >&2
     for K in $KS; do
-      load -method "$m" -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "gatewayd $kind $m" | tee -a "$WORK/results"
-      load -method "$m" -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "freeradius $kind $m" | tee -a "$WORK/results"
+      measured "$GW_PID" -method "$m" -addr "127.0.0.1:$GW_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "gatewayd $kind $m" | tee -a "$WORK/results"
+      measured "$(cat "$FR_DIR/freeradius.pid")" -method "$m" -addr "127.0.0.1:$FR_PORT" -ca "$CA" -count "$COUNT" -concurrency "$K" -label "freeradius $kind $m" | tee -a "$WORK/results"
     done
   done
   stop_gw
@@ -196,17 +212,19 @@ awk '
       if ($i ~ /^errors=/) { e = $i; sub("errors=", "", e) }
       if ($i ~ /^TLS/) tls = $i
       if ($i ~ /^rounds=/) { rd = $i; sub("rounds=", "", rd) }
+      if ($i ~ /^cpu_ms_per_auth=/) { c = $i; sub("cpu_ms_per_auth=", "", c) }
     }
     key = m " " kind " K=" k
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
-    r[key, srv] = rate; l50[key, srv] = p50; l99[key, srv] = p99; er[key, srv] = e; t[key, srv] = tls; ro[key, srv] = rd }
+    cpu[key, srv] = c; r[key, srv] = rate; l50[key, srv] = p50; l99[key, srv] = p99; er[key, srv] = e; t[key, srv] = tls; ro[key, srv] = rd }
   END {
-    printf "| pass | gatewayd auth/s | p50 / p99 | errors | rounds | FreeRADIUS auth/s | p50 / p99 | errors | rounds | ratio |\n"
-    printf "|---|---|---|---|---|---|---|---|---|---|\n"
+    printf "| pass | gatewayd auth/s | p50 / p99 | errors | rounds | FreeRADIUS auth/s | p50 / p99 | errors | rounds | ratio | server CPU ms/auth gatewayd / FreeRADIUS | CPU ratio |\n"
+    printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     for (i = 0; i < n; i++) {
       key = order[i]; g = r[key, "gatewayd"]; f = r[key, "freeradius"]
-      printf "| %s | %s | %s / %s | %s | %s | %s | %s / %s | %s | %s | %.3gx |\n", key, g, l50[key, "gatewayd"], l99[key, "gatewayd"], er[key, "gatewayd"], ro[key, "gatewayd"],
-        f, l50[key, "freeradius"], l99[key, "freeradius"], er[key, "freeradius"], ro[key, "freeradius"], (f > 0 ? g / f : 0)
+      cg = cpu[key, "gatewayd"]; cf = cpu[key, "freeradius"]
+      printf "| %s | %s | %s / %s | %s | %s | %s | %s / %s | %s | %s | %.3gx | %s / %s | %.3gx |\n", key, g, l50[key, "gatewayd"], l99[key, "gatewayd"], er[key, "gatewayd"], ro[key, "gatewayd"],
+        f, l50[key, "freeradius"], l99[key, "freeradius"], er[key, "freeradius"], ro[key, "freeradius"], (f > 0 ? g / f : 0), cg, cf, (cg > 0 ? cf / cg : 0)
     }
     for (i = 0; i < n; i++) { key = order[i]; printf "# %s: gatewayd %s, freeradius %s\n", key, t[key, "gatewayd"], t[key, "freeradius"] }
   }' "$WORK/results"
