@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"strconv"
 	"sync"
@@ -291,36 +293,61 @@ func isClosed(ch chan struct{}) bool {
 // Events live only in the journal (see ListEvents), not in memdb: at
 // 100k events, memdb's copy and its index were ~57 MB of live heap, and
 // each login paid a copy-on-write radix insert.
+//
+// This is the cost every login pays (issue 14), so it is written for it:
+// records are encoded by appendEventJSON straight into framed values cut
+// from one buffer per batch (bbolt keeps the values, not copies, until
+// the commit), the sequence is moved once per batch, the login stamps are
+// coalesced per user before memdb is asked, and pruning walks the oldest
+// keys with one cursor.
 func (w *wtxn) appendEvents(evs []Event) error {
 	b := w.tx.Bucket([]byte(TableEvents))
-	var logins map[*User]time.Time // latest successful login per user
+	// Keys only grow and records are never rewritten, so a page split
+	// never needs room for a later insert in the middle: pack pages
+	// full (bbolt's default, 0.5, is for random inserts).
+	b.FillPercent = 1.0
+	first := b.Sequence() + 1
+	var (
+		arena  []byte
+		logins loginStamps
+	)
 	for i := range evs {
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
 		ev := &evs[i]
-		data, err := encodeEvent(ev, seq)
-		if err != nil {
-			return err
+		seq := first + uint64(i)
+		if need := eventRecordSize(ev); cap(arena)-len(arena) < need {
+			arena = make([]byte, 0, max(eventArenaSize, need))
 		}
-		k := eventKey(seq)
-		if err := b.Put(k, frameRecord(k, data)); err != nil {
+		// The key goes in the buffer too, after its length as the frame's
+		// checksum covers it (recordSum): on the stack it would escape
+		// into the checksum and be allocated anyway.
+		ks := len(arena)
+		arena = append(arena, 8)
+		arena = binary.BigEndian.AppendUint64(arena, seq)
+		vs := len(arena)
+		arena = append(arena, recordTag, 0, 0, 0, 0)
+		var ok bool
+		if arena, ok = appendEventJSON(arena, ev, seq); !ok {
+			if _, err := encodeEvent(ev, seq); err != nil {
+				return err // json.Marshal's word on why
+			}
+			return fmt.Errorf("encoding %s record: the event cannot be written", TableEvents)
+		}
+		k := arena[ks+1 : vs : vs]
+		v := arena[vs:len(arena):len(arena)] // later appends never reach it
+		sum := crc32.Update(crc32.Update(0, castagnoli, arena[ks:vs]), castagnoli, v[recordHeader:])
+		binary.BigEndian.PutUint32(v[1:], sum)
+		if err := b.Put(k, v); err != nil {
 			return fmt.Errorf("state journal %s: %w", w.s.path, err)
 		}
 		if ev.Login && ev.Outcome == OutcomeSuccess {
-			if u := w.loginUser(ev); u != nil && ev.Time.After(logins[u]) {
-				if logins == nil {
-					logins = make(map[*User]time.Time)
-				}
-				logins[u] = ev.Time
-			}
+			logins.note(ev)
 		}
 	}
-	for u, at := range logins {
-		if err := w.stampLogin(u, at); err != nil {
-			return err
-		}
+	if err := b.SetSequence(first - 1 + uint64(len(evs))); err != nil {
+		return fmt.Errorf("state journal %s: %w", w.s.path, err)
+	}
+	if err := logins.stamp(w); err != nil {
+		return err
 	}
 	added := len(evs)
 	pruned, err := w.pruneEvents(w.s.eventCount + added)
@@ -331,8 +358,96 @@ func (w *wtxn) appendEvents(evs []Event) error {
 	return nil
 }
 
-// encodeEvent is the journal record of ev numbered seq. ev itself is not
-// changed: a retried batch gets fresh numbers.
+// eventArenaSize is the buffer the records of a batch are cut from: big
+// enough for ~300 typical login records, small enough that a batch of a
+// few events wastes little.
+const eventArenaSize = 64 << 10
+
+// eventRecordSize is a framed record's size when nothing in it needs
+// escaping (an escape makes the append grow the buffer, which is fine).
+func eventRecordSize(ev *Event) int {
+	return 1 + 8 + recordHeader + len(`{"seq":18446744073709551615,"time":"2006-01-02T15:04:05.999999999-07:00"`) +
+		len(`,"type":""`) + len(ev.Type) + len(`,"login":true}`) +
+		len(ev.UserID) + len(ev.Username) + len(ev.GroupID) + len(ev.Group) + len(ev.Outcome) +
+		len(ev.Reason) + len(ev.Source) + len(ev.Directory) + len(ev.Detail) + len(ev.Method) +
+		10*len(`,"directory":""`)
+}
+
+// loginStamps collects the latest successful login per user reference
+// in a batch, so a storm of one user's logins asks memdb once per batch,
+// not once per login.
+type loginStamps struct {
+	last   loginRef
+	lastAt time.Time
+	seen   map[loginRef]time.Time // every reference but last
+	any    bool
+}
+
+// loginRef is how a login event names its user: by id, else by name.
+type loginRef struct{ id, username string }
+
+func (l *loginStamps) note(ev *Event) {
+	ref := loginRef{id: ev.UserID}
+	if ref.id == "" {
+		ref.username = ev.Username
+		if ref.username == "" {
+			return
+		}
+	}
+	switch {
+	case !l.any:
+		l.last, l.lastAt, l.any = ref, ev.Time, true
+	case ref == l.last:
+		if ev.Time.After(l.lastAt) {
+			l.lastAt = ev.Time
+		}
+	default:
+		if l.seen == nil {
+			l.seen = make(map[loginRef]time.Time)
+		}
+		if at, ok := l.seen[l.last]; !ok || l.lastAt.After(at) {
+			l.seen[l.last] = l.lastAt
+		}
+		l.last, l.lastAt = ref, ev.Time
+		if at, ok := l.seen[ref]; ok && at.After(l.lastAt) {
+			l.lastAt = at
+		}
+	}
+}
+
+// stamp moves each user's LastLoginAt to their latest login of the
+// batch (two references may name one user).
+func (l *loginStamps) stamp(w *wtxn) error {
+	if !l.any {
+		return nil
+	}
+	if l.seen == nil { // the common case: one user's storm
+		if u := w.loginUser(l.last); u != nil {
+			return w.stampLogin(u, l.lastAt)
+		}
+		return nil
+	}
+	if at, ok := l.seen[l.last]; !ok || l.lastAt.After(at) {
+		l.seen[l.last] = l.lastAt
+	}
+	latest := make(map[*User]time.Time, len(l.seen))
+	for ref, at := range l.seen {
+		if u := w.loginUser(ref); u != nil && at.After(latest[u]) {
+			latest[u] = at
+		}
+	}
+	for u, at := range latest {
+		if err := w.stampLogin(u, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeEvent is the journal record of ev numbered seq, by json.Marshal
+// (appendEventJSON is the writer's; this is its reference and gives the
+// error for an event it declines). ev itself is not changed: a retried
+// batch gets fresh numbers.
 func encodeEvent(ev *Event, seq uint64) ([]byte, error) {
 	c := *ev
 	c.Seq = seq
@@ -343,13 +458,13 @@ func encodeEvent(ev *Event, seq uint64) ([]byte, error) {
 	return data, nil
 }
 
-// loginUser finds the user of a login event, if it still exists.
-func (w *wtxn) loginUser(ev *Event) *User {
+// loginUser finds the user a login event names, if it still exists.
+func (w *wtxn) loginUser(ref loginRef) *User {
 	var u *User
-	if ev.UserID != "" {
-		u, _ = w.first(TableUsers, "id", ev.UserID).(*User)
-	} else if ev.Username != "" {
-		u, _ = w.first(TableUsers, "username", ev.Username).(*User)
+	if ref.id != "" {
+		u, _ = w.first(TableUsers, "id", ref.id).(*User)
+	} else if ref.username != "" {
+		u, _ = w.first(TableUsers, "username", ref.username).(*User)
 	}
 	return u
 }
@@ -375,24 +490,31 @@ const LastLoginGranularity = time.Minute
 
 // pruneEvents deletes the oldest events beyond the retention: the first
 // keys of the bucket, since keys are big-endian sequence numbers.
+//
+// One cursor does it: each key is deleted where the cursor stands, and
+// the cursor then seeks the next sequence number. bbolt's Delete(key)
+// builds a new cursor per call, and growing its stack was most of
+// pruning's cost; a cursor's Next after its Delete would skip a key.
 func (w *wtxn) pruneEvents(count int) (int, error) {
 	if w.s.retention <= 0 || count <= w.s.retention {
 		return 0, nil
 	}
 	excess := min(count-w.s.retention, maxPrunePerWrite)
-	b := w.tx.Bucket([]byte(TableEvents))
-	// Collect first: deleting under a bbolt cursor can skip keys.
-	old := make([][8]byte, 0, excess)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && len(old) < excess; k, _ = c.Next() {
-		old = append(old, [8]byte(k))
-	}
-	for i := range old {
-		if err := b.Delete(old[i][:]); err != nil {
-			return 0, fmt.Errorf("state journal %s: %w", w.s.path, err)
+	c := w.tx.Bucket([]byte(TableEvents)).Cursor()
+	var next [8]byte
+	n := 0
+	for k, _ := c.First(); k != nil && n < excess; k, _ = c.Seek(next[:]) {
+		if len(k) != len(next) {
+			return n, fmt.Errorf("state journal %s: bucket %s holds key %s, which is not a sequence number; %s",
+				w.s.path, TableEvents, printableKey(TableEvents, k), verifyHint)
 		}
+		binary.BigEndian.PutUint64(next[:], binary.BigEndian.Uint64(k)+1)
+		if err := c.Delete(); err != nil {
+			return n, fmt.Errorf("state journal %s: %w", w.s.path, err)
+		}
+		n++
 	}
-	return len(old), nil
+	return n, nil
 }
 
 // checkEventRecord is the start-up check of one events record: valid

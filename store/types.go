@@ -68,7 +68,9 @@ type User struct {
 	UIDNumber        int       `json:"uid_number"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
-	LastLoginAt      time.Time `json:"last_login_at,omitzero"`
+	// LastLoginAt is the last successful login, to LastLoginGranularity:
+	// it is moved only once it is that much older than a new login.
+	LastLoginAt time.Time `json:"last_login_at,omitzero"`
 	// LastADValidationAt: the last time AD accepted the user's password
 	// (delegated logins; bounds offline logins, SPEC 2.5).
 	LastADValidationAt time.Time `json:"last_ad_validation_at,omitzero"`
