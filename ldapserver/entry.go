@@ -1,8 +1,6 @@
 package ldapserver
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -457,7 +455,7 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 		e.add("userAccountControl", disabledUAC)
 		e.add("pwdAccountLockedTime", disabledPwdLockedTime)
 	}
-	e.add("entryUUID", entryUUID(u.ID))
+	e.add("entryUUID", store.EntryUUID(u.ID))
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "inetOrgPerson")
 	e.add("hasSubordinates", "FALSE")
@@ -505,7 +503,7 @@ func (t *tree) upgEntry(u *store.User) *entry {
 	e.add("cn", u.Username)
 	e.add("description", "private group of "+u.Username)
 	e.add("gidNumber", strconv.Itoa(u.UIDNumber))
-	e.add("entryUUID", entryUUID("usergroup:"+u.ID))
+	e.add("entryUUID", store.UserGroupEntryUUID(u.ID))
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "posixGroup")
 	e.add("hasSubordinates", "FALSE")
@@ -518,15 +516,7 @@ func (t *tree) upgEntry(u *store.User) *entry {
 	return e
 }
 
-func userCN(u *store.User) string {
-	switch {
-	case u.DisplayName != "":
-		return u.DisplayName
-	case u.FirstName != "" || u.LastName != "":
-		return strings.TrimSpace(u.FirstName + " " + u.LastName)
-	}
-	return u.Username
-}
+func userCN(u *store.User) string { return u.CommonName() }
 
 func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 	e := &entry{dn: t.groupDN(g.Name), ndn: t.groupNDN(g.Name), kind: kindGroup}
@@ -569,7 +559,7 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 		}
 		return out, err
 	})
-	e.add("entryUUID", entryUUID(g.ID))
+	e.add("entryUUID", store.EntryUUID(g.ID))
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "groupOfNames")
 	e.add("hasSubordinates", "FALSE")
@@ -580,19 +570,4 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 		e.add("modifyTimestamp", generalizedTime(g.UpdatedAt))
 	}
 	return e
-}
-
-// entryUUID is the object's id when it already is a UUID, else a stable
-// name-based (version 5 style) UUID derived from it.
-func entryUUID(id string) string {
-	l := strings.ToLower(id)
-	if isUUID(l) {
-		return l
-	}
-	h := sha1.Sum([]byte("gatewayd:" + id))
-	b := h[:16]
-	b[6] = b[6]&0x0f | 0x50
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

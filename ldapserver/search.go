@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -522,90 +521,51 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 	return nil, searchResult{code: rcNoSuchObject, diag: "no such object"}
 }
 
-// classesAllow reports whether entries with these object classes can
-// match f, judging only by objectClass equalities f requires.
-func classesAllow(f *filter, classes []string) bool {
-	vals, ok := f.equalities(schema["objectclass"])
-	if !ok {
-		return true
-	}
-	for _, v := range vals {
-		lv := strings.ToLower(strings.TrimSpace(v))
-		for _, c := range classes {
-			if lv == c {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// usersNamed looks users up by username, sorted; names that are no user
-// are skipped.
-func usersNamed(dir Directory, names []string) ([]*store.User, error) {
-	var out []*store.User
-	for _, n := range names {
-		u, err := dir.UserByUsername(n)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return sortUsers(out), nil
-}
-
-// usersPhase: a viewer who may not see all sees themself only; otherwise
-// equality hints in the filter (uid, memberOf) narrow the candidates
-// before the filter itself decides.
+// usersPhase, groupsPhase and userGroupsPhase plan one kind of entry:
+// false when no entry of the kind can match f (planner: the empty
+// source); a viewer who may not see all sees themself and their groups
+// only; otherwise the planner's candidates, or a walk over the kind.
 func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, userClasses) {
+	return c.kindPhase(phUsers, viewer, seeAll, f)
+}
+
+func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	return c.kindPhase(phGroups, viewer, seeAll, f)
+}
+
+func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	return c.kindPhase(phUserGroups, viewer, seeAll, f)
+}
+
+func (c *conn) kindPhase(kind phaseKind, viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	var src *source
+	if !c.s.fullScan {
+		src = c.s.planner(kind).plan(f)
+	}
+	if src != nil && src.desc == "none" {
 		return phase{}, false
 	}
-	dir := c.s.dir
-	ph := phase{kind: phUsers}
-	if !seeAll {
+	ph := phase{kind: kind}
+	switch {
+	case !seeAll && kind == phGroups:
+		dir := c.s.dir
+		ph.groupList = func() ([]*store.Group, error) {
+			gs, err := dir.GroupsOfUser(viewer.ID)
+			return sortGroups(gs), err
+		}
+	case !seeAll:
 		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["uid"]); ok {
-		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["uidnumber"]); ok {
-		if _, indexed := dir.(uidNumberIndex); indexed {
-			ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
-			return ph, true
+	case src == nil:
+	case kind == phGroups:
+		ph.groupList = func() ([]*store.Group, error) {
+			gs, err := src.groups()
+			return sortGroups(gs), err
 		}
-	}
-	if mails, ok := f.equalities(schema["mail"]); ok {
-		if ix, indexed := dir.(emailIndex); indexed {
-			ph.userList = func() ([]*store.User, error) { return usersByEmail(ix, mails) }
-			return ph, true
-		}
-	}
-	if dns, ok := f.equalities(schema["memberof"]); ok {
+	default:
 		ph.userList = func() ([]*store.User, error) {
-			var out []*store.User
-			for _, dn := range dns {
-				g, err := c.groupByDN(dn)
-				if err != nil {
-					return nil, err
-				}
-				if g == nil {
-					continue
-				}
-				ms, err := dir.MembersOf(g.ID)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, ms...)
-			}
-			return sortUsers(out), nil
+			us, err := src.users()
+			return sortUsers(us), err
 		}
-		return ph, true
 	}
 	return ph, true
 }
@@ -617,220 +577,17 @@ var upgAttrs = map[string]bool{
 	"structuralobjectclass": true, "hassubordinates": true,
 }
 
-// userGroupsPhase lists user private groups. A filter that requires an
-// attribute they lack, member and memberUid above all (the initgroups
-// searches of SSSD and nslcd), or uid (user lookups), skips them without
-// walking the users; cn and gidNumber equalities (getgrnam, getgrgid)
-// narrow the users looked at.
-func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, upgClasses) || f.requiresAttr(func(t *attrType) bool { return !upgAttrs[t.key] }) {
-		return phase{}, false
-	}
-	dir := c.s.dir
-	ph := phase{kind: phUserGroups}
-	if !seeAll {
-		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["cn"]); ok {
-		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["gidnumber"]); ok {
-		ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
-	}
-	return ph, true
-}
-
 // uidNumberIndex is an optional Directory method: the user with that
-// uidNumber (an error wrapping store.ErrNotFound if none). Without it a
-// getgrgid of a private group walks the users.
+// uidNumber (an error wrapping store.ErrNotFound if none). Without it
+// (and without lookupIndex) a getgrgid of a private group walks the users.
 type uidNumberIndex interface {
 	UserByUIDNumber(n int) (*store.User, error)
 }
 
-// usersByEmail looks users up by email, sorted; values that are no
-// user's email are skipped. The filter still decides.
-func usersByEmail(ix emailIndex, mails []string) ([]*store.User, error) {
-	seen := map[string]bool{}
-	var out []*store.User
-	for _, m := range mails {
-		u, err := ix.UserByEmail(strings.TrimSpace(m))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !seen[u.ID] {
-			seen[u.ID] = true
-			out = append(out, u)
-		}
-	}
-	return sortUsers(out), nil
-}
-
 // gidNumberIndex is an optional Directory method: the group with that
-// gidNumber (an error wrapping store.ErrNotFound if none). With it a
-// getgrgid looks one group up instead of walking them all.
+// gidNumber (an error wrapping store.ErrNotFound if none).
 type gidNumberIndex interface {
 	GroupByGIDNumber(n int) (*store.Group, error)
-}
-
-// groupsByGIDNumber returns the groups whose gidNumber is one of vals.
-func groupsByGIDNumber(ix gidNumberIndex, vals []string) ([]*store.Group, error) {
-	want := map[int]bool{}
-	for _, v := range vals {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			want[n] = true
-		}
-	}
-	var out []*store.Group
-	for n := range want {
-		g, err := ix.GroupByGIDNumber(n)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return sortGroups(out), nil
-}
-
-// usersByUIDNumber returns the users whose uidNumber is one of vals.
-func (c *conn) usersByUIDNumber(vals []string) ([]*store.User, error) {
-	want := map[int]bool{}
-	for _, v := range vals {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			want[n] = true
-		}
-	}
-	var out []*store.User
-	if len(want) == 0 {
-		return out, nil
-	}
-	if ix, ok := c.s.dir.(uidNumberIndex); ok {
-		for n := range want {
-			u, err := ix.UserByUIDNumber(n)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, u)
-		}
-		return sortUsers(out), nil
-	}
-	cursor := ""
-	for {
-		batch, nx, err := c.s.dir.ListUsers(cursor, listBatch)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range batch {
-			if want[u.UIDNumber] {
-				out = append(out, u)
-			}
-		}
-		if nx == "" || len(batch) == 0 {
-			return sortUsers(out), nil
-		}
-		cursor = nx
-	}
-}
-
-func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, groupClasses) {
-		return phase{}, false
-	}
-	dir := c.s.dir
-	ph := phase{kind: phGroups}
-	if !seeAll {
-		ph.groupList = func() ([]*store.Group, error) {
-			gs, err := dir.GroupsOfUser(viewer.ID)
-			return sortGroups(gs), err
-		}
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["cn"]); ok {
-		ph.groupList = func() ([]*store.Group, error) {
-			var out []*store.Group
-			for _, n := range names {
-				g, err := dir.GroupByName(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, g)
-			}
-			return sortGroups(out), nil
-		}
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["gidnumber"]); ok {
-		if ix, indexed := dir.(gidNumberIndex); indexed {
-			ph.groupList = func() ([]*store.Group, error) { return groupsByGIDNumber(ix, vals) }
-			return ph, true
-		}
-	}
-	var memberNames []string
-	if dns, ok := f.equalities(schema["member"]); ok {
-		for _, dn := range dns {
-			if d, err := parseDN(dn); err == nil {
-				if p := c.s.tree.locate(d); p.ok && p.kind == kindUser {
-					memberNames = append(memberNames, p.name)
-				}
-			}
-		}
-		if memberNames == nil {
-			memberNames = []string{}
-		}
-	} else if uids, ok := f.equalities(schema["memberuid"]); ok {
-		memberNames = append([]string{}, uids...)
-	}
-	if memberNames != nil {
-		ph.groupList = func() ([]*store.Group, error) {
-			var out []*store.Group
-			for _, n := range memberNames {
-				u, err := dir.UserByUsername(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				gs, err := dir.GroupsOfUser(u.ID)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, gs...)
-			}
-			return sortGroups(out), nil
-		}
-	}
-	return ph, true
-}
-
-// groupByDN returns the group a DN names, nil when it names none.
-func (c *conn) groupByDN(dn string) (*store.Group, error) {
-	d, err := parseDN(dn)
-	if err != nil {
-		return nil, nil
-	}
-	p := c.s.tree.locate(d)
-	if !p.ok || p.kind != kindGroup {
-		return nil, nil
-	}
-	g, err := c.s.dir.GroupByName(p.name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return g, err
 }
 
 func sortUsers(us []*store.User) []*store.User {

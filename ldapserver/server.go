@@ -106,6 +106,10 @@ type Server struct {
 	acceptErr   error
 	acceptErrAt time.Time
 
+	// fullScan (tests) turns the planner off: every search walks every
+	// kind of entry under its base, the reference the plans are held to.
+	fullScan bool
+
 	// wrapListener, when set (tests), wraps each listener at bind.
 	wrapListener func(net.Listener) net.Listener
 }
