@@ -64,6 +64,24 @@ type conn struct {
 	inflight  sync.WaitGroup
 	nInflight atomic.Int32
 	stopping  atomic.Bool
+
+	// held is this connection's part of max_bytes_in_flight.
+	held atomic.Int64
+	// emu makes the connection's searches evaluate, render and write
+	// their entries one at a time: a client that does not read its
+	// answers then holds one rendered entry, not one per search.
+	emu sync.Mutex
+}
+
+// hold counts n bytes against the connection and the global budget.
+func (c *conn) hold(n int) {
+	c.held.Add(int64(n))
+	c.s.budget.add(int64(n))
+}
+
+func (c *conn) unhold(n int) {
+	c.held.Add(-int64(n))
+	c.s.budget.release(int64(n))
 }
 
 func newConn(s *Server, nc net.Conn, ldaps bool) *conn {
@@ -158,6 +176,13 @@ func (c *conn) readDeadline(now time.Time) (deadline time.Time, past bool) {
 
 func (c *conn) readLoop() {
 	for {
+		// Backpressure (max_bytes_in_flight): while the budget is spent,
+		// a connection holding part of it is not read from. Its clients
+		// are not reading their answers, or pipeline more than the door
+		// answers; TCP then pushes back on them.
+		if !c.s.budget.waitRoom(c.held.Load, c.stopping.Load, c.s.m.readPauses.Inc) {
+			return
+		}
 		deadline, past := c.readDeadline(time.Now())
 		if past && c.nInflight.Load() > 0 {
 			// A bind may be running: look again shortly rather than spin.
@@ -315,7 +340,7 @@ func (c *conn) dispatch(m *message, frame []byte) bool {
 			c.notice(rcProtocolError, "malformed search request")
 			return false
 		}
-		c.startSearch(m, req, err)
+		c.startSearch(m, req, err, len(frame))
 		return true
 	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest, appCompareRequest:
 		tag, _ := responseTag(m.op)
@@ -354,7 +379,9 @@ func (c *conn) safely(m *message, respTag ber.Tag, fn func()) {
 
 // startSearch runs a search in its own goroutine, or answers busy when
 // the connection already has MaxRequestsPerConn operations in flight.
-func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
+// size is the request's length, held against max_bytes_in_flight until
+// it is answered (the search decodes from its own copy of the frame).
+func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size int) {
 	c.mu.Lock()
 	_, dup := c.ops[m.id]
 	full := len(c.ops) >= c.s.cfg.MaxRequestsPerConn
@@ -377,12 +404,14 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
 	}
 	c.inflight.Add(1)
 	c.nInflight.Add(1)
+	c.hold(size)
 	go func() {
 		defer func() {
 			c.mu.Lock()
 			delete(c.ops, m.id)
 			c.mu.Unlock()
 			cancel()
+			c.unhold(size)
 			c.nInflight.Add(-1)
 			c.inflight.Done()
 		}()
@@ -393,6 +422,11 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
 // --- writing ---
 
 func (c *conn) write(b []byte, flush bool) error {
+	// The answer is in memory until written out: it counts against
+	// max_bytes_in_flight meanwhile (a write blocks while the client
+	// does not read).
+	c.hold(len(b))
+	defer c.unhold(len(b))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {

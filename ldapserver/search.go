@@ -240,6 +240,10 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// One entry at a time per connection (conn.emu): evaluating may
+		// load member lists, and rendering holds the entry's bytes.
+		c.emu.Lock()
+		defer c.emu.Unlock()
 		match := req.filter.eval(e) == triTrue
 		if e.err != nil {
 			return e.err

@@ -84,6 +84,8 @@ type Server struct {
 
 	nconn   atomic.Int64
 	connSeq atomic.Uint64
+	// budget is max_bytes_in_flight (budget.go).
+	budget *byteBudget
 
 	// perSource counts open connections by client address (loopback is
 	// not counted unless capLoopback, which tests set).
@@ -172,6 +174,9 @@ func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg
 			return nil, fmt.Errorf("ldap: metrics: %w", err)
 		}
 	}
+	s.m.inFlightLimit.Set(float64(cfg.MaxBytesInFlight))
+	inFlight := s.m.inFlight
+	s.budget = newByteBudget(cfg.MaxBytesInFlight, func(n int64) { inFlight.Set(float64(n)) })
 	return s, nil
 }
 
