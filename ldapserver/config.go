@@ -94,8 +94,8 @@ const (
 	DefaultMaxBytesInFlight int64 = 256 << 20
 	// MinMaxBytesInFlight is the smallest max_bytes_in_flight accepted.
 	MinMaxBytesInFlight int64 = 1 << 20
-	DefaultSizeLimit               = 1000
-	DefaultTimeLimit               = 30 * time.Second
+	DefaultSizeLimit          = 1000
+	DefaultTimeLimit          = 30 * time.Second
 
 	// MaxMessageBytesCeiling is the largest max_message_bytes accepted: a
 	// message is held whole in memory while it is decoded.
