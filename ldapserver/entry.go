@@ -39,41 +39,79 @@ type attrVals struct {
 }
 
 // entry is one object of the virtual tree, built per search from the store.
-// It is used by one goroutine.
+// It is used by one goroutine (the fixed entries of the tree, built once,
+// hold no lazy attributes and are only read).
 type entry struct {
 	dn    string
 	ndn   string
 	kind  entryKind
-	attrs []*attrVals
+	attrs []attrVals
 	err   error // a lazy load failed
+	// skip is the attribute types not rendered: a search renders only
+	// what it returns or its filter reads (zero: everything).
+	skip attrSet
+	// vbuf holds the values of the attributes added so far; each
+	// attribute's vals is a capped slice of it, so an entry costs a few
+	// allocations rather than one per attribute.
+	vbuf []string
 }
 
+// newEntry starts an entry that renders the types in need, with room for
+// about n attributes.
+func newEntry(dn, ndn string, kind entryKind, need attrSet, n int) *entry {
+	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n)}
+}
+
+// wants reports whether the entry renders t.
+func (e *entry) wants(t *attrType) bool { return e.skip&t.bit == 0 }
+
+// add adds an attribute by its canonical name; empty values are left
+// out, and so is an attribute with none.
 func (e *entry) add(name string, vals ...string) {
-	t := schema[strings.ToLower(name)]
+	t := byName[name]
 	if t == nil {
 		panic("ldapserver: attribute not in schema: " + name)
 	}
-	var vs []string
-	for _, v := range vals {
-		if v != "" {
-			vs = append(vs, v)
-		}
-	}
-	if len(vs) == 0 {
-		return
-	}
-	e.attrs = append(e.attrs, &attrVals{t: t, vals: vs, loaded: true})
+	e.addT(t, vals...)
 }
 
+func (e *entry) addT(t *attrType, vals ...string) {
+	if !e.wants(t) {
+		return
+	}
+	start := len(e.vbuf)
+	for _, v := range vals {
+		if v != "" {
+			e.vbuf = append(e.vbuf, v)
+		}
+	}
+	if len(e.vbuf) == start {
+		return
+	}
+	end := len(e.vbuf)
+	e.attrs = append(e.attrs, attrVals{t: t, vals: e.vbuf[start:end:end], loaded: true})
+}
+
+// wantsName is wants by canonical name, for a caller that can skip the
+// work of computing values nobody reads.
+func (e *entry) wantsName(name string) bool { return e.skip == 0 || e.wants(byName[name]) }
+
 func (e *entry) addLazy(name string, load func() ([]string, error)) {
-	e.attrs = append(e.attrs, &attrVals{t: schema[strings.ToLower(name)], load: load})
+	t := byName[name]
+	if t == nil {
+		panic("ldapserver: attribute not in schema: " + name)
+	}
+	if !e.wants(t) {
+		return
+	}
+	e.attrs = append(e.attrs, attrVals{t: t, load: load})
 }
 
 // get returns the values of attribute type t (nil when absent).
 func (e *entry) get(t *attrType) []string {
-	for _, a := range e.attrs {
-		if a.t == t {
-			return e.values(a)
+	for i := range e.attrs {
+		if e.attrs[i].t == t {
+			return e.values(&e.attrs[i])
 		}
 	}
 	return nil
@@ -113,6 +151,10 @@ type tree struct {
 	// hideInactive: inactive users are left out of every search
 	// (hide_inactive), and so out of other users' manager.
 	hideInactive bool
+
+	// The base and container entries never change: built once.
+	base0 *entry
+	ctr0  [3]*entry
 }
 
 func newTree(baseDN string, userGID int) (*tree, error) {
@@ -128,6 +170,10 @@ func newTree(baseDN string, userGID int) (*tree, error) {
 	if userGID == 0 {
 		t.upgDN = "ou=usergroups," + t.baseDN
 		t.upgNDN = "ou=usergroups," + t.baseNDN
+	}
+	t.base0 = t.renderBase()
+	for _, c := range t.containers() {
+		t.ctr0[c] = t.renderContainer(c)
 	}
 	return t, nil
 }
@@ -263,7 +309,10 @@ func (t *tree) locate(d parsedDN) place {
 	}
 }
 
-func (t *tree) baseEntry() *entry {
+// baseEntry is the entry at the base DN; callers only read it.
+func (t *tree) baseEntry() *entry { return t.base0 }
+
+func (t *tree) renderBase() *entry {
 	e := &entry{dn: t.baseDN, ndn: t.baseNDN, kind: kindBase}
 	top := t.base[0].avas[0]
 	switch top.typ {
@@ -290,7 +339,10 @@ func (t *tree) baseEntry() *entry {
 	return e
 }
 
-func (t *tree) containerEntry(c container) *entry {
+// containerEntry is one organizational unit's entry; callers only read it.
+func (t *tree) containerEntry(c container) *entry { return t.ctr0[c] }
+
+func (t *tree) renderContainer(c container) *entry {
 	e := &entry{kind: kindContainer}
 	var ou string
 	switch c {
@@ -373,13 +425,20 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// userEntry renders a user. The password hash is never part of an entry.
-// An inactive user is rendered disabled and with no memberOf.
-func (t *tree) userEntry(u *store.User, dir Directory) *entry {
+// userEntry renders a user whole. The password hash is never part of an
+// entry. An inactive user is rendered disabled and with no memberOf.
+func (t *tree) userEntry(u *store.User, dir Directory) *entry { return t.renderUser(u, dir, allAttrs) }
+
+// renderUser renders the attributes of u in need (and may render more).
+func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
 	now := t.now()
 	off := t.inactive(u, now)
-	lastChange, maxDays, shadow := t.shadowAges(u)
-	e := &entry{dn: t.userDN(u.Username), ndn: t.userNDN(u.Username), kind: kindUser}
+	e := newEntry(t.userDN(u.Username), t.userNDN(u.Username), kindUser, need, 40)
+	var lastChange, maxDays string
+	var shadow bool
+	if e.wantsName("objectClass") || e.wantsName("shadowLastChange") || e.wantsName("shadowMax") || e.wantsName("pwdChangedTime") {
+		lastChange, maxDays, shadow = t.shadowAges(u)
+	}
 	// shadowAccount holds the shadow attributes: a user carries it while
 	// inactive (shadowExpire) and whenever their password's age is known
 	// (shadowLastChange, shadowMax).
@@ -403,50 +462,64 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	}
 	e.add("displayName", display)
 	e.add("mail", u.Email)
-	id := u.ID
-	e.addLazy("memberOf", func() ([]string, error) {
-		if off {
-			return nil, nil
-		}
-		gs, err := dir.GroupsOfUser(id)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(gs))
-		for _, g := range gs {
-			out = append(out, t.groupDN(g.Name))
-		}
-		return out, nil
-	})
-	e.add("uidNumber", strconv.Itoa(u.UIDNumber))
-	gid := u.UIDNumber
-	if t.userGID > 0 {
-		gid = t.userGID
+	if e.wantsName("memberOf") {
+		id := u.ID
+		e.addLazy("memberOf", func() ([]string, error) {
+			if off {
+				return nil, nil
+			}
+			gs, err := dir.GroupsOfUser(id)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]string, 0, len(gs))
+			for _, g := range gs {
+				out = append(out, t.groupDN(g.Name))
+			}
+			return out, nil
+		})
 	}
-	e.add("gidNumber", strconv.Itoa(gid))
-	home, shell := "/home/"+u.Username, "/bin/bash"
-	if v := u.Attributes["homeDirectory"]; v != "" {
-		home = v
+	if e.wantsName("uidNumber") {
+		e.add("uidNumber", strconv.Itoa(u.UIDNumber))
 	}
+	if e.wantsName("gidNumber") {
+		gid := u.UIDNumber
+		if t.userGID > 0 {
+			gid = t.userGID
+		}
+		e.add("gidNumber", strconv.Itoa(gid))
+	}
+	if e.wantsName("homeDirectory") {
+		home := "/home/" + u.Username
+		if v := u.Attributes["homeDirectory"]; v != "" {
+			home = v
+		}
+		e.add("homeDirectory", home)
+	}
+	shell := "/bin/bash"
 	if v := u.Attributes["loginShell"]; v != "" {
 		shell = v
 	}
-	e.add("homeDirectory", home)
 	e.add("loginShell", shell)
 	for _, a := range userAttrs {
+		if !e.wantsName(a.ldap) {
+			continue
+		}
 		v := u.Attributes[a.gateway]
 		if a.ldap == "postalAddress" {
 			v = postalAddress(v)
 		}
 		e.add(a.ldap, strings.TrimSpace(v))
 	}
-	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" {
+	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" && e.wantsName("manager") {
 		e.addLazy("manager", func() ([]string, error) { return t.managerDN(mgr, dir, now) })
 	}
 	if shadow {
 		e.add("shadowLastChange", lastChange)
 		e.add("shadowMax", maxDays)
-		e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+		if e.wantsName("pwdChangedTime") {
+			e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+		}
 	}
 	if off {
 		e.add("shadowExpire", disabledShadowExpire)
@@ -455,17 +528,24 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 		e.add("userAccountControl", disabledUAC)
 		e.add("pwdAccountLockedTime", disabledPwdLockedTime)
 	}
-	e.add("entryUUID", store.EntryUUID(u.ID))
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.EntryUUID(u.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "inetOrgPerson")
 	e.add("hasSubordinates", "FALSE")
-	if !u.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(u.CreatedAt))
-	}
-	if mod := userModified(u, now); !mod.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(mod))
-	}
+	e.addTimes(u.CreatedAt, userModified(u, now))
 	return e
+}
+
+// addTimes adds createTimestamp and modifyTimestamp (when known).
+func (e *entry) addTimes(created, modified time.Time) {
+	if !created.IsZero() && e.wantsName("createTimestamp") {
+		e.add("createTimestamp", generalizedTime(created))
+	}
+	if !modified.IsZero() && e.wantsName("modifyTimestamp") {
+		e.add("modifyTimestamp", generalizedTime(modified))
+	}
 }
 
 // managerDN is the DN of the user named by a manager attribute, none
@@ -497,77 +577,87 @@ func userModified(u *store.User, now time.Time) time.Time {
 // user whose gidNumber is the user's, with no members (as on a Debian
 // host, where the primary group lists nobody). It is not a groupOfNames,
 // so products looking for groups to authorize by do not list it.
-func (t *tree) upgEntry(u *store.User) *entry {
-	e := &entry{dn: t.upgEntryDN(u.Username), ndn: t.upgEntryNDN(u.Username), kind: kindUserGroup}
+func (t *tree) upgEntry(u *store.User) *entry { return t.renderUPG(u, allAttrs) }
+
+// renderUPG renders the attributes in need of u's private group.
+func (t *tree) renderUPG(u *store.User, need attrSet) *entry {
+	e := newEntry(t.upgEntryDN(u.Username), t.upgEntryNDN(u.Username), kindUserGroup, need, 12)
 	e.add("objectClass", "top", "posixGroup")
 	e.add("cn", u.Username)
-	e.add("description", "private group of "+u.Username)
-	e.add("gidNumber", strconv.Itoa(u.UIDNumber))
-	e.add("entryUUID", store.UserGroupEntryUUID(u.ID))
+	if e.wantsName("description") {
+		e.add("description", "private group of "+u.Username)
+	}
+	if e.wantsName("gidNumber") {
+		e.add("gidNumber", strconv.Itoa(u.UIDNumber))
+	}
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.UserGroupEntryUUID(u.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "posixGroup")
 	e.add("hasSubordinates", "FALSE")
-	if !u.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(u.CreatedAt))
-	}
-	if !u.UpdatedAt.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(u.UpdatedAt))
-	}
+	e.addTimes(u.CreatedAt, u.UpdatedAt)
 	return e
 }
 
 func userCN(u *store.User) string { return u.CommonName() }
 
 func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
-	e := &entry{dn: t.groupDN(g.Name), ndn: t.groupNDN(g.Name), kind: kindGroup}
+	return t.renderGroup(g, dir, allAttrs)
+}
+
+// renderGroup renders the attributes in need of g.
+func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
+	e := newEntry(t.groupDN(g.Name), t.groupNDN(g.Name), kindGroup, need, 14)
 	e.add("objectClass", "top", "groupOfNames", "posixGroup")
 	e.add("cn", g.Name)
 	e.add("description", g.Description)
-	e.add("gidNumber", strconv.Itoa(g.GIDNumber))
-	// member and memberUid share one lookup. Inactive users are left
-	// out: they are members again once reactivated.
-	var members []*store.User
-	var loaded bool
-	var lerr error
-	load := func() ([]*store.User, error) {
-		if !loaded {
-			loaded = true
-			var all []*store.User
-			all, lerr = dir.MembersOf(g.ID)
-			now := t.now()
-			for _, m := range all {
-				if !t.inactive(m, now) {
-					members = append(members, m)
+	if e.wantsName("gidNumber") {
+		e.add("gidNumber", strconv.Itoa(g.GIDNumber))
+	}
+	if e.wantsName("member") || e.wantsName("memberUid") {
+		// member and memberUid share one lookup. Inactive users are left
+		// out: they are members again once reactivated.
+		var members []*store.User
+		var loaded bool
+		var lerr error
+		load := func() ([]*store.User, error) {
+			if !loaded {
+				loaded = true
+				var all []*store.User
+				all, lerr = dir.MembersOf(g.ID)
+				now := t.now()
+				for _, m := range all {
+					if !t.inactive(m, now) {
+						members = append(members, m)
+					}
 				}
 			}
+			return members, lerr
 		}
-		return members, lerr
+		e.addLazy("member", func() ([]string, error) {
+			ms, err := load()
+			out := make([]string, 0, len(ms))
+			for _, m := range ms {
+				out = append(out, t.userDN(m.Username))
+			}
+			return out, err
+		})
+		e.addLazy("memberUid", func() ([]string, error) {
+			ms, err := load()
+			out := make([]string, 0, len(ms))
+			for _, m := range ms {
+				out = append(out, m.Username)
+			}
+			return out, err
+		})
 	}
-	e.addLazy("member", func() ([]string, error) {
-		ms, err := load()
-		out := make([]string, 0, len(ms))
-		for _, m := range ms {
-			out = append(out, t.userDN(m.Username))
-		}
-		return out, err
-	})
-	e.addLazy("memberUid", func() ([]string, error) {
-		ms, err := load()
-		out := make([]string, 0, len(ms))
-		for _, m := range ms {
-			out = append(out, m.Username)
-		}
-		return out, err
-	})
-	e.add("entryUUID", store.EntryUUID(g.ID))
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.EntryUUID(g.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "groupOfNames")
 	e.add("hasSubordinates", "FALSE")
-	if !g.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(g.CreatedAt))
-	}
-	if !g.UpdatedAt.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(g.UpdatedAt))
-	}
+	e.addTimes(g.CreatedAt, g.UpdatedAt)
 	return e
 }

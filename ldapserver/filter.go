@@ -403,3 +403,16 @@ func (f *filter) evalExtensible(e *entry) tri {
 	}
 	return triFalse
 }
+
+// attrs is the attribute types f reads (dnAttributes read the DN, which
+// every entry has).
+func (f *filter) attrs() attrSet {
+	var s attrSet
+	if f.t != nil {
+		s |= f.t.bit
+	}
+	for _, c := range f.children {
+		s |= c.attrs()
+	}
+	return s
+}

@@ -434,8 +434,15 @@ func TestPlanMatchesFullScan(t *testing.T) {
 				if r.IntN(5) == 0 {
 					planned, full = pUser, fUser
 				}
+				// Everything, or a few attributes (the planned side then
+				// renders only those and the filter's; the full scan
+				// renders every entry whole).
+				attrs := []string{"*", "+"}
+				if r.IntN(2) == 0 {
+					attrs = randAttrs(r)
+				}
 				req := func() *ldap.SearchRequest {
-					return ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, sizeLimit, 0, false, f, []string{"*", "+"}, nil)
+					return ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, sizeLimit, 0, false, f, attrs, nil)
 				}
 				got, want := searchDump(planned, req()), searchDump(full, req())
 				if got != want {
@@ -453,6 +460,20 @@ func TestPlanMatchesFullScan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randAttrs is a random requested attribute list: names in any case,
+// aliases, "+", "1.1", options and unknown names among them.
+func randAttrs(r *rand.Rand) []string {
+	names := []string{"uid", "CN", "mail", "memberOf", "member", "memberUid", "uidNumber", "gidNumber", "objectClass",
+		"entryUUID", "createTimestamp", "modifyTimestamp", "pwdChangedTime", "shadowLastChange", "shadowExpire",
+		"nsAccountLock", "homeDirectory", "loginShell", "description", "sn", "displayName", "givenName", "manager",
+		"userid", "commonName", "2.5.4.3", "+", "1.1", "cn;lang-en", "noSuchAttr", "entryDN", "hasSubordinates"}
+	var out []string
+	for range 1 + r.IntN(4) {
+		out = append(out, names[r.IntN(len(names))])
+	}
+	return out
 }
 
 // searchDump renders a search's result: code, then every entry with

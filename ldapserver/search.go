@@ -65,11 +65,11 @@ func (s *Server) rootDSE() *entry {
 // selection is the requested attribute list of a search.
 type selection struct {
 	allUser, allOp bool
-	named          map[*attrType]bool
+	named          attrSet
 }
 
 func newSelection(attrs []string) selection {
-	sel := selection{named: map[*attrType]bool{}}
+	var sel selection
 	if len(attrs) == 0 {
 		sel.allUser = true
 		return sel
@@ -83,17 +83,35 @@ func newSelection(attrs []string) selection {
 		case "1.1":
 		default:
 			if t, opts := lookupAttr(a); t != nil && !opts {
-				sel.named[t] = true
+				sel.named |= t.bit
 			}
 		}
 	}
 	return sel
 }
 
+// set is the types the selection returns.
+func (sel selection) set() attrSet {
+	s := sel.named
+	if sel.allUser {
+		s |= userAttrSet
+	}
+	if sel.allOp {
+		s |= opAttrSet
+	}
+	return s
+}
+
 func (sel selection) pick(e *entry) []outAttr {
-	var out []outAttr
-	for _, a := range e.attrs {
-		if !(sel.named[a.t] || (sel.allUser && !a.t.operational) || (sel.allOp && a.t.operational)) {
+	return sel.pickInto(nil, e)
+}
+
+// pickInto appends the selected attributes of e to out.
+func (sel selection) pickInto(out []outAttr, e *entry) []outAttr {
+	want := sel.set()
+	for i := range e.attrs {
+		a := &e.attrs[i]
+		if !want.has(a.t) {
 			continue
 		}
 		if vs := e.values(a); len(vs) > 0 {
@@ -195,7 +213,13 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		return searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
 	}
 	seeAll := viewer.ServiceAccount || c.s.cfg.UsersSeeAll
-	plan, res := c.plan(viewer, seeAll, base, req)
+	sel := newSelection(req.attrs)
+	// Entries render only what is returned or read by the filter.
+	need := sel.set() | req.filter.attrs()
+	if c.s.fullScan {
+		need = allAttrs
+	}
+	plan, res := c.plan(viewer, seeAll, base, req, need)
 	if res.code != rcSuccess {
 		return res
 	}
@@ -233,10 +257,9 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		}
 	}
 
-	sel := newSelection(req.attrs)
 	sent := 0
 	var next *pagePos
-	walkErr := c.walk(ctx, plan, start, func(e *entry, pos pagePos) error {
+	walkErr := c.walk(ctx, plan, start, need, func(e *entry, pos pagePos) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -295,7 +318,7 @@ var errConnGone = errors.New("connection gone")
 
 // walk calls fn for each entry of the plan from start on, with the
 // position of that entry. fn returning an error stops the walk.
-func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*entry, pagePos) error) error {
+func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
 	// emitUser renders a user of a users or user-groups phase; hidden
 	// users (hide_inactive) are skipped.
@@ -304,9 +327,9 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 			return nil
 		}
 		if kind == phUsers {
-			return fn(tr.userEntry(u, dir), pos)
+			return fn(tr.renderUser(u, dir, need), pos)
 		}
-		e, err := c.s.upgEntry(u)
+		e, err := c.s.upgEntry(u, need)
 		if err != nil || e == nil {
 			return err
 		}
@@ -342,7 +365,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 				return err
 			}
 			for i := skip; i < len(gs); i++ {
-				if err := fn(tr.groupEntry(gs[i], dir), pagePos{phase: pi, skip: i}); err != nil {
+				if err := fn(tr.renderGroup(gs[i], dir, need), pagePos{phase: pi, skip: i}); err != nil {
 					return err
 				}
 			}
@@ -375,7 +398,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 					return err
 				}
 				for i := skip; i < len(batch); i++ {
-					if err := fn(tr.groupEntry(batch[i], dir), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+					if err := fn(tr.renderGroup(batch[i], dir, need), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
 						return err
 					}
 				}
@@ -397,7 +420,7 @@ func (s *Server) hidden(u *store.User) bool {
 // upgEntry renders u's private group, or nil when a real group has the
 // user's name (that group keeps the name; the user's gidNumber then has
 // no group entry of its own).
-func (s *Server) upgEntry(u *store.User) (*entry, error) {
+func (s *Server) upgEntry(u *store.User, need attrSet) (*entry, error) {
 	_, err := s.dir.GroupByName(u.Username)
 	switch {
 	case err == nil:
@@ -405,12 +428,12 @@ func (s *Server) upgEntry(u *store.User) (*entry, error) {
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
-	return s.tree.upgEntry(u), nil
+	return s.tree.renderUPG(u, need), nil
 }
 
 // plan lists the phases a search walks, after checking that the base
 // exists and is visible to the viewer.
-func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest) ([]phase, searchResult) {
+func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest, need attrSet) ([]phase, searchResult) {
 	tr := c.s.tree
 	fixed := func(es ...*entry) phase { return phase{kind: phFixed, entries: es} }
 	// withChildren appends the phases listing the entries of containers.
@@ -486,8 +509,8 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 		}
 		var e *entry
 		if p.kind == kindUser {
-			e = tr.userEntry(u, c.s.dir)
-		} else if e, err = c.s.upgEntry(u); err != nil {
+			e = tr.renderUser(u, c.s.dir, need)
+		} else if e, err = c.s.upgEntry(u, need); err != nil {
 			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 		} else if e == nil {
 			return nil, noSuch
@@ -518,7 +541,7 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 			return nil, searchResult{code: rcNoSuchObject, matched: tr.groupsDN, diag: "no such object"}
 		}
 		if req.scope == scopeBase || req.scope == scopeSub {
-			return []phase{fixed(tr.groupEntry(g, c.s.dir))}, ok
+			return []phase{fixed(tr.renderGroup(g, c.s.dir, need))}, ok
 		}
 		return nil, ok
 	}

@@ -109,7 +109,9 @@ type Server struct {
 	acceptErrAt time.Time
 
 	// fullScan (tests) turns the planner off: every search walks every
-	// kind of entry under its base, the reference the plans are held to.
+	// kind of entry under its base and renders every entry whole (not
+	// only the attributes it returns or filters on), the reference the
+	// plans and the partial rendering are held to.
 	fullScan bool
 
 	// wrapListener, when set (tests), wraps each listener at bind.
