@@ -42,6 +42,9 @@ type conn struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	frame bytes.Buffer
+	// The last search base parsed (a client searches under one base).
+	lastBase   string
+	lastBaseDN parsedDN
 
 	wmu  sync.Mutex
 	bw   *bufio.Writer
@@ -377,20 +380,32 @@ func (c *conn) safely(m *message, respTag ber.Tag, fn func()) {
 	fn()
 }
 
-// startSearch runs a search in its own goroutine, or answers busy when
-// the connection already has MaxRequestsPerConn operations in flight.
-// size is the request's length, held against max_bytes_in_flight until
-// it is answered (the search decodes from its own copy of the frame).
+// parseBase parses a search base, remembering the last one.
+func (c *conn) parseBase(base string) (parsedDN, error) {
+	if c.lastBaseDN != nil && base == c.lastBase {
+		return c.lastBaseDN, nil
+	}
+	d, err := parseDN(base)
+	if err == nil && d != nil {
+		c.lastBase, c.lastBaseDN = base, d
+	}
+	return d, err
+}
+
+// startSearch answers a search, or answers busy when the connection
+// already has MaxRequestsPerConn operations in flight. The search is
+// checked and planned here, in the reader. One whose plan looks at few
+// entries (inlineCandidates: the lookups of SSSD, nslcd and most
+// applications) is answered here too, when nothing else runs on the
+// connection: no goroutine to start, no handoff, no stack to grow. A
+// larger one walks in a goroutine of its own, so the reader goes on
+// reading (abandon, more searches). size is the request's length, held
+// against max_bytes_in_flight until it is answered (the search decodes
+// from its own copy of the frame).
 func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size int) {
 	c.mu.Lock()
 	_, dup := c.ops[m.id]
 	full := len(c.ops) >= c.s.cfg.MaxRequestsPerConn
-	var opCtx context.Context
-	var cancel context.CancelFunc
-	if !dup && !full {
-		opCtx, cancel = context.WithCancel(c.ctx)
-		c.ops[m.id] = cancel
-	}
 	c.mu.Unlock()
 	switch {
 	case dup:
@@ -402,20 +417,57 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size
 		c.sendResult(m.id, appSearchDone, rcBusy, "", "too many operations in flight on this connection", true)
 		return
 	}
-	c.inflight.Add(1)
-	c.nInflight.Add(1)
 	c.hold(size)
-	go func() {
-		defer func() {
+	start := time.Now()
+	var job *searchJob
+	inline := true
+	c.runSync(m, appSearchDone, func() {
+		var res searchResult
+		job, res = c.prepareSearch(m, req, decodeErr)
+		if job != nil {
+			// runSync counts this one: more means searches in flight.
+			if c.nInflight.Load() > 1 || !job.small(inlineCandidates) {
+				inline = false
+				return
+			}
+			res = c.runSearch(c.ctx, job)
+		}
+		c.finishSearch(m, start, res)
+	})
+	if inline {
+		c.unhold(size)
+		return
+	}
+	opCtx, cancel := context.WithCancel(c.ctx)
+	c.mu.Lock()
+	c.ops[m.id] = cancel
+	c.mu.Unlock()
+	// release frees the message ID before the answer goes out: the
+	// client may reuse it as soon as it has read the SearchResultDone.
+	released := false
+	release := func() {
+		if !released {
+			released = true
 			c.mu.Lock()
 			delete(c.ops, m.id)
 			c.mu.Unlock()
 			cancel()
+		}
+	}
+	c.inflight.Add(1)
+	c.nInflight.Add(1)
+	go func() {
+		defer func() {
+			release()
 			c.unhold(size)
 			c.nInflight.Add(-1)
 			c.inflight.Done()
 		}()
-		c.safely(m, appSearchDone, func() { c.handleSearch(opCtx, m, req, decodeErr) })
+		c.safely(m, appSearchDone, func() {
+			res := c.runSearch(opCtx, job)
+			release()
+			c.finishSearch(m, start, res)
+		})
 	}()
 }
 

@@ -33,9 +33,8 @@ type searchResult struct {
 	abandoned bool
 }
 
-func (c *conn) handleSearch(opCtx context.Context, m *message, req *searchRequest, decodeErr error) {
-	start := time.Now()
-	res := c.search(opCtx, m, req, decodeErr)
+// finishSearch counts a search and sends its SearchResultDone.
+func (c *conn) finishSearch(m *message, start time.Time, res searchResult) {
 	c.s.m.duration.WithLabelValues("search").Observe(time.Since(start).Seconds())
 	if res.abandoned {
 		c.s.m.searches.WithLabelValues("abandoned").Inc()
@@ -146,13 +145,98 @@ type phase struct {
 	entries   []*entry
 	userList  func() ([]*store.User, error)
 	groupList func() ([]*store.Group, error)
+
+	// The candidate list once fetched (load).
+	loaded  bool
+	users   []*store.User
+	groups  []*store.Group
+	listErr error
+}
+
+// load fetches a candidate list phase's candidates (once).
+func (ph *phase) load() {
+	if ph.loaded {
+		return
+	}
+	ph.loaded = true
+	switch {
+	case ph.userList != nil:
+		ph.users, ph.listErr = ph.userList()
+	case ph.groupList != nil:
+		ph.groups, ph.listErr = ph.groupList()
+	}
 }
 
 var errStop = errors.New("stop")
 
-func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, decodeErr error) searchResult {
+// inlineCandidates is the most entries a search may have to look at to
+// be answered by the connection's reader itself rather than in a
+// goroutine of its own.
+const inlineCandidates = 32
+
+// searchJob is a search checked and planned, ready to walk.
+type searchJob struct {
+	m           *message
+	req         *searchRequest
+	plan        []phase
+	need        attrSet
+	sel         selection
+	deadline    time.Time
+	paged       bool
+	start       pagePos
+	prev        int
+	pageLimit   int
+	limitIsSize bool // reaching pageLimit with more to come is sizeLimitExceeded, else a cookie
+	// fingerprint binds paged-results cookies to the search (computed
+	// only for a paged search).
+	fingerprint []byte
+}
+
+// small reports whether the plan looks at no more than max entries:
+// fixed entries and candidate lists (fetched now), no walk.
+func (j *searchJob) small(max int) bool {
+	n := 0
+	for i := range j.plan {
+		ph := &j.plan[i]
+		switch {
+		case ph.kind == phFixed:
+			n += len(ph.entries)
+		case ph.userList != nil || ph.groupList != nil:
+			ph.load()
+			n += len(ph.users) + len(ph.groups)
+		default:
+			return false
+		}
+		if n > max {
+			return false
+		}
+	}
+	return true
+}
+
+// searchCtx is what ends a search early: the operation's context
+// (abandon, the connection closing) and the time limit.
+type searchCtx struct {
+	ctx      context.Context
+	deadline time.Time
+}
+
+func (sc searchCtx) err() error {
+	if err := sc.ctx.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(sc.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// prepareSearch checks a search and plans it. It returns the job to run,
+// or nil and the answer when the search is answered already (an error,
+// the root DSE, a paged search abandoned by the client).
+func (c *conn) prepareSearch(m *message, req *searchRequest, decodeErr error) (*searchJob, searchResult) {
 	if code, diag := c.checkControls(m, true); code != rcSuccess {
-		return searchResult{code: code, diag: diag}
+		return nil, searchResult{code: code, diag: diag}
 	}
 	var paged *control
 	for i := range m.controls {
@@ -162,22 +246,22 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 	}
 	if decodeErr != nil {
 		if errors.Is(decodeErr, errFilterTooBig) {
-			return searchResult{code: rcUnwillingToPerform, diag: "filter too complex"}
+			return nil, searchResult{code: rcUnwillingToPerform, diag: "filter too complex"}
 		}
-		return searchResult{code: rcProtocolError, diag: "malformed filter"}
+		return nil, searchResult{code: rcProtocolError, diag: "malformed filter"}
 	}
 	if req.scope < scopeBase || req.scope > scopeSubordinate {
-		return searchResult{code: rcProtocolError, diag: "unknown search scope"}
+		return nil, searchResult{code: rcProtocolError, diag: "unknown search scope"}
 	}
 	var pageSize int64
 	var cookie []byte
 	if paged != nil {
 		if !paged.hasValue {
-			return searchResult{code: rcProtocolError, diag: "paged results control without a value"}
+			return nil, searchResult{code: rcProtocolError, diag: "paged results control without a value"}
 		}
 		var err error
 		if pageSize, cookie, err = decodePagedValue(paged.value); err != nil {
-			return searchResult{code: rcProtocolError, diag: "malformed paged results control"}
+			return nil, searchResult{code: rcProtocolError, diag: "malformed paged results control"}
 		}
 	}
 
@@ -190,77 +274,84 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 			sel := newSelection(req.attrs)
 			sel.allUser = sel.allUser || sel.allOp
 			if err := c.sendEntry(m.id, "", sel.pick(e), req.typesOnly); err != nil {
-				return searchResult{abandoned: true}
+				return nil, searchResult{abandoned: true}
 			}
 		}
 		res := searchResult{code: rcSuccess}
 		if paged != nil {
 			res.controls = [][]byte{pagedControl(nil)}
 		}
-		return res
+		return nil, res
 	}
 
 	viewer, err := c.viewer()
 	switch {
 	case errors.Is(err, errNotBound):
-		return searchResult{code: rcInsufficientAccessRights, diag: "bind required to search"}
+		return nil, searchResult{code: rcInsufficientAccessRights, diag: "bind required to search"}
 	case err != nil:
 		c.s.log.Error("ldap search: reading the bound user failed", "conn", c.id, "err", err)
-		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 	}
-	base, err := parseDN(req.base)
+	base, err := c.parseBase(req.base)
 	if err != nil {
-		return searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
+		return nil, searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
 	}
 	seeAll := viewer.ServiceAccount || c.s.cfg.UsersSeeAll
-	sel := newSelection(req.attrs)
+	j := &searchJob{m: m, req: req, sel: newSelection(req.attrs), paged: paged != nil}
 	// Entries render only what is returned or read by the filter.
-	need := sel.set() | req.filter.attrs()
+	j.need = j.sel.set() | req.filter.attrs()
 	if c.s.fullScan {
-		need = allAttrs
+		j.need = allAttrs
 	}
-	plan, res := c.plan(viewer, seeAll, base, req, need)
-	if res.code != rcSuccess {
-		return res
+	var res searchResult
+	if j.plan, res = c.plan(viewer, seeAll, base, req, j.need); res.code != rcSuccess {
+		return nil, res
 	}
 
 	tl := c.s.cfg.TimeLimit
 	if req.timeLimit > 0 && time.Duration(req.timeLimit)*time.Second < tl {
 		tl = time.Duration(req.timeLimit) * time.Second
 	}
-	ctx, cancel := context.WithTimeout(opCtx, tl)
-	defer cancel()
+	j.deadline = time.Now().Add(tl)
 
-	fp := searchFingerprint(viewer.ID, seeAll, base.norm(), req)
-	var start pagePos
-	prev := 0
-	pageLimit := c.s.cfg.SizeLimit
-	limitIsSize := true // reaching pageLimit with more to come is sizeLimitExceeded, else a cookie
+	j.pageLimit = c.s.cfg.SizeLimit
+	j.limitIsSize = true
 	if paged != nil {
+		j.fingerprint = searchFingerprint(viewer.ID, seeAll, base.norm(), req)
 		if len(cookie) > 0 {
 			var ok bool
-			if start, prev, ok = c.s.openCookie(cookie, fp); !ok {
-				return searchResult{code: rcUnwillingToPerform, diag: "invalid paged results cookie"}
+			if j.start, j.prev, ok = c.s.openCookie(cookie, j.fingerprint); !ok {
+				return nil, searchResult{code: rcUnwillingToPerform, diag: "invalid paged results cookie"}
 			}
 		}
 		if pageSize == 0 { // the client abandons the paged search
-			return searchResult{code: rcSuccess, controls: [][]byte{pagedControl(nil)}}
+			return nil, searchResult{code: rcSuccess, controls: [][]byte{pagedControl(nil)}}
 		}
-		if pageSize < int64(pageLimit) {
-			pageLimit = int(pageSize)
+		if pageSize < int64(j.pageLimit) {
+			j.pageLimit = int(pageSize)
 		}
-		limitIsSize = false
+		j.limitIsSize = false
 	}
 	if req.sizeLimit > 0 {
-		if remaining := int(req.sizeLimit) - prev; remaining <= pageLimit {
-			pageLimit, limitIsSize = max(remaining, 0), true
+		if remaining := int(req.sizeLimit) - j.prev; remaining <= j.pageLimit {
+			j.pageLimit, j.limitIsSize = max(remaining, 0), true
 		}
 	}
+	return j, searchResult{code: rcSuccess}
+}
 
+// runSearch walks a planned search, sending its entries, and returns
+// the answer for its SearchResultDone.
+func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
+	ctx := searchCtx{ctx: opCtx, deadline: j.deadline}
+	req, sel := j.req, j.sel
 	sent := 0
 	var next *pagePos
-	walkErr := c.walk(ctx, plan, start, need, func(e *entry, pos pagePos) error {
-		if err := ctx.Err(); err != nil {
+	w := getWriter()
+	defer putWriter(w)
+	var attrs []outAttr
+	walkErr := c.walk(ctx, j.plan, j.start, j.need, func(e *entry, pos pagePos) error {
+		if err := ctx.err(); err != nil {
 			return err
 		}
 		// One entry at a time per connection (conn.emu): evaluating may
@@ -274,16 +365,18 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		if !match {
 			return nil
 		}
-		if sent >= pageLimit {
+		if sent >= j.pageLimit {
 			p := pos
 			next = &p
 			return errStop
 		}
-		attrs := sel.pick(e)
+		attrs = sel.pickInto(attrs[:0], e)
 		if e.err != nil {
 			return e.err
 		}
-		if err := c.sendEntry(m.id, e.dn, attrs, req.typesOnly); err != nil {
+		w.b, w.open = w.b[:0], w.open[:0]
+		w.appendEntry(j.m.id, e.dn, attrs, req.typesOnly)
+		if err := c.write(w.b, false); err != nil {
 			return errConnGone
 		}
 		sent++
@@ -302,13 +395,13 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 	out := searchResult{code: rcSuccess}
 	var nextCookie []byte
 	if next != nil {
-		if limitIsSize {
+		if j.limitIsSize {
 			out.code, out.diag = rcSizeLimitExceeded, "size limit exceeded"
 		} else {
-			nextCookie = c.s.sealCookie(*next, prev+sent, fp)
+			nextCookie = c.s.sealCookie(*next, j.prev+sent, j.fingerprint)
 		}
 	}
-	if paged != nil {
+	if j.paged {
 		out.controls = [][]byte{pagedControl(nextCookie)}
 	}
 	return out
@@ -318,7 +411,7 @@ var errConnGone = errors.New("connection gone")
 
 // walk calls fn for each entry of the plan from start on, with the
 // position of that entry. fn returning an error stops the walk.
-func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
+func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
 	// emitUser renders a user of a users or user-groups phase; hidden
 	// users (hide_inactive) are skipped.
@@ -336,7 +429,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrS
 		return fn(e, pos)
 	}
 	for pi := max(start.phase, 0); pi < len(plan); pi++ {
-		ph := plan[pi]
+		ph := &plan[pi]
 		skip, cursor := 0, ""
 		if pi == start.phase {
 			skip, cursor = max(start.skip, 0), start.cursor
@@ -350,7 +443,8 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrS
 				}
 			}
 		case users && ph.userList != nil:
-			us, err := ph.userList()
+			ph.load()
+			us, err := ph.users, ph.listErr
 			if err != nil {
 				return err
 			}
@@ -360,7 +454,8 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrS
 				}
 			}
 		case ph.kind == phGroups && ph.groupList != nil:
-			gs, err := ph.groupList()
+			ph.load()
+			gs, err := ph.groups, ph.listErr
 			if err != nil {
 				return err
 			}
@@ -371,7 +466,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrS
 			}
 		case users:
 			for {
-				if err := ctx.Err(); err != nil {
+				if err := ctx.err(); err != nil {
 					return err
 				}
 				batch, nx, err := dir.ListUsers(cursor, listBatch)
@@ -390,7 +485,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, need attrS
 			}
 		case ph.kind == phGroups:
 			for {
-				if err := ctx.Err(); err != nil {
+				if err := ctx.err(); err != nil {
 					return err
 				}
 				batch, nx, err := dir.ListGroups(cursor, listBatch)
