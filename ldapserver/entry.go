@@ -2,6 +2,7 @@ package ldapserver
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -29,13 +30,24 @@ const (
 	ctrUserGroups                  // ou=usergroups: user private groups, when user_gid_number = 0
 )
 
-// attrVals is one attribute of an entry. load fills vals on first use
-// (memberOf, member, memberUid cost a store lookup).
+// attrVals is one attribute of an entry. load (or loadDN) fills vals on
+// first use (memberOf, member, memberUid cost a store lookup).
 type attrVals struct {
 	t      *attrType
 	vals   []string
 	load   func() ([]string, error)
 	loaded bool
+	// For DN values the door builds itself (memberOf, member): loadDN
+	// also gives each value's normalized form (normalizeDN of it), or ""
+	// where that is not known, so a filter compares strings instead of
+	// parsing every value.
+	loadDN func() (vals, norm []string, err error)
+	norm   []string
+	// has, when set, answers an equality assertion on a lazy attribute
+	// without loading it (a group's member and memberUid: one member
+	// looked up rather than every member read); ok false means it cannot
+	// tell and the values are loaded.
+	has func(a assertion) (match, ok bool)
 }
 
 // entry is one object of the virtual tree, built per search from the store.
@@ -59,7 +71,8 @@ type entry struct {
 // newEntry starts an entry that renders the types in need, with room for
 // about n attributes.
 func newEntry(dn, ndn string, kind entryKind, need attrSet, n int) *entry {
-	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n)}
+	n = min(n, bits.OnesCount64(uint64(need)))
+	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
 }
 
 // wants reports whether the entry renders t.
@@ -117,16 +130,90 @@ func (e *entry) get(t *attrType) []string {
 	return nil
 }
 
+// addLazyDN adds a DN-valued attribute loaded on first use, with the
+// normalized form of its values.
+func (e *entry) addLazyDN(name string, load func() (vals, norm []string, err error)) {
+	t := byName[name]
+	if t == nil || t.syn != synDN {
+		panic("ldapserver: not a DN attribute in schema: " + name)
+	}
+	if !e.wants(t) {
+		return
+	}
+	e.attrs = append(e.attrs, attrVals{t: t, loadDN: load})
+}
+
+// setHas sets the equality shortcut of e's attribute name, if rendered.
+func (e *entry) setHas(name string, has func(assertion) (bool, bool)) {
+	if a := e.attr(byName[name]); a != nil {
+		a.has = has
+	}
+}
+
+// attr returns attribute type t of e (nil when absent).
+func (e *entry) attr(t *attrType) *attrVals {
+	for i := range e.attrs {
+		if e.attrs[i].t == t {
+			return &e.attrs[i]
+		}
+	}
+	return nil
+}
+
 func (e *entry) values(a *attrVals) []string {
 	if !a.loaded {
 		a.loaded = true
-		vs, err := a.load()
+		var vs []string
+		var err error
+		if a.loadDN != nil {
+			vs, a.norm, err = a.loadDN()
+		} else {
+			vs, err = a.load()
+		}
 		if err != nil && e.err == nil {
 			e.err = err
 		}
 		a.vals = vs
 	}
 	return a.vals
+}
+
+// memberCheck is an optional Directory method (the store has it): whether
+// a user is a direct member of a group, without reading the group's
+// members.
+type memberCheck interface {
+	IsMember(groupID, userID string) bool
+}
+
+// cleanName reports whether s holds only the characters of a username
+// (letters, digits, '.', '_', '-'), which no preparation step changes
+// except case.
+func cleanName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// dnNorm is the normalized form of a DN the door builds from a name
+// under a container (uid=<name>,ou=users,<base> and the like), without
+// parsing it: "" when name has characters for which that shortcut is
+// not proven equal to normalizeDN (TestDNNormShortcut), so the value is
+// parsed as any other.
+func dnNorm(typ, name, ctrNDN string) string {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '@' || c == ' ') {
+			return ""
+		}
+	}
+	return typ + "=" + escapeDNValue(prepCaseIgnore(name)) + "," + ctrNDN
 }
 
 // tree knows the naming context and builds entries.
@@ -151,6 +238,11 @@ type tree struct {
 	// hideInactive: inactive users are left out of every search
 	// (hide_inactive), and so out of other users' manager.
 	hideInactive bool
+
+	// reference (tests, with Server.fullScan) turns the matching
+	// shortcuts off (known normalized DNs, member lookups): filters then
+	// read every value as the reference the shortcuts are held to.
+	reference bool
 
 	// The base and container entries never change: built once.
 	base0 *entry
@@ -464,19 +556,24 @@ func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
 	e.add("mail", u.Email)
 	if e.wantsName("memberOf") {
 		id := u.ID
-		e.addLazy("memberOf", func() ([]string, error) {
+		e.addLazyDN("memberOf", func() ([]string, []string, error) {
 			if off {
-				return nil, nil
+				return nil, nil, nil
 			}
 			gs, err := dir.GroupsOfUser(id)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			out := make([]string, 0, len(gs))
+			norm := make([]string, 0, len(gs))
 			for _, g := range gs {
 				out = append(out, t.groupDN(g.Name))
+				norm = append(norm, dnNorm("cn", g.Name, t.groupsNDN))
 			}
-			return out, nil
+			if t.reference {
+				norm = nil
+			}
+			return out, norm, nil
 		})
 	}
 	if e.wantsName("uidNumber") {
@@ -635,13 +732,18 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 			}
 			return members, lerr
 		}
-		e.addLazy("member", func() ([]string, error) {
+		e.addLazyDN("member", func() ([]string, []string, error) {
 			ms, err := load()
 			out := make([]string, 0, len(ms))
+			norm := make([]string, 0, len(ms))
 			for _, m := range ms {
 				out = append(out, t.userDN(m.Username))
+				norm = append(norm, dnNorm("uid", m.Username, t.usersNDN))
 			}
-			return out, err
+			if t.reference {
+				norm = nil
+			}
+			return out, norm, err
 		})
 		e.addLazy("memberUid", func() ([]string, error) {
 			ms, err := load()
@@ -651,6 +753,52 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 			}
 			return out, err
 		})
+		if mc, ok := dir.(memberCheck); ok && !t.reference {
+			// (memberUid=x) and (member=dn), the initgroups lookups of
+			// SSSD and nslcd, on a group of thousands: look x up.
+			isActiveMember := func(name string) (bool, bool) {
+				u, err := dir.UserByUsername(name)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return false, true
+				case err != nil:
+					return false, false // loading reports the error
+				}
+				return mc.IsMember(g.ID, u.ID) && !t.inactive(u, t.now()), true
+			}
+			e.setHas("memberUid", func(a assertion) (bool, bool) {
+				// caseExactIA5: only a username spelled exactly so.
+				// Usernames are letters, digits, '.', '_' and '-'
+				// (store.validateUser), so a clean one has no other
+				// spelling after preparation.
+				if !cleanName(a.s) {
+					return false, false
+				}
+				u, err := dir.UserByUsername(a.s)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return false, true
+				case err != nil || !cleanName(u.Username):
+					return false, false
+				case u.Username != a.s:
+					return false, true
+				}
+				return isActiveMember(u.Username)
+			})
+			e.setHas("member", func(a assertion) (bool, bool) {
+				// A member value normalizes to uid=<lowercased
+				// username>,<ou=users> (dnNorm, TestDNNormShortcut).
+				rest, ok := strings.CutPrefix(a.s, "uid=")
+				name, ok2 := strings.CutSuffix(rest, ","+t.usersNDN)
+				if !ok || !ok2 {
+					return false, true
+				}
+				if !cleanName(name) {
+					return false, false
+				}
+				return isActiveMember(name)
+			})
+		}
 	}
 	if e.wantsName("entryUUID") {
 		e.add("entryUUID", store.EntryUUID(g.ID))

@@ -322,7 +322,27 @@ func (f *filter) eval(e *entry) tri {
 		if f.hasOptions {
 			return triFalse
 		}
-		for _, v := range e.get(f.t) {
+		a := e.attr(f.t)
+		if a == nil {
+			return triFalse
+		}
+		if !a.loaded && a.has != nil {
+			if match, ok := a.has(f.a); ok {
+				if match {
+					return triTrue
+				}
+				return triFalse
+			}
+		}
+		vals := e.values(a)
+		for i, v := range vals {
+			if a.norm != nil && a.norm[i] != "" {
+				// A DN the door built: its normalized form is known.
+				if a.norm[i] == f.a.s {
+					return triTrue
+				}
+				continue
+			}
 			if matchEqual(f.t, f.a, v) {
 				return triTrue
 			}

@@ -393,7 +393,7 @@ func TestPlanMatchesFullScan(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s.fullScan = full
+				s.fullScan, s.tree.reference = full, full
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() { done <- s.Serve(ctx) }()

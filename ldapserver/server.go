@@ -111,7 +111,8 @@ type Server struct {
 	// fullScan (tests) turns the planner off: every search walks every
 	// kind of entry under its base and renders every entry whole (not
 	// only the attributes it returns or filters on), the reference the
-	// plans and the partial rendering are held to.
+	// plans and the partial rendering are held to (with tree.reference,
+	// which turns the matching shortcuts off).
 	fullScan bool
 
 	// wrapListener, when set (tests), wraps each listener at bind.
