@@ -7,10 +7,12 @@
 #
 # usage: bench/ldapsearch/run.sh
 # env: USERS=100000 NGROUPS=1000 PER=10 (members per group) N=2000 (searches per kind)
-#      SLAPD_PORT=3898 GW_PORT=3891
+#      ROUNDS=1: gatewayd and slapd take turns ROUNDS times; the table gives
+#      the median over rounds (on a loaded machine one round says little)
+#      SLAPD_PORT=3898 GW_PORT=3891 GATEWAYD_BIN (a prebuilt daemon, e.g. another commit)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-USERS="${USERS:-100000}"; NGROUPS="${NGROUPS:-1000}"; PER="${PER:-10}"; N="${N:-2000}"
+USERS="${USERS:-100000}"; NGROUPS="${NGROUPS:-1000}"; PER="${PER:-10}"; N="${N:-2000}"; ROUNDS="${ROUNDS:-1}"
 SLAPD_PORT="${SLAPD_PORT:-3898}"; GW_PORT="${GW_PORT:-3891}"
 BASE="dc=example,dc=test"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ldapsearchbench.XXXXXX")"
@@ -26,7 +28,11 @@ export PATH="$PATH:/usr/sbin"
 command -v slapd >/dev/null || { echo "bench: needs slapd (apt-get install slapd ldap-utils)" >&2; exit 1; }
 
 go build -o "$WORK/bench" ./bench/ldapsearch
-go build -o "$WORK/gatewayd" ./cmd/gatewayd
+if [[ -n "${GATEWAYD_BIN:-}" ]]; then
+  cp "$GATEWAYD_BIN" "$WORK/gatewayd"  # another build, e.g. to compare commits on one machine
+else
+  go build -o "$WORK/gatewayd" ./cmd/gatewayd
+fi
 
 # slapd: the same corpus, indexes on every attribute the filters use.
 mkdir -p "$WORK/slapd/db"
@@ -84,17 +90,37 @@ api PUT /v1/users/svc/password '{"password":"bench-svc-pass-1"}'
 echo "# loading $USERS users into gatewayd through the admin API" >&2
 "$WORK/bench" -load "http://127.0.0.1:$ADMIN_PORT" -token "$TOKEN" -users "$USERS" -groups "$NGROUPS" -per "$PER"
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $USERS users, $NGROUPS groups of $PER; $N searches per kind, one connection"
-"$WORK/bench" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -D "uid=svc,ou=users,$BASE" -w bench-svc-pass-1 \
-  -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tee "$WORK/results"
-"$WORK/bench" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -D "cn=admin,$BASE" -w bench-admin-pass \
-  -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tail -n +2 | tee -a "$WORK/results"
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $USERS users, $NGROUPS groups of $PER; $N searches per kind, one connection, $ROUNDS round(s)"
+: >"$WORK/results"
+for round in $(seq 1 "$ROUNDS"); do
+  "$WORK/bench" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -D "uid=svc,ou=users,$BASE" -w bench-svc-pass-1 \
+    -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tail -n +$((round > 1 ? 2 : 1)) | tee -a "$WORK/results"
+  "$WORK/bench" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -D "cn=admin,$BASE" -w bench-admin-pass \
+    -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tail -n +2 | tee -a "$WORK/results"
+done
 echo
 awk -F'\t' '
+  function median(arr, cnt,   i, j, t, tmp) {
+    for (i = 1; i <= cnt; i++) tmp[i] = arr[i]
+    for (i = 2; i <= cnt; i++) { t = tmp[i]; for (j = i - 1; j >= 1 && tmp[j] > t; j--) tmp[j + 1] = tmp[j]; tmp[j + 1] = t }
+    return cnt % 2 ? tmp[(cnt + 1) / 2] : (tmp[cnt / 2] + tmp[cnt / 2 + 1]) / 2
+  }
+  function med(key, srv, col,   r, a) {
+    for (r = 1; r <= cnt[key, srv]; r++) a[r] = v[key, srv, col, r]
+    return median(a, cnt[key, srv])
+  }
   $1 == "server" { next }
   { if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 }
-    p50[$2, $1] = $4; p99[$2, $1] = $5; mean[$2, $1] = $6 }
+    c = ++cnt[$2, $1]
+    v[$2, $1, "p50", c] = $4; v[$2, $1, "p99", c] = $5; v[$2, $1, "mean", c] = $6 }
   END {
+    for (j = 0; j < n; j++) {
+      k = order[j]
+      for (x = 0; x < 2; x++) {
+        srv = x ? "slapd" : "gatewayd"
+        p50[k, srv] = med(k, srv, "p50"); p99[k, srv] = med(k, srv, "p99"); mean[k, srv] = med(k, srv, "mean")
+      }
+    }
     printf "| filter | gatewayd p50 / p99 (µs) | slapd p50 / p99 (µs) | slapd/gatewayd (mean) |\n|---|---|---|---|\n"
     for (j = 0; j < n; j++) {
       k = order[j]
