@@ -503,3 +503,41 @@ func searchDump(c *ldap.Conn, req *ldap.SearchRequest) string {
 	}
 	return b.String()
 }
+
+// TestSearchJobSmall: which plans the reader answers itself (fixed
+// entries and candidate lists of at most inlineCandidates, never a walk),
+// and that a candidate list the planner counts as large is not fetched
+// to find out.
+func TestSearchJobSmall(t *testing.T) {
+	users := func(n int, fetched *bool) phase {
+		return phase{kind: phUsers, est: constEst(n), userList: func() ([]*store.User, error) {
+			*fetched = true
+			return make([]*store.User, n), nil
+		}}
+	}
+	fixed := func(n int) phase { return phase{kind: phFixed, entries: make([]*entry, n)} }
+	for _, tc := range []struct {
+		name        string
+		plan        func(fetched *bool) []phase
+		small, load bool
+	}{
+		{"one user", func(f *bool) []phase { return []phase{fixed(4), users(1, f)} }, true, true},
+		{"nothing", func(f *bool) []phase { return nil }, true, false},
+		{"at the limit", func(f *bool) []phase { return []phase{fixed(2), users(inlineCandidates-2, f)} }, true, true},
+		{"over the limit", func(f *bool) []phase { return []phase{fixed(3), users(inlineCandidates-2, f)} }, false, true},
+		{"large list", func(f *bool) []phase { return []phase{users(100000, f)} }, false, false},
+		{"walk", func(f *bool) []phase { return []phase{fixed(1), {kind: phUsers}} }, false, false},
+		{"many fixed", func(f *bool) []phase { return []phase{fixed(inlineCandidates + 1)} }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fetched := false
+			j := &searchJob{plan: tc.plan(&fetched)}
+			if got := j.small(inlineCandidates); got != tc.small {
+				t.Errorf("small = %v, want %v", got, tc.small)
+			}
+			if fetched != tc.load {
+				t.Errorf("list fetched = %v, want %v", fetched, tc.load)
+			}
+		})
+	}
+}

@@ -145,6 +145,9 @@ type phase struct {
 	entries   []*entry
 	userList  func() ([]*store.User, error)
 	groupList func() ([]*store.Group, error)
+	// est, when set, counts a candidate list's candidates cheaply, up
+	// to max (the planner's estimate; it may count more than the list).
+	est func(max int) int
 
 	// The candidate list once fetched (load).
 	loaded  bool
@@ -202,6 +205,9 @@ func (j *searchJob) small(max int) bool {
 		case ph.kind == phFixed:
 			n += len(ph.entries)
 		case ph.userList != nil || ph.groupList != nil:
+			if ph.est != nil && ph.est(max+1) > max {
+				return false // not fetched here: the walk's goroutine will
+			}
 			ph.load()
 			n += len(ph.users) + len(ph.groups)
 		default:
@@ -679,11 +685,13 @@ func (c *conn) kindPhase(kind phaseKind, viewer *store.User, seeAll bool, f *fil
 		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
 	case src == nil:
 	case kind == phGroups:
+		ph.est = src.est
 		ph.groupList = func() ([]*store.Group, error) {
 			gs, err := src.groups()
 			return sortGroups(gs), err
 		}
 	default:
+		ph.est = src.est
 		ph.userList = func() ([]*store.User, error) {
 			us, err := src.users()
 			return sortUsers(us), err
