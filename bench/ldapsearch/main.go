@@ -8,11 +8,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -20,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -34,8 +39,8 @@ func groupName(g int) string {
 // Group g holds users g*per .. g*per+per-1 (the first groups*per users).
 func main() {
 	var (
-		url, bindDN, pass, ldif, load, token, label string
-		users, groups, per, n, targets              int
+		url, bindDN, pass, ldif, load, token, label, client string
+		users, groups, per, n, targets                      int
 	)
 	flag.StringVar(&url, "url", "", "LDAP URL to measure (loopback)")
 	flag.StringVar(&bindDN, "D", "", "bind DN (a service account / rootdn)")
@@ -49,6 +54,7 @@ func main() {
 	flag.IntVar(&per, "per", 10, "members per group")
 	flag.IntVar(&n, "n", 2000, "searches per filter kind")
 	flag.IntVar(&targets, "targets", 200, "distinct target users per filter kind")
+	flag.StringVar(&client, "client", "go-ldap", "client for the timed searches: go-ldap, or raw (requests encoded before the clock starts, answers read as bare frames)")
 	flag.Parse()
 	var err error
 	switch {
@@ -57,7 +63,7 @@ func main() {
 	case load != "":
 		err = loadGatewayd(load, token, users, groups, per)
 	case url != "":
-		err = measure(url, bindDN, pass, label, users, groups*per, n, targets)
+		err = measure(url, bindDN, pass, label, client, users, groups*per, n, targets)
 	default:
 		err = fmt.Errorf("one of -ldif, -load, -url is required")
 	}
@@ -206,7 +212,10 @@ var kinds = []kind{
 	{"(entryUUID=x)", 1, func(t target) string { return "(entryUUID=" + t.uuid + ")" }},
 }
 
-func measure(url, bindDN, pass, label string, users, grouped, n, ntargets int) error {
+func measure(url, bindDN, pass, label, client string, users, grouped, n, ntargets int) error {
+	if client != "go-ldap" && client != "raw" {
+		return fmt.Errorf("-client %q: go-ldap or raw", client)
+	}
 	c, err := ldap.DialURL(url)
 	if err != nil {
 		return err
@@ -246,20 +255,46 @@ func measure(url, bindDN, pass, label string, users, grouped, n, ntargets int) e
 		ts = append(ts, target{i: i, uidNumber: u.GetAttributeValue("uidNumber"), uuid: u.GetAttributeValue("entryUUID"),
 			groupGID: g.GetAttributeValue("gidNumber"), groupUUID: g.GetAttributeValue("entryUUID")})
 	}
+	var rc *rawConn
+	if client == "raw" {
+		if rc, err = dialRaw(url, bindDN, pass); err != nil {
+			return err
+		}
+		defer rc.nc.Close()
+	}
 	fmt.Printf("server\tkind\tn\tp50_us\tp99_us\tmean_us\n")
 	for _, k := range kinds {
 		lat := make([]time.Duration, 0, n)
 		for j := range n {
 			t := ts[j%len(ts)]
 			f := k.make(t)
-			start := time.Now()
-			res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, f, []string{"uid", "cn"}, nil))
-			lat = append(lat, time.Since(start))
-			if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
+			var got int
+			if rc != nil {
+				req, err := rc.searchRequest(f, "uid", "cn")
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				code, entries, err := rc.roundTrip(req, 5)
+				lat = append(lat, time.Since(start))
+				if err == nil && code != 0 {
+					err = fmt.Errorf("result code %d", code)
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				got = entries
+			} else {
+				start := time.Now()
+				res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, f, []string{"uid", "cn"}, nil))
+				lat = append(lat, time.Since(start))
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				got = len(res.Entries)
 			}
-			if len(res.Entries) != k.want {
-				return fmt.Errorf("%s: %d entries, want %d", f, len(res.Entries), k.want)
+			if got != k.want {
+				return fmt.Errorf("%s: %d entries, want %d", f, got, k.want)
 			}
 		}
 		slices.Sort(lat)
@@ -271,4 +306,159 @@ func measure(url, bindDN, pass, label string, users, grouped, n, ntargets int) e
 			lat[len(lat)*99/100].Microseconds(), (sum / time.Duration(len(lat))).Microseconds())
 	}
 	return nil
+}
+
+// rawConn is a minimal LDAP client for -client raw: each request is
+// encoded before the clock starts and the answers are read as frames
+// whose tags alone are looked at, so the time measured is the server's
+// and the kernel's more than the client's (go-ldap's client passes every
+// request through goroutines and channels, which on a loaded machine
+// adds scheduling waits to both servers alike).
+type rawConn struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	id  int64
+	buf []byte
+}
+
+func dialRaw(url, bindDN, pass string) (*rawConn, error) {
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "ldap://"), "/")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	rc := &rawConn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+	b := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 0, nil, "")
+	b.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, ""))
+	b.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, bindDN, ""))
+	b.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, pass, ""))
+	code, _, err := rc.roundTrip(rc.envelope(b), 1)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("result code %d", code)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("raw bind: %w", err)
+	}
+	return rc, nil
+}
+
+// envelope wraps a protocolOp in an LDAPMessage with the next message ID.
+func (rc *rawConn) envelope(op *ber.Packet) []byte {
+	rc.id++
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, rc.id, ""))
+	p.AppendChild(op)
+	return p.Bytes()
+}
+
+// searchRequest encodes a subtree search from the base.
+func (rc *rawConn) searchRequest(filter string, attrs ...string) ([]byte, error) {
+	f, err := ldap.CompileFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	s := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 3, nil, "")
+	s.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, base, ""))
+	s.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 2, ""))
+	s.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, ""))
+	s.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, ""))
+	s.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, ""))
+	s.AppendChild(ber.NewBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, false, ""))
+	s.AppendChild(f)
+	as := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+	for _, a := range attrs {
+		as.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, a, ""))
+	}
+	s.AppendChild(as)
+	return rc.envelope(s), nil
+}
+
+var errFrame = errors.New("malformed answer")
+
+// roundTrip sends req and reads answers up to the one whose protocolOp
+// has application tag done, counting SearchResultEntry (4) on the way.
+func (rc *rawConn) roundTrip(req []byte, done byte) (code, entries int, err error) {
+	if _, err := rc.nc.Write(req); err != nil {
+		return 0, 0, err
+	}
+	for {
+		frame, err := rc.readFrame()
+		if err != nil {
+			return 0, entries, err
+		}
+		// frame: messageID INTEGER, then the protocolOp.
+		_, opAt, ok := header(frame, 0)
+		if !ok || frame[0] != 0x02 || opAt >= len(frame) {
+			return 0, entries, errFrame
+		}
+		switch tag := frame[opAt] & 0x1f; tag {
+		case 4:
+			entries++
+		case done:
+			// LDAPResult: resultCode ENUMERATED first.
+			body, _, ok := header(frame, opAt)
+			if !ok || body+3 > len(frame) || frame[body] != 0x0a || frame[body+1] != 1 {
+				return 0, entries, errFrame
+			}
+			return int(frame[body+2]), entries, nil
+		}
+	}
+}
+
+// readFrame reads one LDAPMessage and returns its contents.
+func (rc *rawConn) readFrame() ([]byte, error) {
+	var hdr [6]byte
+	if _, err := io.ReadFull(rc.br, hdr[:2]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != 0x30 {
+		return nil, errFrame
+	}
+	n := int(hdr[1])
+	if n >= 0x80 {
+		k := n & 0x7f
+		if k == 0 || k > 4 {
+			return nil, errFrame
+		}
+		if _, err := io.ReadFull(rc.br, hdr[2:2+k]); err != nil {
+			return nil, err
+		}
+		n = 0
+		for _, c := range hdr[2 : 2+k] {
+			n = n<<8 | int(c)
+		}
+	}
+	if cap(rc.buf) < n {
+		rc.buf = make([]byte, n)
+	}
+	rc.buf = rc.buf[:n]
+	if _, err := io.ReadFull(rc.br, rc.buf); err != nil {
+		return nil, err
+	}
+	return rc.buf, nil
+}
+
+// header reads the element header at b[at:]: where its contents start
+// and where the element ends.
+func header(b []byte, at int) (contents, end int, ok bool) {
+	if at+2 > len(b) {
+		return 0, 0, false
+	}
+	n, pos := int(b[at+1]), at+2
+	if n >= 0x80 {
+		k := n & 0x7f
+		if k == 0 || k > 4 || pos+k > len(b) {
+			return 0, 0, false
+		}
+		n = 0
+		for _, c := range b[pos : pos+k] {
+			n = n<<8 | int(c)
+		}
+		pos += k
+	}
+	if pos+n > len(b) {
+		return 0, 0, false
+	}
+	return pos, pos + n, true
 }

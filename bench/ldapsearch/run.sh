@@ -7,12 +7,15 @@
 #
 # usage: bench/ldapsearch/run.sh
 # env: USERS=100000 NGROUPS=1000 PER=10 (members per group) N=2000 (searches per kind)
+#      CLIENT=go-ldap: the timed searches' client, go-ldap or raw (a bare
+#      BER client: less client time in the figures, for both servers), or
+#      both (go-ldap,raw), one table each
 #      ROUNDS=1: gatewayd and slapd take turns ROUNDS times; the table gives
 #      the median over rounds (on a loaded machine one round says little)
 #      SLAPD_PORT=3898 GW_PORT=3891 GATEWAYD_BIN (a prebuilt daemon, e.g. another commit)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-USERS="${USERS:-100000}"; NGROUPS="${NGROUPS:-1000}"; PER="${PER:-10}"; N="${N:-2000}"; ROUNDS="${ROUNDS:-1}"
+USERS="${USERS:-100000}"; NGROUPS="${NGROUPS:-1000}"; PER="${PER:-10}"; N="${N:-2000}"; ROUNDS="${ROUNDS:-1}"; CLIENT="${CLIENT:-go-ldap}"
 SLAPD_PORT="${SLAPD_PORT:-3898}"; GW_PORT="${GW_PORT:-3891}"
 BASE="dc=example,dc=test"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ldapsearchbench.XXXXXX")"
@@ -90,16 +93,8 @@ api PUT /v1/users/svc/password '{"password":"bench-svc-pass-1"}'
 echo "# loading $USERS users into gatewayd through the admin API" >&2
 "$WORK/bench" -load "http://127.0.0.1:$ADMIN_PORT" -token "$TOKEN" -users "$USERS" -groups "$NGROUPS" -per "$PER"
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $USERS users, $NGROUPS groups of $PER; $N searches per kind, one connection, $ROUNDS round(s)"
-: >"$WORK/results"
-for round in $(seq 1 "$ROUNDS"); do
-  "$WORK/bench" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -D "uid=svc,ou=users,$BASE" -w bench-svc-pass-1 \
-    -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tail -n +$((round > 1 ? 2 : 1)) | tee -a "$WORK/results"
-  "$WORK/bench" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -D "cn=admin,$BASE" -w bench-admin-pass \
-    -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" | tail -n +2 | tee -a "$WORK/results"
-done
-echo
-awk -F'\t' '
+table() {
+  awk -F'\t' '
   function median(arr, cnt,   i, j, t, tmp) {
     for (i = 1; i <= cnt; i++) tmp[i] = arr[i]
     for (i = 2; i <= cnt; i++) { t = tmp[i]; for (j = i - 1; j >= 1 && tmp[j] > t; j--) tmp[j + 1] = tmp[j]; tmp[j + 1] = t }
@@ -127,4 +122,21 @@ awk -F'\t' '
       printf "| `%s` | %s / %s | %s / %s | %.2fx |\n", k, p50[k, "gatewayd"], p99[k, "gatewayd"], p50[k, "slapd"], p99[k, "slapd"],
         (mean[k, "gatewayd"] > 0 ? mean[k, "slapd"] / mean[k, "gatewayd"] : 0)
     }
-  }' "$WORK/results"
+  }' "$1"
+}
+
+# One table per client (CLIENT=go-ldap,raw measures both on the same servers).
+for client in ${CLIENT//,/ }; do
+  echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $USERS users, $NGROUPS groups of $PER; $N searches per kind, one connection, $client client, $ROUNDS round(s)"
+  : >"$WORK/results"
+  for round in $(seq 1 "$ROUNDS"); do
+    "$WORK/bench" -name gatewayd -url "ldap://127.0.0.1:$GW_PORT" -D "uid=svc,ou=users,$BASE" -w bench-svc-pass-1 \
+      -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" -client "$client" | tail -n +$((round > 1 ? 2 : 1)) | tee -a "$WORK/results"
+    "$WORK/bench" -name slapd -url "ldap://127.0.0.1:$SLAPD_PORT" -D "cn=admin,$BASE" -w bench-admin-pass \
+      -users "$USERS" -groups "$NGROUPS" -per "$PER" -n "$N" -client "$client" | tail -n +2 | tee -a "$WORK/results"
+  done
+  echo
+  echo "client: $client"
+  table "$WORK/results"
+  echo
+done
