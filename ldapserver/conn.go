@@ -24,9 +24,10 @@ import (
 const lingerTime = 200 * time.Millisecond
 
 // conn is one client connection. One goroutine (serve) reads and decodes
-// messages and runs binds and extended operations itself; searches run in
-// their own goroutines, at most MaxRequestsPerConn at a time. Writes from
-// all of them go through wmu.
+// messages, runs binds and extended operations itself, and checks and
+// plans searches; a search that looks at few entries is answered there
+// too, a larger one runs in its own goroutine, at most MaxRequestsPerConn
+// at a time. Writes from all of them go through wmu.
 type conn struct {
 	s        *Server
 	id       uint64
