@@ -756,15 +756,8 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 		if mc, ok := dir.(memberCheck); ok && !t.reference {
 			// (memberUid=x) and (member=dn), the initgroups lookups of
 			// SSSD and nslcd, on a group of thousands: look x up.
-			isActiveMember := func(name string) (bool, bool) {
-				u, err := dir.UserByUsername(name)
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					return false, true
-				case err != nil:
-					return false, false // loading reports the error
-				}
-				return mc.IsMember(g.ID, u.ID) && !t.inactive(u, t.now()), true
+			isActiveMember := func(u *store.User) bool {
+				return mc.IsMember(g.ID, u.ID) && !t.inactive(u, t.now())
 			}
 			e.setHas("memberUid", func(a assertion) (bool, bool) {
 				// caseExactIA5: only a username spelled exactly so.
@@ -783,7 +776,7 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 				case u.Username != a.s:
 					return false, true
 				}
-				return isActiveMember(u.Username)
+				return isActiveMember(u), true
 			})
 			e.setHas("member", func(a assertion) (bool, bool) {
 				// A member value normalizes to uid=<lowercased
@@ -796,7 +789,14 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 				if !cleanName(name) {
 					return false, false
 				}
-				return isActiveMember(name)
+				u, err := dir.UserByUsername(name)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return false, true
+				case err != nil:
+					return false, false // loading reports the error
+				}
+				return isActiveMember(u), true
 			})
 		}
 	}
