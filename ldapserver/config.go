@@ -67,6 +67,13 @@ type Config struct {
 	MaxRequestsPerConn int `toml:"max_requests_per_conn"`
 	// MaxMessageBytes caps one LDAP message (at most 16 MiB).
 	MaxMessageBytes int `toml:"max_message_bytes"`
+	// MaxBytesInFlight is the budget, over every connection, for request
+	// bytes read and not yet answered plus answer bytes not yet written
+	// out. Once it is spent the door stops reading from connections that
+	// hold part of it (their clients are not reading their answers, or
+	// pipeline more than the door can answer) until it frees up; a
+	// connection holding none may always send one request.
+	MaxBytesInFlight int64 `toml:"max_bytes_in_flight"`
 	// SizeLimit caps entries per search, and per page of a paged search.
 	SizeLimit int `toml:"size_limit"`
 	// TimeLimit caps the time one search may run.
@@ -83,8 +90,12 @@ const (
 	DefaultUnboundIdleTimeout      = 30 * time.Second
 	DefaultMaxRequestsPerConn      = 64
 	DefaultMaxMessageBytes         = 1 << 20
-	DefaultSizeLimit               = 1000
-	DefaultTimeLimit               = 30 * time.Second
+	// DefaultMaxBytesInFlight is max_bytes_in_flight's default, 256 MiB.
+	DefaultMaxBytesInFlight int64 = 256 << 20
+	// MinMaxBytesInFlight is the smallest max_bytes_in_flight accepted.
+	MinMaxBytesInFlight int64 = 1 << 20
+	DefaultSizeLimit          = 1000
+	DefaultTimeLimit          = 30 * time.Second
 
 	// MaxMessageBytesCeiling is the largest max_message_bytes accepted: a
 	// message is held whole in memory while it is decoded.
@@ -124,6 +135,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
 	if c.SizeLimit == 0 {
 		c.SizeLimit = DefaultSizeLimit
@@ -202,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > MaxMessageBytesCeiling {
 		bad("max_message_bytes", "must be between 1024 and %d (16 MiB), got %d", MaxMessageBytesCeiling, c.MaxMessageBytes)
+	}
+	if c.MaxBytesInFlight < MinMaxBytesInFlight {
+		bad("max_bytes_in_flight", "must be at least %d (1 MiB), got %d", MinMaxBytesInFlight, c.MaxBytesInFlight)
 	}
 	if c.SizeLimit < 1 {
 		bad("size_limit", "must be at least 1, got %d", c.SizeLimit)

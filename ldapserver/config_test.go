@@ -36,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxConnectionsPerSource: 64,
 		UnboundIdleTimeout:      30 * time.Second,
 		MaxMessageBytes:         1048576,
+		MaxBytesInFlight:        256 << 20, // C2
 		SizeLimit:               1000,
 		TimeLimit:               30 * time.Second,
 	}
@@ -78,6 +79,8 @@ func TestConfigBounds(t *testing.T) {
 		{"max_message_bytes", "1024", "1023", "must be between 1024 and 16777216 (16 MiB), got 1023"},
 		{"max_message_bytes", "16777216", "16777217", "must be between 1024 and 16777216 (16 MiB), got 16777217"},
 		{"max_message_bytes", "16777216", "33554432", "got 33554432"}, // 32 MiB
+		{"max_bytes_in_flight", "1048576", "1048575", "must be at least 1048576 (1 MiB), got 1048575"},
+		{"max_bytes_in_flight", "1048576", "0", "must be at least 1048576 (1 MiB), got 0"},
 		{"size_limit", "1", "0", "must be at least 1, got 0"},
 		{"time_limit", `"1ns"`, `"0s"`, "must be positive"},
 		{"user_gid_number", "0", "-1", "must not be negative"},

@@ -42,6 +42,9 @@ type conn struct {
 	nc    net.Conn
 	br    *bufio.Reader
 	frame bytes.Buffer
+	// The last search base parsed (a client searches under one base).
+	lastBase   string
+	lastBaseDN parsedDN
 
 	wmu  sync.Mutex
 	bw   *bufio.Writer
@@ -64,6 +67,24 @@ type conn struct {
 	inflight  sync.WaitGroup
 	nInflight atomic.Int32
 	stopping  atomic.Bool
+
+	// held is this connection's part of max_bytes_in_flight.
+	held atomic.Int64
+	// emu makes the connection's searches evaluate, render and write
+	// their entries one at a time: a client that does not read its
+	// answers then holds one rendered entry, not one per search.
+	emu sync.Mutex
+}
+
+// hold counts n bytes against the connection and the global budget.
+func (c *conn) hold(n int) {
+	c.held.Add(int64(n))
+	c.s.budget.add(int64(n))
+}
+
+func (c *conn) unhold(n int) {
+	c.held.Add(-int64(n))
+	c.s.budget.release(int64(n))
 }
 
 func newConn(s *Server, nc net.Conn, ldaps bool) *conn {
@@ -158,6 +179,13 @@ func (c *conn) readDeadline(now time.Time) (deadline time.Time, past bool) {
 
 func (c *conn) readLoop() {
 	for {
+		// Backpressure (max_bytes_in_flight): while the budget is spent,
+		// a connection holding part of it is not read from. Its clients
+		// are not reading their answers, or pipeline more than the door
+		// answers; TCP then pushes back on them.
+		if !c.s.budget.waitRoom(c.held.Load, c.stopping.Load, c.s.m.readPauses.Inc) {
+			return
+		}
 		deadline, past := c.readDeadline(time.Now())
 		if past && c.nInflight.Load() > 0 {
 			// A bind may be running: look again shortly rather than spin.
@@ -315,7 +343,7 @@ func (c *conn) dispatch(m *message, frame []byte) bool {
 			c.notice(rcProtocolError, "malformed search request")
 			return false
 		}
-		c.startSearch(m, req, err)
+		c.startSearch(m, req, err, len(frame))
 		return true
 	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest, appCompareRequest:
 		tag, _ := responseTag(m.op)
@@ -352,18 +380,32 @@ func (c *conn) safely(m *message, respTag ber.Tag, fn func()) {
 	fn()
 }
 
-// startSearch runs a search in its own goroutine, or answers busy when
-// the connection already has MaxRequestsPerConn operations in flight.
-func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
+// parseBase parses a search base, remembering the last one.
+func (c *conn) parseBase(base string) (parsedDN, error) {
+	if c.lastBaseDN != nil && base == c.lastBase {
+		return c.lastBaseDN, nil
+	}
+	d, err := parseDN(base)
+	if err == nil && d != nil {
+		c.lastBase, c.lastBaseDN = base, d
+	}
+	return d, err
+}
+
+// startSearch answers a search, or answers busy when the connection
+// already has MaxRequestsPerConn operations in flight. The search is
+// checked and planned here, in the reader. One whose plan looks at few
+// entries (inlineCandidates: the lookups of SSSD, nslcd and most
+// applications) is answered here too, when nothing else runs on the
+// connection: no goroutine to start, no handoff, no stack to grow. A
+// larger one walks in a goroutine of its own, so the reader goes on
+// reading (abandon, more searches). size is the request's length, held
+// against max_bytes_in_flight until it is answered (the search decodes
+// from its own copy of the frame).
+func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size int) {
 	c.mu.Lock()
 	_, dup := c.ops[m.id]
 	full := len(c.ops) >= c.s.cfg.MaxRequestsPerConn
-	var opCtx context.Context
-	var cancel context.CancelFunc
-	if !dup && !full {
-		opCtx, cancel = context.WithCancel(c.ctx)
-		c.ops[m.id] = cancel
-	}
 	c.mu.Unlock()
 	switch {
 	case dup:
@@ -375,24 +417,68 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error) {
 		c.sendResult(m.id, appSearchDone, rcBusy, "", "too many operations in flight on this connection", true)
 		return
 	}
-	c.inflight.Add(1)
-	c.nInflight.Add(1)
-	go func() {
-		defer func() {
+	c.hold(size)
+	start := time.Now()
+	var job *searchJob
+	inline := true
+	c.runSync(m, appSearchDone, func() {
+		var res searchResult
+		job, res = c.prepareSearch(m, req, decodeErr)
+		if job != nil {
+			// runSync counts this one: more means searches in flight.
+			if c.nInflight.Load() > 1 || !job.small(inlineCandidates) {
+				inline = false
+				return
+			}
+			res = c.runSearch(c.ctx, job)
+		}
+		c.finishSearch(m, start, res)
+	})
+	if inline {
+		c.unhold(size)
+		return
+	}
+	opCtx, cancel := context.WithCancel(c.ctx)
+	c.mu.Lock()
+	c.ops[m.id] = cancel
+	c.mu.Unlock()
+	// release frees the message ID before the answer goes out: the
+	// client may reuse it as soon as it has read the SearchResultDone.
+	released := false
+	release := func() {
+		if !released {
+			released = true
 			c.mu.Lock()
 			delete(c.ops, m.id)
 			c.mu.Unlock()
 			cancel()
+		}
+	}
+	c.inflight.Add(1)
+	c.nInflight.Add(1)
+	go func() {
+		defer func() {
+			release()
+			c.unhold(size)
 			c.nInflight.Add(-1)
 			c.inflight.Done()
 		}()
-		c.safely(m, appSearchDone, func() { c.handleSearch(opCtx, m, req, decodeErr) })
+		c.safely(m, appSearchDone, func() {
+			res := c.runSearch(opCtx, job)
+			release()
+			c.finishSearch(m, start, res)
+		})
 	}()
 }
 
 // --- writing ---
 
 func (c *conn) write(b []byte, flush bool) error {
+	// The answer is in memory until written out: it counts against
+	// max_bytes_in_flight meanwhile (a write blocks while the client
+	// does not read).
+	c.hold(len(b))
+	defer c.unhold(len(b))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {

@@ -18,23 +18,33 @@ type element struct {
 }
 
 // parseElement decodes b, which must hold exactly one element, with the
-// same limits scanBER enforces (it runs scanBER first).
+// same limits scanBER enforces (it runs countBER first). The elements and
+// their child lists come out of two slices sized by that count, so
+// a request costs two allocations, not two per element.
 func parseElement(b []byte, maxElems, maxDepth int) (*element, error) {
-	if err := scanBER(b, maxElems, maxDepth); err != nil {
+	count, err := countBER(b, maxElems, maxDepth)
+	if err != nil {
 		return nil, err
 	}
-	e, n := decodeElement(b)
+	sl := elemSlab{elems: make([]element, count), kids: make([]*element, count)}
+	e, n := sl.decode(b)
 	if e == nil || n != len(b) {
 		return nil, errMalformed
 	}
 	return e, nil
 }
 
+// elemSlab hands out the elements of one decode.
+type elemSlab struct {
+	elems []element
+	kids  []*element
+}
+
 // readHeader reads the identifier and length octets of the element at
 // b[pos:], which must end by limit: its identifier octet and tag number,
 // and where its contents start and how long they are. Tag numbers take at
 // most 4 octets and lengths at most 4; indefinite lengths are refused.
-// This is the one place BER headers are read (scanBER, decodeElement and
+// This is the one place BER headers are read (countBER, elemSlab.decode and
 // opIdentifier all come here).
 func readHeader(b []byte, pos, limit int) (id byte, tag ber.Tag, start, n int, err error) {
 	if pos >= limit {
@@ -93,19 +103,35 @@ func readHeader(b []byte, pos, limit int) (id byte, tag ber.Tag, start, n int, e
 	return id, tag, pos, n, nil
 }
 
-// decodeElement decodes the element at the start of b and returns it with
-// its encoded size. b has passed scanBER, so the structure is sound; the
-// checks here only keep a bug from becoming a panic.
-func decodeElement(b []byte) (*element, int) {
+// decode decodes the element at the start of b and returns it with its
+// encoded size. b has passed scanBER, so the structure is sound and the
+// slab has room for every element; the checks here only keep a bug from
+// becoming a panic.
+func (sl *elemSlab) decode(b []byte) (*element, int) {
 	id, tag, start, n, err := readHeader(b, 0, len(b))
-	if err != nil {
+	if err != nil || len(sl.elems) == 0 {
 		return nil, 0
 	}
-	e := &element{class: ber.Class(id & 0xc0), constructed: id&0x20 != 0, tag: tag,
+	e := &sl.elems[0]
+	sl.elems = sl.elems[1:]
+	*e = element{class: ber.Class(id & 0xc0), constructed: id&0x20 != 0, tag: tag,
 		data: b[start : start+n], raw: b[:start+n]}
 	if e.constructed {
+		k := 0
+		for pos := 0; pos < len(e.data); k++ {
+			_, _, cs, cn, err := readHeader(e.data, pos, len(e.data))
+			if err != nil {
+				return nil, 0
+			}
+			pos = cs + cn
+		}
+		if k > len(sl.kids) {
+			return nil, 0
+		}
+		e.children = sl.kids[:0:k]
+		sl.kids = sl.kids[k:]
 		for rest := e.data; len(rest) > 0; {
-			c, size := decodeElement(rest)
+			c, size := sl.decode(rest)
 			if c == nil {
 				return nil, 0
 			}

@@ -1,9 +1,8 @@
 package ldapserver
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -31,51 +30,131 @@ const (
 	ctrUserGroups                  // ou=usergroups: user private groups, when user_gid_number = 0
 )
 
-// attrVals is one attribute of an entry. load fills vals on first use
-// (memberOf, member, memberUid cost a store lookup).
+// attrVals is one attribute of an entry. load (or loadDN) fills vals on
+// first use (memberOf, member, memberUid cost a store lookup).
 type attrVals struct {
 	t      *attrType
 	vals   []string
 	load   func() ([]string, error)
 	loaded bool
+	// For DN values the door builds itself (memberOf, member): loadDN
+	// also gives each value's normalized form (normalizeDN of it), or ""
+	// where that is not known, so a filter compares strings instead of
+	// parsing every value.
+	loadDN func() (vals, norm []string, err error)
+	norm   []string
+	// has, when set, answers an equality assertion on a lazy attribute
+	// without loading it (a group's member and memberUid: one member
+	// looked up rather than every member read); ok false means it cannot
+	// tell and the values are loaded.
+	has func(a assertion) (match, ok bool)
 }
 
 // entry is one object of the virtual tree, built per search from the store.
-// It is used by one goroutine.
+// It is used by one goroutine (the fixed entries of the tree, built once,
+// hold no lazy attributes and are only read).
 type entry struct {
 	dn    string
 	ndn   string
 	kind  entryKind
-	attrs []*attrVals
+	attrs []attrVals
 	err   error // a lazy load failed
+	// skip is the attribute types not rendered: a search renders only
+	// what it returns or its filter reads (zero: everything).
+	skip attrSet
+	// vbuf holds the values of the attributes added so far; each
+	// attribute's vals is a capped slice of it, so an entry costs a few
+	// allocations rather than one per attribute.
+	vbuf []string
 }
 
+// newEntry starts an entry that renders the types in need, with room for
+// about n attributes.
+func newEntry(dn, ndn string, kind entryKind, need attrSet, n int) *entry {
+	n = min(n, bits.OnesCount64(uint64(need)))
+	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
+}
+
+// wants reports whether the entry renders t.
+func (e *entry) wants(t *attrType) bool { return e.skip&t.bit == 0 }
+
+// add adds an attribute by its canonical name; empty values are left
+// out, and so is an attribute with none.
 func (e *entry) add(name string, vals ...string) {
-	t := schema[strings.ToLower(name)]
+	t := byName[name]
 	if t == nil {
 		panic("ldapserver: attribute not in schema: " + name)
 	}
-	var vs []string
-	for _, v := range vals {
-		if v != "" {
-			vs = append(vs, v)
-		}
-	}
-	if len(vs) == 0 {
-		return
-	}
-	e.attrs = append(e.attrs, &attrVals{t: t, vals: vs, loaded: true})
+	e.addT(t, vals...)
 }
 
+func (e *entry) addT(t *attrType, vals ...string) {
+	if !e.wants(t) {
+		return
+	}
+	start := len(e.vbuf)
+	for _, v := range vals {
+		if v != "" {
+			e.vbuf = append(e.vbuf, v)
+		}
+	}
+	if len(e.vbuf) == start {
+		return
+	}
+	end := len(e.vbuf)
+	e.attrs = append(e.attrs, attrVals{t: t, vals: e.vbuf[start:end:end], loaded: true})
+}
+
+// wantsName is wants by canonical name, for a caller that can skip the
+// work of computing values nobody reads.
+func (e *entry) wantsName(name string) bool { return e.skip == 0 || e.wants(byName[name]) }
+
 func (e *entry) addLazy(name string, load func() ([]string, error)) {
-	e.attrs = append(e.attrs, &attrVals{t: schema[strings.ToLower(name)], load: load})
+	t := byName[name]
+	if t == nil {
+		panic("ldapserver: attribute not in schema: " + name)
+	}
+	if !e.wants(t) {
+		return
+	}
+	e.attrs = append(e.attrs, attrVals{t: t, load: load})
 }
 
 // get returns the values of attribute type t (nil when absent).
 func (e *entry) get(t *attrType) []string {
-	for _, a := range e.attrs {
-		if a.t == t {
-			return e.values(a)
+	for i := range e.attrs {
+		if e.attrs[i].t == t {
+			return e.values(&e.attrs[i])
+		}
+	}
+	return nil
+}
+
+// addLazyDN adds a DN-valued attribute loaded on first use, with the
+// normalized form of its values.
+func (e *entry) addLazyDN(name string, load func() (vals, norm []string, err error)) {
+	t := byName[name]
+	if t == nil || t.syn != synDN {
+		panic("ldapserver: not a DN attribute in schema: " + name)
+	}
+	if !e.wants(t) {
+		return
+	}
+	e.attrs = append(e.attrs, attrVals{t: t, loadDN: load})
+}
+
+// setHas sets the equality shortcut of e's attribute name, if rendered.
+func (e *entry) setHas(name string, has func(assertion) (bool, bool)) {
+	if a := e.attr(byName[name]); a != nil {
+		a.has = has
+	}
+}
+
+// attr returns attribute type t of e (nil when absent).
+func (e *entry) attr(t *attrType) *attrVals {
+	for i := range e.attrs {
+		if e.attrs[i].t == t {
+			return &e.attrs[i]
 		}
 	}
 	return nil
@@ -84,13 +163,57 @@ func (e *entry) get(t *attrType) []string {
 func (e *entry) values(a *attrVals) []string {
 	if !a.loaded {
 		a.loaded = true
-		vs, err := a.load()
+		var vs []string
+		var err error
+		if a.loadDN != nil {
+			vs, a.norm, err = a.loadDN()
+		} else {
+			vs, err = a.load()
+		}
 		if err != nil && e.err == nil {
 			e.err = err
 		}
 		a.vals = vs
 	}
 	return a.vals
+}
+
+// memberCheck is an optional Directory method (the store has it): whether
+// a user is a direct member of a group, without reading the group's
+// members.
+type memberCheck interface {
+	IsMember(groupID, userID string) bool
+}
+
+// cleanName reports whether s holds only the characters of a username
+// (letters, digits, '.', '_', '-'), which no preparation step changes
+// except case.
+func cleanName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// dnNorm is the normalized form of a DN the door builds from a name
+// under a container (uid=<name>,ou=users,<base> and the like), without
+// parsing it: "" when name has characters for which that shortcut is
+// not proven equal to normalizeDN (TestDNNormShortcut), so the value is
+// parsed as any other.
+func dnNorm(typ, name, ctrNDN string) string {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '@' || c == ' ') {
+			return ""
+		}
+	}
+	return typ + "=" + escapeDNValue(prepCaseIgnore(name)) + "," + ctrNDN
 }
 
 // tree knows the naming context and builds entries.
@@ -115,6 +238,15 @@ type tree struct {
 	// hideInactive: inactive users are left out of every search
 	// (hide_inactive), and so out of other users' manager.
 	hideInactive bool
+
+	// reference (tests, with Server.fullScan) turns the matching
+	// shortcuts off (known normalized DNs, member lookups): filters then
+	// read every value as the reference the shortcuts are held to.
+	reference bool
+
+	// The base and container entries never change: built once.
+	base0 *entry
+	ctr0  [3]*entry
 }
 
 func newTree(baseDN string, userGID int) (*tree, error) {
@@ -130,6 +262,10 @@ func newTree(baseDN string, userGID int) (*tree, error) {
 	if userGID == 0 {
 		t.upgDN = "ou=usergroups," + t.baseDN
 		t.upgNDN = "ou=usergroups," + t.baseNDN
+	}
+	t.base0 = t.renderBase()
+	for _, c := range t.containers() {
+		t.ctr0[c] = t.renderContainer(c)
 	}
 	return t, nil
 }
@@ -265,7 +401,10 @@ func (t *tree) locate(d parsedDN) place {
 	}
 }
 
-func (t *tree) baseEntry() *entry {
+// baseEntry is the entry at the base DN; callers only read it.
+func (t *tree) baseEntry() *entry { return t.base0 }
+
+func (t *tree) renderBase() *entry {
 	e := &entry{dn: t.baseDN, ndn: t.baseNDN, kind: kindBase}
 	top := t.base[0].avas[0]
 	switch top.typ {
@@ -292,7 +431,10 @@ func (t *tree) baseEntry() *entry {
 	return e
 }
 
-func (t *tree) containerEntry(c container) *entry {
+// containerEntry is one organizational unit's entry; callers only read it.
+func (t *tree) containerEntry(c container) *entry { return t.ctr0[c] }
+
+func (t *tree) renderContainer(c container) *entry {
 	e := &entry{kind: kindContainer}
 	var ou string
 	switch c {
@@ -375,13 +517,20 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// userEntry renders a user. The password hash is never part of an entry.
-// An inactive user is rendered disabled and with no memberOf.
-func (t *tree) userEntry(u *store.User, dir Directory) *entry {
+// userEntry renders a user whole. The password hash is never part of an
+// entry. An inactive user is rendered disabled and with no memberOf.
+func (t *tree) userEntry(u *store.User, dir Directory) *entry { return t.renderUser(u, dir, allAttrs) }
+
+// renderUser renders the attributes of u in need (and may render more).
+func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
 	now := t.now()
 	off := t.inactive(u, now)
-	lastChange, maxDays, shadow := t.shadowAges(u)
-	e := &entry{dn: t.userDN(u.Username), ndn: t.userNDN(u.Username), kind: kindUser}
+	e := newEntry(t.userDN(u.Username), t.userNDN(u.Username), kindUser, need, 40)
+	var lastChange, maxDays string
+	var shadow bool
+	if e.wantsName("objectClass") || e.wantsName("shadowLastChange") || e.wantsName("shadowMax") || e.wantsName("pwdChangedTime") {
+		lastChange, maxDays, shadow = t.shadowAges(u)
+	}
 	// shadowAccount holds the shadow attributes: a user carries it while
 	// inactive (shadowExpire) and whenever their password's age is known
 	// (shadowLastChange, shadowMax).
@@ -405,50 +554,69 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 	}
 	e.add("displayName", display)
 	e.add("mail", u.Email)
-	id := u.ID
-	e.addLazy("memberOf", func() ([]string, error) {
-		if off {
-			return nil, nil
-		}
-		gs, err := dir.GroupsOfUser(id)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]string, 0, len(gs))
-		for _, g := range gs {
-			out = append(out, t.groupDN(g.Name))
-		}
-		return out, nil
-	})
-	e.add("uidNumber", strconv.Itoa(u.UIDNumber))
-	gid := u.UIDNumber
-	if t.userGID > 0 {
-		gid = t.userGID
+	if e.wantsName("memberOf") {
+		id := u.ID
+		e.addLazyDN("memberOf", func() ([]string, []string, error) {
+			if off {
+				return nil, nil, nil
+			}
+			gs, err := dir.GroupsOfUser(id)
+			if err != nil {
+				return nil, nil, err
+			}
+			out := make([]string, 0, len(gs))
+			norm := make([]string, 0, len(gs))
+			for _, g := range gs {
+				out = append(out, t.groupDN(g.Name))
+				norm = append(norm, dnNorm("cn", g.Name, t.groupsNDN))
+			}
+			if t.reference {
+				norm = nil
+			}
+			return out, norm, nil
+		})
 	}
-	e.add("gidNumber", strconv.Itoa(gid))
-	home, shell := "/home/"+u.Username, "/bin/bash"
-	if v := u.Attributes["homeDirectory"]; v != "" {
-		home = v
+	if e.wantsName("uidNumber") {
+		e.add("uidNumber", strconv.Itoa(u.UIDNumber))
 	}
+	if e.wantsName("gidNumber") {
+		gid := u.UIDNumber
+		if t.userGID > 0 {
+			gid = t.userGID
+		}
+		e.add("gidNumber", strconv.Itoa(gid))
+	}
+	if e.wantsName("homeDirectory") {
+		home := "/home/" + u.Username
+		if v := u.Attributes["homeDirectory"]; v != "" {
+			home = v
+		}
+		e.add("homeDirectory", home)
+	}
+	shell := "/bin/bash"
 	if v := u.Attributes["loginShell"]; v != "" {
 		shell = v
 	}
-	e.add("homeDirectory", home)
 	e.add("loginShell", shell)
 	for _, a := range userAttrs {
+		if !e.wantsName(a.ldap) {
+			continue
+		}
 		v := u.Attributes[a.gateway]
 		if a.ldap == "postalAddress" {
 			v = postalAddress(v)
 		}
 		e.add(a.ldap, strings.TrimSpace(v))
 	}
-	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" {
+	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" && e.wantsName("manager") {
 		e.addLazy("manager", func() ([]string, error) { return t.managerDN(mgr, dir, now) })
 	}
 	if shadow {
 		e.add("shadowLastChange", lastChange)
 		e.add("shadowMax", maxDays)
-		e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+		if e.wantsName("pwdChangedTime") {
+			e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+		}
 	}
 	if off {
 		e.add("shadowExpire", disabledShadowExpire)
@@ -457,17 +625,24 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry {
 		e.add("userAccountControl", disabledUAC)
 		e.add("pwdAccountLockedTime", disabledPwdLockedTime)
 	}
-	e.add("entryUUID", entryUUID(u.ID))
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.EntryUUID(u.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "inetOrgPerson")
 	e.add("hasSubordinates", "FALSE")
-	if !u.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(u.CreatedAt))
-	}
-	if mod := userModified(u, now); !mod.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(mod))
-	}
+	e.addTimes(u.CreatedAt, userModified(u, now))
 	return e
+}
+
+// addTimes adds createTimestamp and modifyTimestamp (when known).
+func (e *entry) addTimes(created, modified time.Time) {
+	if !created.IsZero() && e.wantsName("createTimestamp") {
+		e.add("createTimestamp", generalizedTime(created))
+	}
+	if !modified.IsZero() && e.wantsName("modifyTimestamp") {
+		e.add("modifyTimestamp", generalizedTime(modified))
+	}
 }
 
 // managerDN is the DN of the user named by a manager attribute, none
@@ -499,100 +674,138 @@ func userModified(u *store.User, now time.Time) time.Time {
 // user whose gidNumber is the user's, with no members (as on a Debian
 // host, where the primary group lists nobody). It is not a groupOfNames,
 // so products looking for groups to authorize by do not list it.
-func (t *tree) upgEntry(u *store.User) *entry {
-	e := &entry{dn: t.upgEntryDN(u.Username), ndn: t.upgEntryNDN(u.Username), kind: kindUserGroup}
+func (t *tree) upgEntry(u *store.User) *entry { return t.renderUPG(u, allAttrs) }
+
+// renderUPG renders the attributes in need of u's private group.
+func (t *tree) renderUPG(u *store.User, need attrSet) *entry {
+	e := newEntry(t.upgEntryDN(u.Username), t.upgEntryNDN(u.Username), kindUserGroup, need, 12)
 	e.add("objectClass", "top", "posixGroup")
 	e.add("cn", u.Username)
-	e.add("description", "private group of "+u.Username)
-	e.add("gidNumber", strconv.Itoa(u.UIDNumber))
-	e.add("entryUUID", entryUUID("usergroup:"+u.ID))
+	if e.wantsName("description") {
+		e.add("description", "private group of "+u.Username)
+	}
+	if e.wantsName("gidNumber") {
+		e.add("gidNumber", strconv.Itoa(u.UIDNumber))
+	}
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.UserGroupEntryUUID(u.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "posixGroup")
 	e.add("hasSubordinates", "FALSE")
-	if !u.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(u.CreatedAt))
-	}
-	if !u.UpdatedAt.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(u.UpdatedAt))
-	}
+	e.addTimes(u.CreatedAt, u.UpdatedAt)
 	return e
 }
 
-func userCN(u *store.User) string {
-	switch {
-	case u.DisplayName != "":
-		return u.DisplayName
-	case u.FirstName != "" || u.LastName != "":
-		return strings.TrimSpace(u.FirstName + " " + u.LastName)
-	}
-	return u.Username
-}
+func userCN(u *store.User) string { return u.CommonName() }
 
 func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
-	e := &entry{dn: t.groupDN(g.Name), ndn: t.groupNDN(g.Name), kind: kindGroup}
+	return t.renderGroup(g, dir, allAttrs)
+}
+
+// renderGroup renders the attributes in need of g.
+func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
+	e := newEntry(t.groupDN(g.Name), t.groupNDN(g.Name), kindGroup, need, 14)
 	e.add("objectClass", "top", "groupOfNames", "posixGroup")
 	e.add("cn", g.Name)
 	e.add("description", g.Description)
-	e.add("gidNumber", strconv.Itoa(g.GIDNumber))
-	// member and memberUid share one lookup. Inactive users are left
-	// out: they are members again once reactivated.
-	var members []*store.User
-	var loaded bool
-	var lerr error
-	load := func() ([]*store.User, error) {
-		if !loaded {
-			loaded = true
-			var all []*store.User
-			all, lerr = dir.MembersOf(g.ID)
-			now := t.now()
-			for _, m := range all {
-				if !t.inactive(m, now) {
-					members = append(members, m)
+	if e.wantsName("gidNumber") {
+		e.add("gidNumber", strconv.Itoa(g.GIDNumber))
+	}
+	if e.wantsName("member") || e.wantsName("memberUid") {
+		// member and memberUid share one lookup. Inactive users are left
+		// out: they are members again once reactivated.
+		var members []*store.User
+		var loaded bool
+		var lerr error
+		load := func() ([]*store.User, error) {
+			if !loaded {
+				loaded = true
+				var all []*store.User
+				all, lerr = dir.MembersOf(g.ID)
+				now := t.now()
+				for _, m := range all {
+					if !t.inactive(m, now) {
+						members = append(members, m)
+					}
 				}
 			}
+			return members, lerr
 		}
-		return members, lerr
+		e.addLazyDN("member", func() ([]string, []string, error) {
+			ms, err := load()
+			out := make([]string, 0, len(ms))
+			norm := make([]string, 0, len(ms))
+			for _, m := range ms {
+				out = append(out, t.userDN(m.Username))
+				norm = append(norm, dnNorm("uid", m.Username, t.usersNDN))
+			}
+			if t.reference {
+				norm = nil
+			}
+			return out, norm, err
+		})
+		e.addLazy("memberUid", func() ([]string, error) {
+			ms, err := load()
+			out := make([]string, 0, len(ms))
+			for _, m := range ms {
+				out = append(out, m.Username)
+			}
+			return out, err
+		})
+		if mc, ok := dir.(memberCheck); ok && !t.reference {
+			// (memberUid=x) and (member=dn), the initgroups lookups of
+			// SSSD and nslcd, on a group of thousands: look x up.
+			isActiveMember := func(name string) (bool, bool) {
+				u, err := dir.UserByUsername(name)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return false, true
+				case err != nil:
+					return false, false // loading reports the error
+				}
+				return mc.IsMember(g.ID, u.ID) && !t.inactive(u, t.now()), true
+			}
+			e.setHas("memberUid", func(a assertion) (bool, bool) {
+				// caseExactIA5: only a username spelled exactly so.
+				// Usernames are letters, digits, '.', '_' and '-'
+				// (store.validateUser), so a clean one has no other
+				// spelling after preparation.
+				if !cleanName(a.s) {
+					return false, false
+				}
+				u, err := dir.UserByUsername(a.s)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return false, true
+				case err != nil || !cleanName(u.Username):
+					return false, false
+				case u.Username != a.s:
+					return false, true
+				}
+				return isActiveMember(u.Username)
+			})
+			e.setHas("member", func(a assertion) (bool, bool) {
+				// A member value normalizes to uid=<lowercased
+				// username>,<ou=users> (dnNorm, TestDNNormShortcut).
+				rest, ok := strings.CutPrefix(a.s, "uid=")
+				name, ok2 := strings.CutSuffix(rest, ","+t.usersNDN)
+				if !ok || !ok2 {
+					return false, true
+				}
+				if !cleanName(name) {
+					return false, false
+				}
+				return isActiveMember(name)
+			})
+		}
 	}
-	e.addLazy("member", func() ([]string, error) {
-		ms, err := load()
-		out := make([]string, 0, len(ms))
-		for _, m := range ms {
-			out = append(out, t.userDN(m.Username))
-		}
-		return out, err
-	})
-	e.addLazy("memberUid", func() ([]string, error) {
-		ms, err := load()
-		out := make([]string, 0, len(ms))
-		for _, m := range ms {
-			out = append(out, m.Username)
-		}
-		return out, err
-	})
-	e.add("entryUUID", entryUUID(g.ID))
+	if e.wantsName("entryUUID") {
+		e.add("entryUUID", store.EntryUUID(g.ID))
+	}
 	e.add("entryDN", e.dn)
 	e.add("structuralObjectClass", "groupOfNames")
 	e.add("hasSubordinates", "FALSE")
-	if !g.CreatedAt.IsZero() {
-		e.add("createTimestamp", generalizedTime(g.CreatedAt))
-	}
-	if !g.UpdatedAt.IsZero() {
-		e.add("modifyTimestamp", generalizedTime(g.UpdatedAt))
-	}
+	e.addTimes(g.CreatedAt, g.UpdatedAt)
 	return e
-}
-
-// entryUUID is the object's id when it already is a UUID, else a stable
-// name-based (version 5 style) UUID derived from it.
-func entryUUID(id string) string {
-	l := strings.ToLower(id)
-	if isUUID(l) {
-		return l
-	}
-	h := sha1.Sum([]byte("gatewayd:" + id))
-	b := h[:16]
-	b[6] = b[6]&0x0f | 0x50
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

@@ -322,7 +322,27 @@ func (f *filter) eval(e *entry) tri {
 		if f.hasOptions {
 			return triFalse
 		}
-		for _, v := range e.get(f.t) {
+		a := e.attr(f.t)
+		if a == nil {
+			return triFalse
+		}
+		if !a.loaded && a.has != nil {
+			if match, ok := a.has(f.a); ok {
+				if match {
+					return triTrue
+				}
+				return triFalse
+			}
+		}
+		vals := e.values(a)
+		for i, v := range vals {
+			if a.norm != nil && a.norm[i] != "" {
+				// A DN the door built: its normalized form is known.
+				if a.norm[i] == f.a.s {
+					return triTrue
+				}
+				continue
+			}
 			if matchEqual(f.t, f.a, v) {
 				return triTrue
 			}
@@ -404,62 +424,15 @@ func (f *filter) evalExtensible(e *entry) tri {
 	return triFalse
 }
 
-// equalities returns the values of equality assertions on t that every
-// matching entry must satisfy: the filter is (t=v) or an AND with such a
-// child. ok is false when the filter does not constrain t that way.
-func (f *filter) equalities(t *attrType) (vals []string, ok bool) {
-	switch f.op {
-	case fEqual, fApprox:
-		if f.t == t && !f.hasOptions {
-			return []string{f.value}, true
-		}
-	case fAnd:
-		for _, c := range f.children {
-			if v, ok := c.equalities(t); ok {
-				return v, true
-			}
-		}
-	case fOr:
-		// (|(t=a)(t=b)): each child must constrain t.
-		if len(f.children) == 0 {
-			return nil, false
-		}
-		for _, c := range f.children {
-			v, ok := c.equalities(t)
-			if !ok {
-				return nil, false
-			}
-			vals = append(vals, v...)
-		}
-		return vals, true
+// attrs is the attribute types f reads (dnAttributes read the DN, which
+// every entry has).
+func (f *filter) attrs() attrSet {
+	var s attrSet
+	if f.t != nil {
+		s |= f.t.bit
 	}
-	return nil, false
-}
-
-// requiresAttr reports whether an entry can match f only if it holds a
-// value of an attribute type lacks reports true for. An unknown attribute
-// or one with options (no entry holds values for either) always counts.
-// A search skips a whole kind of entry that lacks what f requires.
-func (f *filter) requiresAttr(lacks func(*attrType) bool) bool {
-	switch f.op {
-	case fEqual, fApprox, fSubstrings, fGreaterOrEqual, fLessOrEqual, fPresent:
-		return f.t == nil || f.hasOptions || lacks(f.t)
-	case fAnd:
-		for _, c := range f.children {
-			if c.requiresAttr(lacks) {
-				return true
-			}
-		}
-	case fOr:
-		if len(f.children) == 0 {
-			return false
-		}
-		for _, c := range f.children {
-			if !c.requiresAttr(lacks) {
-				return false
-			}
-		}
-		return true
+	for _, c := range f.children {
+		s |= c.attrs()
 	}
-	return false
+	return s
 }

@@ -2,11 +2,14 @@ package ldapserver
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/gatewayd/gatewayd/store"
 )
 
 // compileFilter turns an RFC 4515 string into our filter the way a search
@@ -212,6 +215,127 @@ func TestFilterMalformedBER(t *testing.T) {
 		}
 		if _, err := decodeFilter(wire); err == nil {
 			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
+
+// TestDNNormShortcut: the normalized form dnNorm gives a member or
+// memberOf value without parsing it is the one normalizeDN gives, for
+// random names over the characters it accepts (and "" for any other),
+// under base DNs written in several ways.
+func TestDNNormShortcut(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 14))
+	const alphabet = "aZ09._-@ Éé,+\\\"#;<>=*()\x00"
+	for _, base := range []string{testBase, "DC=Example, DC=Test", "o=Big Corp,c=US", "ou=A  B,dc=x"} {
+		tr, err := newTree(base, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5000 {
+			var b strings.Builder
+			for range 1 + r.IntN(12) {
+				if r.IntN(3) == 0 {
+					b.WriteString(string([]rune(alphabet)[r.IntN(len([]rune(alphabet)))]))
+				} else {
+					b.WriteByte(alphabet[r.IntN(9)])
+				}
+			}
+			name := b.String()
+			for _, tc := range []struct{ typ, dn, ctr string }{
+				{"uid", tr.userDN(name), tr.usersNDN},
+				{"cn", tr.groupDN(name), tr.groupsNDN},
+			} {
+				got := dnNorm(tc.typ, name, tc.ctr)
+				want, err := normalizeDN(tc.dn)
+				safe := strings.Trim(name, "aZ09._-@ ") == ""
+				switch {
+				case safe && (err != nil || got != want):
+					t.Fatalf("%q under %q: dnNorm %q, normalizeDN %q (%v)", name, base, got, want, err)
+				case !safe && got != "":
+					t.Fatalf("%q: dnNorm %q, want \"\" for a name it does not vouch for", name, got)
+				}
+			}
+		}
+	}
+}
+
+// TestMatchShortcuts: the matching shortcuts (member and memberUid
+// answered by looking one member up, member and memberOf compared by
+// their known normalized DN) give what reading and normalizing every
+// value gives (tree.reference), on the real store: active, suspended
+// and non-members, other case, stray spaces, DNs under other containers,
+// unknown users, inside AND, OR and NOT.
+func TestMatchShortcuts(t *testing.T) {
+	st := openTestStore(t)
+	mk := func(name string, state store.State) *store.User {
+		u, err := st.CreateUser(&store.User{Username: name, Email: name + "@example.test", State: state, DelegatedAuthority: store.AuthorityAD})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	alice, bob, carol := mk("alice", store.StateActive), mk("Bob.B", store.StateActive), mk("carol", store.StateSuspended)
+	mk("dave", store.StateActive)
+	var groups []*store.Group
+	for _, name := range []string{"staff", "Domain Users", "empty"} {
+		g, err := st.CreateGroup(&store.Group{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	for _, m := range []struct {
+		g int
+		u *store.User
+	}{{0, alice}, {0, bob}, {0, carol}, {1, bob}, {1, carol}} {
+		if err := st.AddMember(groups[m.g].ID, m.u.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast, _ := newTree(testBase, 0)
+	ref, _ := newTree(testBase, 0)
+	ref.reference = true
+	users, _, err := st.ListUsers("", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var filters []string
+	for _, v := range []string{"alice", "ALICE", " alice ", "Bob.B", "bob.b", "carol", "dave", "nobody", "al*ce", "a b", ""} {
+		filters = append(filters, "(memberUid="+ldap.EscapeFilter(v)+")",
+			"(member=uid="+ldap.EscapeFilter(v)+",ou=users,"+testBase+")")
+	}
+	filters = append(filters,
+		"(member=UID=Alice, OU=Users, DC=Example, DC=Test)",
+		"(member=uid=alice,ou=groups,"+testBase+")",
+		"(member=uid=alice+cn=x,ou=users,"+testBase+")",
+		"(member=cn=alice,ou=users,"+testBase+")",
+		"(member=uid=alice,"+testBase+")",
+		"(member=not a dn)",
+		"(memberOf=cn=staff,ou=groups,"+testBase+")",
+		"(memberOf=CN=Domain  Users , OU=Groups,DC=example,DC=test)",
+		"(memberOf=cn=empty,ou=groups,"+testBase+")",
+		"(memberOf=cn=staff,ou=users,"+testBase+")",
+		"(|(memberUid=alice)(memberUid=carol))",
+		"(&(objectClass=posixGroup)(!(memberUid=bob.b)))",
+		"(memberUid~=alice)",
+	)
+	for _, fs := range filters {
+		f, err := compileFilter(t, fs)
+		if err != nil {
+			t.Fatalf("%s: %v", fs, err)
+		}
+		need := f.attrs()
+		for _, g := range groups {
+			got, want := f.eval(fast.renderGroup(g, st, need)), f.eval(ref.renderGroup(g, st, allAttrs))
+			if got != want {
+				t.Errorf("%s on group %s: %v, reading every value %v", fs, g.Name, got, want)
+			}
+		}
+		for _, u := range users {
+			got, want := f.eval(fast.renderUser(u, st, need)), f.eval(ref.renderUser(u, st, allAttrs))
+			if got != want {
+				t.Errorf("%s on user %s: %v, reading every value %v", fs, u.Username, got, want)
+			}
 		}
 	}
 }

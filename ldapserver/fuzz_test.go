@@ -128,15 +128,22 @@ func FuzzFilter(f *testing.F) {
 			return
 		}
 		not := &filter{op: fNot, children: []*filter{flt}}
-		for _, e := range []*entry{tr.userEntry(u, d), tr.groupEntry(g, d), tr.baseEntry()} {
-			r, nr := flt.eval(e), not.eval(e)
+		srv := &Server{dir: d, tree: tr}
+		for _, k := range []struct {
+			e    *entry
+			kind phaseKind
+		}{{tr.userEntry(u, d), phUsers}, {tr.groupEntry(g, d), phGroups}, {tr.upgEntry(u), phUserGroups}, {tr.baseEntry(), phFixed}} {
+			r, nr := flt.eval(k.e), not.eval(k.e)
 			if (r == triUndefined) != (nr == triUndefined) || (r != triUndefined && r == nr) {
 				t.Fatalf("%q: eval %v, NOT eval %v", s, r, nr)
 			}
+			// The planner never rules out a kind of entry that matches.
+			if k.kind != phFixed && r == triTrue {
+				if src := srv.planner(k.kind).plan(flt); src != nil && src.desc == "none" {
+					t.Fatalf("%q matches %s but the planner rules its kind out", s, k.e.dn)
+				}
+			}
 		}
-		classesAllow(flt, userClasses)
-		flt.equalities(schema["uid"])
-		flt.equalities(schema["memberof"])
 	})
 }
 

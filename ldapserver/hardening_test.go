@@ -505,6 +505,38 @@ func TestAbandon(t *testing.T) {
 	}
 }
 
+// TestMessageIDReuse: a client may reuse a message ID once it has read
+// the SearchResultDone. The ID used to be freed after the answer went
+// out, so a quick client got "message ID already in use". Both ways a
+// search is answered: by the reader (a lookup with few candidates) and
+// in a goroutine (a walk).
+func TestMessageIDReuse(t *testing.T) {
+	ts := startServer(t, false, nil)
+	for _, tc := range []struct {
+		name, base, filter string
+		entries            int
+	}{
+		{"lookup", testBase, "(uid=alice)", 1},
+		{"walk", "ou=users," + testBase, "(objectClass=*)", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.raw(t)
+			r.bind(1, svcDN, svcPW)
+			req := rawSearch(t, 7, tc.base, scopeSub, tc.filter, []string{"uid"})
+			for i := range 200 {
+				r.send(req)
+				done, seen := r.untilDone(7)
+				if done.code != rcSuccess {
+					t.Fatalf("search %d: %+v", i, done)
+				}
+				if n := len(seen) - 1; tc.entries >= 0 && n != tc.entries || n == 0 {
+					t.Fatalf("search %d: %d entries", i, n)
+				}
+			}
+		})
+	}
+}
+
 func TestShutdownDrains(t *testing.T) {
 	ts := startServer(t, false, nil)
 	r := ts.raw(t)

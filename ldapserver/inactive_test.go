@@ -477,11 +477,14 @@ func TestSharedPrimaryGroup(t *testing.T) {
 	}
 }
 
-func TestFilterRequiresAttr(t *testing.T) {
-	lacksUID := func(at *attrType) bool { return at.key == "uid" }
+// TestPlanSkipsUserGroups: a filter that needs an attribute private
+// groups never carry (uid above all: user lookups) rules them out
+// without walking the users.
+func TestPlanSkipsUserGroups(t *testing.T) {
+	srv := &Server{dir: newFakeDir(), tree: &tree{}}
 	for _, tc := range []struct {
 		filter string
-		want   bool
+		none   bool
 	}{
 		{"(uid=alice)", true},
 		{"(uid=*)", true},
@@ -494,14 +497,16 @@ func TestFilterRequiresAttr(t *testing.T) {
 		{"(unknownAttr=x)", true},
 		{"(cn;lang-en=x)", true},
 		{"(&)", false},
-		{"(|)", false},
+		{"(|)", true}, // absolute false
+		{"(memberUid=alice)", true},
+		{"(objectClass=groupOfNames)", true},
 	} {
 		f, err := compileFilter(t, tc.filter)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.filter, err)
 		}
-		if got := f.requiresAttr(lacksUID); got != tc.want {
-			t.Errorf("%s: requiresAttr = %v, want %v", tc.filter, got, tc.want)
+		if got := srv.planner(phUserGroups).describe(f) == "none"; got != tc.none {
+			t.Errorf("%s: ruled out = %v, want %v", tc.filter, got, tc.none)
 		}
 	}
 }

@@ -192,47 +192,6 @@ func TestIndexedSearchMatchesScan(t *testing.T) {
 	}
 }
 
-// TestIndexedPlans: the planner takes the index for mail, uidNumber and
-// gidNumber equalities when the directory has one, and walks otherwise.
-func TestIndexedPlans(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{Logger: newTestLogger(newSyncBuffer())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	viewer := &store.User{ID: "v", Username: "v", ServiceAccount: true}
-	tests := []struct {
-		filter      string
-		users, grps bool // an indexed candidate list is planned
-	}{
-		{"(mail=a@b.test)", true, false},
-		{"(&(objectClass=posixAccount)(uidNumber=10001))", true, false},
-		{"(&(objectClass=posixGroup)(gidNumber=1000001))", false, true},
-		{"(uid=a)", true, false},
-		{"(cn=a)", false, true},
-		{"(sn=a)", false, false},
-		{"(|(mail=a@b.test)(sn=x))", false, false},
-	}
-	for _, tc := range tests {
-		f, err := compileFilter(t, tc.filter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range []Directory{st, scanOnly{st}} {
-			c := &conn{s: &Server{dir: d}}
-			_, indexed := d.(uidNumberIndex)
-			up, _ := c.usersPhase(viewer, true, f)
-			gp, _ := c.groupsPhase(viewer, true, f)
-			wantU := tc.users && (indexed || strings.HasPrefix(tc.filter, "(uid="))
-			wantG := tc.grps && (indexed || strings.HasPrefix(tc.filter, "(cn="))
-			if (up.userList != nil) != wantU || (gp.groupList != nil) != wantG {
-				t.Errorf("%s (indexed %v): users list %v groups list %v, want %v %v",
-					tc.filter, indexed, up.userList != nil, gp.groupList != nil, wantU, wantG)
-			}
-		}
-	}
-}
-
 // BenchmarkSearchIndexed compares the indexed plan with the full walk for
 // the lookups SSSD and nslcd make. GATEWAYD_BENCH_USERS sets the corpus
 // size (default 20000; 100000 builds in about 20 s on tmpfs).

@@ -136,7 +136,14 @@ func readFrame(r *bufio.Reader, max int, buf *bytes.Buffer) ([]byte, error) {
 // definite lengths, at most maxElems elements and maxDepth nesting, before
 // anything is decoded.
 func scanBER(b []byte, maxElems, maxDepth int) error {
-	var ends []int
+	_, err := countBER(b, maxElems, maxDepth)
+	return err
+}
+
+// countBER is scanBER that also returns the number of elements.
+func countBER(b []byte, maxElems, maxDepth int) (int, error) {
+	var stack [16]int
+	ends := stack[:0]
 	pos, count := 0, 0
 	for {
 		for len(ends) > 0 && pos == ends[len(ends)-1] {
@@ -151,15 +158,15 @@ func scanBER(b []byte, maxElems, maxDepth int) error {
 		}
 		id, _, start, n, err := readHeader(b, pos, limit)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		count++
 		if count > maxElems {
-			return errTooLarge
+			return 0, errTooLarge
 		}
 		if id&0x20 != 0 { // constructed
 			if len(ends)+1 > maxDepth {
-				return errTooLarge
+				return 0, errTooLarge
 			}
 			ends = append(ends, start+n)
 			pos = start
@@ -168,9 +175,9 @@ func scanBER(b []byte, maxElems, maxDepth int) error {
 		}
 	}
 	if pos != len(b) {
-		return errMalformed
+		return 0, errMalformed
 	}
-	return nil
+	return count, nil
 }
 
 type control struct {

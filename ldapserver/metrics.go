@@ -15,6 +15,10 @@ type metrics struct {
 	panics   prometheus.Counter
 	// unboundClosed counts connections closed by unbound_idle_timeout.
 	unboundClosed prometheus.Counter
+	// inFlight, inFlightLimit and readPauses are max_bytes_in_flight's.
+	inFlight      prometheus.Gauge
+	inFlightLimit prometheus.Gauge
+	readPauses    prometheus.Counter
 }
 
 // Bind outcomes (label values of gatewayd_ldap_binds_total).
@@ -51,6 +55,15 @@ func newMetrics() *metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatewayd_ldap_handler_panics_total", Help: "LDAP handlers that panicked (answered operationsError).",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatewayd_ldap_in_flight_bytes", Help: "LDAP request bytes read and not yet answered plus answer bytes not yet written out (max_bytes_in_flight counts these).",
+		}),
+		inFlightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatewayd_ldap_in_flight_limit_bytes", Help: "The max_bytes_in_flight budget.",
+		}),
+		readPauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatewayd_ldap_read_pauses_total", Help: "Times the LDAP door stopped reading from a connection because max_bytes_in_flight was spent.",
+		}),
 	}
 }
 
@@ -74,6 +87,15 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return err
 	}
 	if m.unboundClosed, err = promreg.Register(reg, m.unboundClosed); err != nil {
+		return err
+	}
+	if m.inFlight, err = promreg.Register(reg, m.inFlight); err != nil {
+		return err
+	}
+	if m.inFlightLimit, err = promreg.Register(reg, m.inFlightLimit); err != nil {
+		return err
+	}
+	if m.readPauses, err = promreg.Register(reg, m.readPauses); err != nil {
 		return err
 	}
 	m.panics, err = promreg.Register(reg, m.panics)

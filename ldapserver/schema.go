@@ -31,13 +31,41 @@ type attrType struct {
 	key         string // lowercase canonical name
 	syn         syntax
 	operational bool
+	bit         attrSet // this type's member of an attrSet
 }
 
-var schema = map[string]*attrType{}
+var (
+	schema = map[string]*attrType{}
+	// byName finds a type by its canonical name as written in this
+	// package (entry.add), without lowercasing on every call.
+	byName = map[string]*attrType{}
+	// userAttrSet and opAttrSet are every user and every operational
+	// type ("*" and "+").
+	userAttrSet, opAttrSet attrSet
+)
+
+// attrSet is a set of attribute types, one bit each: a search renders
+// only the attributes it returns or its filter reads.
+type attrSet uint64
+
+// allAttrs is every type: an entry rendered whole.
+const allAttrs = ^attrSet(0)
+
+func (s attrSet) has(t *attrType) bool { return s&t.bit != 0 }
 
 func defAttr(name string, syn syntax, operational bool, aliases ...string) {
-	t := &attrType{name: name, key: strings.ToLower(name), syn: syn, operational: operational}
+	n := len(byName)
+	if n >= 64 {
+		panic("ldapserver: more attribute types than an attrSet holds")
+	}
+	t := &attrType{name: name, key: strings.ToLower(name), syn: syn, operational: operational, bit: 1 << n}
 	schema[t.key] = t
+	byName[name] = t
+	if operational {
+		opAttrSet |= t.bit
+	} else {
+		userAttrSet |= t.bit
+	}
 	for _, a := range aliases {
 		schema[strings.ToLower(a)] = t
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,9 +33,8 @@ type searchResult struct {
 	abandoned bool
 }
 
-func (c *conn) handleSearch(opCtx context.Context, m *message, req *searchRequest, decodeErr error) {
-	start := time.Now()
-	res := c.search(opCtx, m, req, decodeErr)
+// finishSearch counts a search and sends its SearchResultDone.
+func (c *conn) finishSearch(m *message, start time.Time, res searchResult) {
 	c.s.m.duration.WithLabelValues("search").Observe(time.Since(start).Seconds())
 	if res.abandoned {
 		c.s.m.searches.WithLabelValues("abandoned").Inc()
@@ -66,11 +64,11 @@ func (s *Server) rootDSE() *entry {
 // selection is the requested attribute list of a search.
 type selection struct {
 	allUser, allOp bool
-	named          map[*attrType]bool
+	named          attrSet
 }
 
 func newSelection(attrs []string) selection {
-	sel := selection{named: map[*attrType]bool{}}
+	var sel selection
 	if len(attrs) == 0 {
 		sel.allUser = true
 		return sel
@@ -84,17 +82,35 @@ func newSelection(attrs []string) selection {
 		case "1.1":
 		default:
 			if t, opts := lookupAttr(a); t != nil && !opts {
-				sel.named[t] = true
+				sel.named |= t.bit
 			}
 		}
 	}
 	return sel
 }
 
+// set is the types the selection returns.
+func (sel selection) set() attrSet {
+	s := sel.named
+	if sel.allUser {
+		s |= userAttrSet
+	}
+	if sel.allOp {
+		s |= opAttrSet
+	}
+	return s
+}
+
 func (sel selection) pick(e *entry) []outAttr {
-	var out []outAttr
-	for _, a := range e.attrs {
-		if !(sel.named[a.t] || (sel.allUser && !a.t.operational) || (sel.allOp && a.t.operational)) {
+	return sel.pickInto(nil, e)
+}
+
+// pickInto appends the selected attributes of e to out.
+func (sel selection) pickInto(out []outAttr, e *entry) []outAttr {
+	want := sel.set()
+	for i := range e.attrs {
+		a := &e.attrs[i]
+		if !want.has(a.t) {
 			continue
 		}
 		if vs := e.values(a); len(vs) > 0 {
@@ -129,13 +145,104 @@ type phase struct {
 	entries   []*entry
 	userList  func() ([]*store.User, error)
 	groupList func() ([]*store.Group, error)
+	// est, when set, counts a candidate list's candidates cheaply, up
+	// to max (the planner's estimate; it may count more than the list).
+	est func(max int) int
+
+	// The candidate list once fetched (load).
+	loaded  bool
+	users   []*store.User
+	groups  []*store.Group
+	listErr error
+}
+
+// load fetches a candidate list phase's candidates (once).
+func (ph *phase) load() {
+	if ph.loaded {
+		return
+	}
+	ph.loaded = true
+	switch {
+	case ph.userList != nil:
+		ph.users, ph.listErr = ph.userList()
+	case ph.groupList != nil:
+		ph.groups, ph.listErr = ph.groupList()
+	}
 }
 
 var errStop = errors.New("stop")
 
-func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, decodeErr error) searchResult {
+// inlineCandidates is the most entries a search may have to look at to
+// be answered by the connection's reader itself rather than in a
+// goroutine of its own.
+const inlineCandidates = 32
+
+// searchJob is a search checked and planned, ready to walk.
+type searchJob struct {
+	m           *message
+	req         *searchRequest
+	plan        []phase
+	need        attrSet
+	sel         selection
+	deadline    time.Time
+	paged       bool
+	start       pagePos
+	prev        int
+	pageLimit   int
+	limitIsSize bool // reaching pageLimit with more to come is sizeLimitExceeded, else a cookie
+	// fingerprint binds paged-results cookies to the search (computed
+	// only for a paged search).
+	fingerprint []byte
+}
+
+// small reports whether the plan looks at no more than max entries:
+// fixed entries and candidate lists (fetched now), no walk.
+func (j *searchJob) small(max int) bool {
+	n := 0
+	for i := range j.plan {
+		ph := &j.plan[i]
+		switch {
+		case ph.kind == phFixed:
+			n += len(ph.entries)
+		case ph.userList != nil || ph.groupList != nil:
+			if ph.est != nil && ph.est(max+1) > max {
+				return false // not fetched here: the walk's goroutine will
+			}
+			ph.load()
+			n += len(ph.users) + len(ph.groups)
+		default:
+			return false
+		}
+		if n > max {
+			return false
+		}
+	}
+	return true
+}
+
+// searchCtx is what ends a search early: the operation's context
+// (abandon, the connection closing) and the time limit.
+type searchCtx struct {
+	ctx      context.Context
+	deadline time.Time
+}
+
+func (sc searchCtx) err() error {
+	if err := sc.ctx.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(sc.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// prepareSearch checks a search and plans it. It returns the job to run,
+// or nil and the answer when the search is answered already (an error,
+// the root DSE, a paged search abandoned by the client).
+func (c *conn) prepareSearch(m *message, req *searchRequest, decodeErr error) (*searchJob, searchResult) {
 	if code, diag := c.checkControls(m, true); code != rcSuccess {
-		return searchResult{code: code, diag: diag}
+		return nil, searchResult{code: code, diag: diag}
 	}
 	var paged *control
 	for i := range m.controls {
@@ -145,22 +252,22 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 	}
 	if decodeErr != nil {
 		if errors.Is(decodeErr, errFilterTooBig) {
-			return searchResult{code: rcUnwillingToPerform, diag: "filter too complex"}
+			return nil, searchResult{code: rcUnwillingToPerform, diag: "filter too complex"}
 		}
-		return searchResult{code: rcProtocolError, diag: "malformed filter"}
+		return nil, searchResult{code: rcProtocolError, diag: "malformed filter"}
 	}
 	if req.scope < scopeBase || req.scope > scopeSubordinate {
-		return searchResult{code: rcProtocolError, diag: "unknown search scope"}
+		return nil, searchResult{code: rcProtocolError, diag: "unknown search scope"}
 	}
 	var pageSize int64
 	var cookie []byte
 	if paged != nil {
 		if !paged.hasValue {
-			return searchResult{code: rcProtocolError, diag: "paged results control without a value"}
+			return nil, searchResult{code: rcProtocolError, diag: "paged results control without a value"}
 		}
 		var err error
 		if pageSize, cookie, err = decodePagedValue(paged.value); err != nil {
-			return searchResult{code: rcProtocolError, diag: "malformed paged results control"}
+			return nil, searchResult{code: rcProtocolError, diag: "malformed paged results control"}
 		}
 	}
 
@@ -173,74 +280,90 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 			sel := newSelection(req.attrs)
 			sel.allUser = sel.allUser || sel.allOp
 			if err := c.sendEntry(m.id, "", sel.pick(e), req.typesOnly); err != nil {
-				return searchResult{abandoned: true}
+				return nil, searchResult{abandoned: true}
 			}
 		}
 		res := searchResult{code: rcSuccess}
 		if paged != nil {
 			res.controls = [][]byte{pagedControl(nil)}
 		}
-		return res
+		return nil, res
 	}
 
 	viewer, err := c.viewer()
 	switch {
 	case errors.Is(err, errNotBound):
-		return searchResult{code: rcInsufficientAccessRights, diag: "bind required to search"}
+		return nil, searchResult{code: rcInsufficientAccessRights, diag: "bind required to search"}
 	case err != nil:
 		c.s.log.Error("ldap search: reading the bound user failed", "conn", c.id, "err", err)
-		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 	}
-	base, err := parseDN(req.base)
+	base, err := c.parseBase(req.base)
 	if err != nil {
-		return searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
+		return nil, searchResult{code: rcInvalidDNSyntax, diag: "invalid base DN"}
 	}
 	seeAll := viewer.ServiceAccount || c.s.cfg.UsersSeeAll
-	plan, res := c.plan(viewer, seeAll, base, req)
-	if res.code != rcSuccess {
-		return res
+	j := &searchJob{m: m, req: req, sel: newSelection(req.attrs), paged: paged != nil}
+	// Entries render only what is returned or read by the filter.
+	j.need = j.sel.set() | req.filter.attrs()
+	if c.s.fullScan {
+		j.need = allAttrs
+	}
+	var res searchResult
+	if j.plan, res = c.plan(viewer, seeAll, base, req, j.need); res.code != rcSuccess {
+		return nil, res
 	}
 
 	tl := c.s.cfg.TimeLimit
 	if req.timeLimit > 0 && time.Duration(req.timeLimit)*time.Second < tl {
 		tl = time.Duration(req.timeLimit) * time.Second
 	}
-	ctx, cancel := context.WithTimeout(opCtx, tl)
-	defer cancel()
+	j.deadline = time.Now().Add(tl)
 
-	fp := searchFingerprint(viewer.ID, seeAll, base.norm(), req)
-	var start pagePos
-	prev := 0
-	pageLimit := c.s.cfg.SizeLimit
-	limitIsSize := true // reaching pageLimit with more to come is sizeLimitExceeded, else a cookie
+	j.pageLimit = c.s.cfg.SizeLimit
+	j.limitIsSize = true
 	if paged != nil {
+		j.fingerprint = searchFingerprint(viewer.ID, seeAll, base.norm(), req)
 		if len(cookie) > 0 {
 			var ok bool
-			if start, prev, ok = c.s.openCookie(cookie, fp); !ok {
-				return searchResult{code: rcUnwillingToPerform, diag: "invalid paged results cookie"}
+			if j.start, j.prev, ok = c.s.openCookie(cookie, j.fingerprint); !ok {
+				return nil, searchResult{code: rcUnwillingToPerform, diag: "invalid paged results cookie"}
 			}
 		}
 		if pageSize == 0 { // the client abandons the paged search
-			return searchResult{code: rcSuccess, controls: [][]byte{pagedControl(nil)}}
+			return nil, searchResult{code: rcSuccess, controls: [][]byte{pagedControl(nil)}}
 		}
-		if pageSize < int64(pageLimit) {
-			pageLimit = int(pageSize)
+		if pageSize < int64(j.pageLimit) {
+			j.pageLimit = int(pageSize)
 		}
-		limitIsSize = false
+		j.limitIsSize = false
 	}
 	if req.sizeLimit > 0 {
-		if remaining := int(req.sizeLimit) - prev; remaining <= pageLimit {
-			pageLimit, limitIsSize = max(remaining, 0), true
+		if remaining := int(req.sizeLimit) - j.prev; remaining <= j.pageLimit {
+			j.pageLimit, j.limitIsSize = max(remaining, 0), true
 		}
 	}
+	return j, searchResult{code: rcSuccess}
+}
 
-	sel := newSelection(req.attrs)
+// runSearch walks a planned search, sending its entries, and returns
+// the answer for its SearchResultDone.
+func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
+	ctx := searchCtx{ctx: opCtx, deadline: j.deadline}
+	req, sel := j.req, j.sel
 	sent := 0
 	var next *pagePos
-	walkErr := c.walk(ctx, plan, start, func(e *entry, pos pagePos) error {
-		if err := ctx.Err(); err != nil {
+	w := getWriter()
+	defer putWriter(w)
+	var attrs []outAttr
+	walkErr := c.walk(ctx, j.plan, j.start, j.need, func(e *entry, pos pagePos) error {
+		if err := ctx.err(); err != nil {
 			return err
 		}
+		// One entry at a time per connection (conn.emu): evaluating may
+		// load member lists, and rendering holds the entry's bytes.
+		c.emu.Lock()
+		defer c.emu.Unlock()
 		match := req.filter.eval(e) == triTrue
 		if e.err != nil {
 			return e.err
@@ -248,16 +371,18 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 		if !match {
 			return nil
 		}
-		if sent >= pageLimit {
+		if sent >= j.pageLimit {
 			p := pos
 			next = &p
 			return errStop
 		}
-		attrs := sel.pick(e)
+		attrs = sel.pickInto(attrs[:0], e)
 		if e.err != nil {
 			return e.err
 		}
-		if err := c.sendEntry(m.id, e.dn, attrs, req.typesOnly); err != nil {
+		w.b, w.open = w.b[:0], w.open[:0]
+		w.appendEntry(j.m.id, e.dn, attrs, req.typesOnly)
+		if err := c.write(w.b, false); err != nil {
 			return errConnGone
 		}
 		sent++
@@ -276,13 +401,13 @@ func (c *conn) search(opCtx context.Context, m *message, req *searchRequest, dec
 	out := searchResult{code: rcSuccess}
 	var nextCookie []byte
 	if next != nil {
-		if limitIsSize {
+		if j.limitIsSize {
 			out.code, out.diag = rcSizeLimitExceeded, "size limit exceeded"
 		} else {
-			nextCookie = c.s.sealCookie(*next, prev+sent, fp)
+			nextCookie = c.s.sealCookie(*next, j.prev+sent, j.fingerprint)
 		}
 	}
-	if paged != nil {
+	if j.paged {
 		out.controls = [][]byte{pagedControl(nextCookie)}
 	}
 	return out
@@ -292,7 +417,7 @@ var errConnGone = errors.New("connection gone")
 
 // walk calls fn for each entry of the plan from start on, with the
 // position of that entry. fn returning an error stops the walk.
-func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*entry, pagePos) error) error {
+func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
 	// emitUser renders a user of a users or user-groups phase; hidden
 	// users (hide_inactive) are skipped.
@@ -301,16 +426,16 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 			return nil
 		}
 		if kind == phUsers {
-			return fn(tr.userEntry(u, dir), pos)
+			return fn(tr.renderUser(u, dir, need), pos)
 		}
-		e, err := c.s.upgEntry(u)
+		e, err := c.s.upgEntry(u, need)
 		if err != nil || e == nil {
 			return err
 		}
 		return fn(e, pos)
 	}
 	for pi := max(start.phase, 0); pi < len(plan); pi++ {
-		ph := plan[pi]
+		ph := &plan[pi]
 		skip, cursor := 0, ""
 		if pi == start.phase {
 			skip, cursor = max(start.skip, 0), start.cursor
@@ -324,7 +449,8 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 				}
 			}
 		case users && ph.userList != nil:
-			us, err := ph.userList()
+			ph.load()
+			us, err := ph.users, ph.listErr
 			if err != nil {
 				return err
 			}
@@ -334,18 +460,19 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 				}
 			}
 		case ph.kind == phGroups && ph.groupList != nil:
-			gs, err := ph.groupList()
+			ph.load()
+			gs, err := ph.groups, ph.listErr
 			if err != nil {
 				return err
 			}
 			for i := skip; i < len(gs); i++ {
-				if err := fn(tr.groupEntry(gs[i], dir), pagePos{phase: pi, skip: i}); err != nil {
+				if err := fn(tr.renderGroup(gs[i], dir, need), pagePos{phase: pi, skip: i}); err != nil {
 					return err
 				}
 			}
 		case users:
 			for {
-				if err := ctx.Err(); err != nil {
+				if err := ctx.err(); err != nil {
 					return err
 				}
 				batch, nx, err := dir.ListUsers(cursor, listBatch)
@@ -364,7 +491,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 			}
 		case ph.kind == phGroups:
 			for {
-				if err := ctx.Err(); err != nil {
+				if err := ctx.err(); err != nil {
 					return err
 				}
 				batch, nx, err := dir.ListGroups(cursor, listBatch)
@@ -372,7 +499,7 @@ func (c *conn) walk(ctx context.Context, plan []phase, start pagePos, fn func(*e
 					return err
 				}
 				for i := skip; i < len(batch); i++ {
-					if err := fn(tr.groupEntry(batch[i], dir), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+					if err := fn(tr.renderGroup(batch[i], dir, need), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
 						return err
 					}
 				}
@@ -394,7 +521,7 @@ func (s *Server) hidden(u *store.User) bool {
 // upgEntry renders u's private group, or nil when a real group has the
 // user's name (that group keeps the name; the user's gidNumber then has
 // no group entry of its own).
-func (s *Server) upgEntry(u *store.User) (*entry, error) {
+func (s *Server) upgEntry(u *store.User, need attrSet) (*entry, error) {
 	_, err := s.dir.GroupByName(u.Username)
 	switch {
 	case err == nil:
@@ -402,12 +529,12 @@ func (s *Server) upgEntry(u *store.User) (*entry, error) {
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
-	return s.tree.upgEntry(u), nil
+	return s.tree.renderUPG(u, need), nil
 }
 
 // plan lists the phases a search walks, after checking that the base
 // exists and is visible to the viewer.
-func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest) ([]phase, searchResult) {
+func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchRequest, need attrSet) ([]phase, searchResult) {
 	tr := c.s.tree
 	fixed := func(es ...*entry) phase { return phase{kind: phFixed, entries: es} }
 	// withChildren appends the phases listing the entries of containers.
@@ -483,8 +610,8 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 		}
 		var e *entry
 		if p.kind == kindUser {
-			e = tr.userEntry(u, c.s.dir)
-		} else if e, err = c.s.upgEntry(u); err != nil {
+			e = tr.renderUser(u, c.s.dir, need)
+		} else if e, err = c.s.upgEntry(u, need); err != nil {
 			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 		} else if e == nil {
 			return nil, noSuch
@@ -515,97 +642,60 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 			return nil, searchResult{code: rcNoSuchObject, matched: tr.groupsDN, diag: "no such object"}
 		}
 		if req.scope == scopeBase || req.scope == scopeSub {
-			return []phase{fixed(tr.groupEntry(g, c.s.dir))}, ok
+			return []phase{fixed(tr.renderGroup(g, c.s.dir, need))}, ok
 		}
 		return nil, ok
 	}
 	return nil, searchResult{code: rcNoSuchObject, diag: "no such object"}
 }
 
-// classesAllow reports whether entries with these object classes can
-// match f, judging only by objectClass equalities f requires.
-func classesAllow(f *filter, classes []string) bool {
-	vals, ok := f.equalities(schema["objectclass"])
-	if !ok {
-		return true
-	}
-	for _, v := range vals {
-		lv := strings.ToLower(strings.TrimSpace(v))
-		for _, c := range classes {
-			if lv == c {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// usersNamed looks users up by username, sorted; names that are no user
-// are skipped.
-func usersNamed(dir Directory, names []string) ([]*store.User, error) {
-	var out []*store.User
-	for _, n := range names {
-		u, err := dir.UserByUsername(n)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return sortUsers(out), nil
-}
-
-// usersPhase: a viewer who may not see all sees themself only; otherwise
-// equality hints in the filter (uid, memberOf) narrow the candidates
-// before the filter itself decides.
+// usersPhase, groupsPhase and userGroupsPhase plan one kind of entry:
+// false when no entry of the kind can match f (planner: the empty
+// source); a viewer who may not see all sees themself and their groups
+// only; otherwise the planner's candidates, or a walk over the kind.
 func (c *conn) usersPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, userClasses) {
+	return c.kindPhase(phUsers, viewer, seeAll, f)
+}
+
+func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	return c.kindPhase(phGroups, viewer, seeAll, f)
+}
+
+func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	return c.kindPhase(phUserGroups, viewer, seeAll, f)
+}
+
+func (c *conn) kindPhase(kind phaseKind, viewer *store.User, seeAll bool, f *filter) (phase, bool) {
+	var src *source
+	if !c.s.fullScan {
+		src = c.s.planner(kind).plan(f)
+	}
+	if src != nil && src.desc == "none" {
 		return phase{}, false
 	}
-	dir := c.s.dir
-	ph := phase{kind: phUsers}
-	if !seeAll {
+	ph := phase{kind: kind}
+	switch {
+	case !seeAll && kind == phGroups:
+		dir := c.s.dir
+		ph.groupList = func() ([]*store.Group, error) {
+			gs, err := dir.GroupsOfUser(viewer.ID)
+			return sortGroups(gs), err
+		}
+	case !seeAll:
 		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["uid"]); ok {
-		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["uidnumber"]); ok {
-		if _, indexed := dir.(uidNumberIndex); indexed {
-			ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
-			return ph, true
+	case src == nil:
+	case kind == phGroups:
+		ph.est = src.est
+		ph.groupList = func() ([]*store.Group, error) {
+			gs, err := src.groups()
+			return sortGroups(gs), err
 		}
-	}
-	if mails, ok := f.equalities(schema["mail"]); ok {
-		if ix, indexed := dir.(emailIndex); indexed {
-			ph.userList = func() ([]*store.User, error) { return usersByEmail(ix, mails) }
-			return ph, true
-		}
-	}
-	if dns, ok := f.equalities(schema["memberof"]); ok {
+	default:
+		ph.est = src.est
 		ph.userList = func() ([]*store.User, error) {
-			var out []*store.User
-			for _, dn := range dns {
-				g, err := c.groupByDN(dn)
-				if err != nil {
-					return nil, err
-				}
-				if g == nil {
-					continue
-				}
-				ms, err := dir.MembersOf(g.ID)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, ms...)
-			}
-			return sortUsers(out), nil
+			us, err := src.users()
+			return sortUsers(us), err
 		}
-		return ph, true
 	}
 	return ph, true
 }
@@ -617,220 +707,17 @@ var upgAttrs = map[string]bool{
 	"structuralobjectclass": true, "hassubordinates": true,
 }
 
-// userGroupsPhase lists user private groups. A filter that requires an
-// attribute they lack, member and memberUid above all (the initgroups
-// searches of SSSD and nslcd), or uid (user lookups), skips them without
-// walking the users; cn and gidNumber equalities (getgrnam, getgrgid)
-// narrow the users looked at.
-func (c *conn) userGroupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, upgClasses) || f.requiresAttr(func(t *attrType) bool { return !upgAttrs[t.key] }) {
-		return phase{}, false
-	}
-	dir := c.s.dir
-	ph := phase{kind: phUserGroups}
-	if !seeAll {
-		ph.userList = func() ([]*store.User, error) { return []*store.User{viewer}, nil }
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["cn"]); ok {
-		ph.userList = func() ([]*store.User, error) { return usersNamed(dir, names) }
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["gidnumber"]); ok {
-		ph.userList = func() ([]*store.User, error) { return c.usersByUIDNumber(vals) }
-	}
-	return ph, true
-}
-
 // uidNumberIndex is an optional Directory method: the user with that
-// uidNumber (an error wrapping store.ErrNotFound if none). Without it a
-// getgrgid of a private group walks the users.
+// uidNumber (an error wrapping store.ErrNotFound if none). Without it
+// (and without lookupIndex) a getgrgid of a private group walks the users.
 type uidNumberIndex interface {
 	UserByUIDNumber(n int) (*store.User, error)
 }
 
-// usersByEmail looks users up by email, sorted; values that are no
-// user's email are skipped. The filter still decides.
-func usersByEmail(ix emailIndex, mails []string) ([]*store.User, error) {
-	seen := map[string]bool{}
-	var out []*store.User
-	for _, m := range mails {
-		u, err := ix.UserByEmail(strings.TrimSpace(m))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !seen[u.ID] {
-			seen[u.ID] = true
-			out = append(out, u)
-		}
-	}
-	return sortUsers(out), nil
-}
-
 // gidNumberIndex is an optional Directory method: the group with that
-// gidNumber (an error wrapping store.ErrNotFound if none). With it a
-// getgrgid looks one group up instead of walking them all.
+// gidNumber (an error wrapping store.ErrNotFound if none).
 type gidNumberIndex interface {
 	GroupByGIDNumber(n int) (*store.Group, error)
-}
-
-// groupsByGIDNumber returns the groups whose gidNumber is one of vals.
-func groupsByGIDNumber(ix gidNumberIndex, vals []string) ([]*store.Group, error) {
-	want := map[int]bool{}
-	for _, v := range vals {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			want[n] = true
-		}
-	}
-	var out []*store.Group
-	for n := range want {
-		g, err := ix.GroupByGIDNumber(n)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return sortGroups(out), nil
-}
-
-// usersByUIDNumber returns the users whose uidNumber is one of vals.
-func (c *conn) usersByUIDNumber(vals []string) ([]*store.User, error) {
-	want := map[int]bool{}
-	for _, v := range vals {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			want[n] = true
-		}
-	}
-	var out []*store.User
-	if len(want) == 0 {
-		return out, nil
-	}
-	if ix, ok := c.s.dir.(uidNumberIndex); ok {
-		for n := range want {
-			u, err := ix.UserByUIDNumber(n)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, u)
-		}
-		return sortUsers(out), nil
-	}
-	cursor := ""
-	for {
-		batch, nx, err := c.s.dir.ListUsers(cursor, listBatch)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range batch {
-			if want[u.UIDNumber] {
-				out = append(out, u)
-			}
-		}
-		if nx == "" || len(batch) == 0 {
-			return sortUsers(out), nil
-		}
-		cursor = nx
-	}
-}
-
-func (c *conn) groupsPhase(viewer *store.User, seeAll bool, f *filter) (phase, bool) {
-	if !classesAllow(f, groupClasses) {
-		return phase{}, false
-	}
-	dir := c.s.dir
-	ph := phase{kind: phGroups}
-	if !seeAll {
-		ph.groupList = func() ([]*store.Group, error) {
-			gs, err := dir.GroupsOfUser(viewer.ID)
-			return sortGroups(gs), err
-		}
-		return ph, true
-	}
-	if names, ok := f.equalities(schema["cn"]); ok {
-		ph.groupList = func() ([]*store.Group, error) {
-			var out []*store.Group
-			for _, n := range names {
-				g, err := dir.GroupByName(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, g)
-			}
-			return sortGroups(out), nil
-		}
-		return ph, true
-	}
-	if vals, ok := f.equalities(schema["gidnumber"]); ok {
-		if ix, indexed := dir.(gidNumberIndex); indexed {
-			ph.groupList = func() ([]*store.Group, error) { return groupsByGIDNumber(ix, vals) }
-			return ph, true
-		}
-	}
-	var memberNames []string
-	if dns, ok := f.equalities(schema["member"]); ok {
-		for _, dn := range dns {
-			if d, err := parseDN(dn); err == nil {
-				if p := c.s.tree.locate(d); p.ok && p.kind == kindUser {
-					memberNames = append(memberNames, p.name)
-				}
-			}
-		}
-		if memberNames == nil {
-			memberNames = []string{}
-		}
-	} else if uids, ok := f.equalities(schema["memberuid"]); ok {
-		memberNames = append([]string{}, uids...)
-	}
-	if memberNames != nil {
-		ph.groupList = func() ([]*store.Group, error) {
-			var out []*store.Group
-			for _, n := range memberNames {
-				u, err := dir.UserByUsername(n)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				gs, err := dir.GroupsOfUser(u.ID)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, gs...)
-			}
-			return sortGroups(out), nil
-		}
-	}
-	return ph, true
-}
-
-// groupByDN returns the group a DN names, nil when it names none.
-func (c *conn) groupByDN(dn string) (*store.Group, error) {
-	d, err := parseDN(dn)
-	if err != nil {
-		return nil, nil
-	}
-	p := c.s.tree.locate(d)
-	if !p.ok || p.kind != kindGroup {
-		return nil, nil
-	}
-	g, err := c.s.dir.GroupByName(p.name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return g, err
 }
 
 func sortUsers(us []*store.User) []*store.User {

@@ -84,6 +84,8 @@ type Server struct {
 
 	nconn   atomic.Int64
 	connSeq atomic.Uint64
+	// budget is max_bytes_in_flight (budget.go).
+	budget *byteBudget
 
 	// perSource counts open connections by client address (loopback is
 	// not counted unless capLoopback, which tests set).
@@ -105,6 +107,13 @@ type Server struct {
 	lnErr       error
 	acceptErr   error
 	acceptErrAt time.Time
+
+	// fullScan (tests) turns the planner off: every search walks every
+	// kind of entry under its base and renders every entry whole (not
+	// only the attributes it returns or filters on), the reference the
+	// plans and the partial rendering are held to (with tree.reference,
+	// which turns the matching shortcuts off).
+	fullScan bool
 
 	// wrapListener, when set (tests), wraps each listener at bind.
 	wrapListener func(net.Listener) net.Listener
@@ -168,6 +177,9 @@ func New(cfg Config, auth Authenticator, dir Directory, logger *slog.Logger, reg
 			return nil, fmt.Errorf("ldap: metrics: %w", err)
 		}
 	}
+	s.m.inFlightLimit.Set(float64(cfg.MaxBytesInFlight))
+	inFlight := s.m.inFlight
+	s.budget = newByteBudget(cfg.MaxBytesInFlight, func(n int64) { inFlight.Set(float64(n)) })
 	return s, nil
 }
 

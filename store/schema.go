@@ -48,6 +48,9 @@ func schema() *memdb.DBSchema {
 				// non-unique index keeps every object reachable even if an
 				// old journal held a repeated number.
 				"uid_number": {Name: "uid_number", Indexer: &memdb.IntFieldIndex{Field: "UIDNumber"}},
+				// The LDAP door's cn and entryUUID lookups (lookup.go).
+				"cn":         {Name: "cn", Indexer: userCNIndex},
+				"entry_uuid": {Name: "entry_uuid", Indexer: userUUIDIndex, AllowMissing: true},
 			},
 		},
 		TableGroups: {
@@ -57,6 +60,8 @@ func schema() *memdb.DBSchema {
 				"name": {Name: "name", Unique: true, Indexer: lower("Name")},
 				// gidNumber lookups (getgrgid over LDAP); not unique, as above.
 				"gid_number": {Name: "gid_number", Indexer: &memdb.IntFieldIndex{Field: "GIDNumber"}},
+				"cn":         {Name: "cn", Indexer: groupCNIndex},
+				"entry_uuid": {Name: "entry_uuid", Indexer: groupUUIDIndex, AllowMissing: true},
 			},
 		},
 		TableMemberships: {

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
+)
+
+// C2 (issue 14): service accounts pipelining large searches and never
+// reading the replies grew the daemon by 940 MB. With max_bytes_in_flight
+// the daemon stops reading from connections whose replies pile up once
+// the budget is spent, so its RSS stays within a bound derived from the
+// budget, other clients are still served, and the bytes in flight come
+// back to zero once the attackers leave.
+func TestLDAPBytesInFlightBoundsRSS(t *testing.T) {
+	const (
+		budgetMiB = 16
+		nConns    = 8
+		perConn   = 64
+		reqBytes  = 900 << 10 // each search request is about 900 KiB
+		nUsers    = 1000      // each answer is about 900 KiB too (size_limit entries)
+		base      = "dc=c2,dc=test"
+		svcPW     = "c2-service-pass-1"
+	)
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	text := strings.Replace(testConfig(t, dir, ""), "[ldap]\nlisten = \"\"", fmt.Sprintf(`[ldap]
+listen = "127.0.0.1:%d"
+base_dn = %q
+max_bytes_in_flight = %d
+`, port, base, budgetMiB<<20), 1)
+	p := startDaemon(t, dir, writeConfig(t, dir, text))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := p.api("POST", "/v1/users", map[string]any{"username": "svc", "email": "svc@c2.test", "service_account": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.api("PUT", "/v1/users/svc/password", map[string]string{"password": svcPW}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The users, with long attributes so that an answer is large.
+	var wg sync.WaitGroup
+	errs := make(chan error, nUsers)
+	work := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				_, err := p.api("POST", "/v1/users", map[string]any{
+					"username": fmt.Sprintf("u%04d", i), "email": fmt.Sprintf("u%04d@c2.test", i),
+					"first_name": strings.Repeat("F", 200), "last_name": strings.Repeat("L", 200),
+				}, nil)
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range nUsers {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	svcDN := "uid=svc,ou=users," + base
+
+	// Warm up (the store, the encoder pools) so the baseline is fair.
+	lc, err := ldap.DialURL("ldap://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.SetTimeout(30 * time.Second)
+	if err := lc.Bind(svcDN, svcPW); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lc.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=posixAccount)", nil, nil))
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		t.Fatal(err)
+	}
+	answerBytes := 0
+	for _, e := range res.Entries {
+		answerBytes += len(e.DN)
+		for _, a := range e.Attributes {
+			for _, v := range a.Values {
+				answerBytes += len(a.Name) + len(v)
+			}
+		}
+	}
+	lc.Close()
+	t.Logf("one answer: %d entries, about %d KiB", len(res.Entries), answerBytes>>10)
+	if answerBytes < 600<<10 {
+		t.Fatalf("answers of %d KiB are too small to reproduce C2", answerBytes>>10)
+	}
+	pid := p.cmd.Process.Pid
+	baseline := rssBytes(t, pid)
+
+	// The attack: bind, then pipeline large searches, never read.
+	filter := "(|(objectClass=posixAccount)(description=" + strings.Repeat("x", reqBytes) + "))"
+	req := searchPacket(t, 2, base, filter)
+	attackers := make([]net.Conn, 0, nConns)
+	var wwg sync.WaitGroup
+	written := make([]int, nConns)
+	for i := range nConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		attackers = append(attackers, c)
+		rawBind(t, c, svcDN, svcPW)
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			_ = c.SetWriteDeadline(time.Now().Add(6 * time.Second))
+			for j := range perConn {
+				binary := req
+				if j > 0 {
+					binary = searchPacket(t, int64(2+j), base, filter)
+				}
+				if _, err := c.Write(binary); err != nil {
+					return // the daemon stopped reading: backpressure
+				}
+				written[i]++
+			}
+		}()
+	}
+	// Sample the RSS while the requests go in and pile up.
+	peak := baseline
+	sampleDone := make(chan struct{})
+	go func() { wwg.Wait(); close(sampleDone) }()
+	until := time.Now().Add(8 * time.Second)
+	served := false
+	for time.Now().Before(until) {
+		if r := rssBytes(t, pid); r > peak {
+			peak = r
+		}
+		select {
+		case <-sampleDone:
+			// Every writer finished or was stopped; keep sampling a
+			// little while the daemon works through what it read.
+			if time.Until(until) > 2*time.Second {
+				until = time.Now().Add(2 * time.Second)
+			}
+		default:
+		}
+		if !served && time.Until(until) < 3*time.Second {
+			// Another client is still served while the attack holds.
+			served = true
+			oc, err := ldap.DialURL("ldap://" + addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oc.SetTimeout(20 * time.Second)
+			if err := oc.Bind(svcDN, svcPW); err != nil {
+				t.Fatalf("another client's bind during the attack: %v", err)
+			}
+			r, err := oc.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+				"(uid=u0007)", []string{"uid"}, nil))
+			if err != nil || len(r.Entries) != 1 {
+				t.Fatalf("another client's search during the attack: %v %v", r, err)
+			}
+			oc.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wwg.Wait()
+	total := 0
+	for _, n := range written {
+		total += n
+	}
+	growth := peak - baseline
+	// The budget, the message being read on each connection and one
+	// answer entry per connection, three times over for the garbage
+	// collector's headroom and the decoding of what was read, plus slack
+	// for the runtime. (Without the budget: 305 MiB in the same run.)
+	bound := int64(3*(budgetMiB<<20+nConns*(1<<20+64<<10))) + 64<<20
+	t.Logf("RSS baseline %d MiB, peak %d MiB (growth %d MiB, bound %d MiB); %d of %d requests written (%d MiB)",
+		baseline>>20, peak>>20, growth>>20, bound>>20, total, nConns*perConn, int64(total)*reqBytes>>20)
+	if growth > bound {
+		t.Errorf("RSS grew by %d MiB under %d connections pipelining large searches; bound %d MiB", growth>>20, nConns, bound>>20)
+	}
+	if int64(total)*reqBytes < 2*budgetMiB<<20 {
+		t.Errorf("only %d requests got in: the attack did not press on the budget", total)
+	}
+
+	for _, c := range attackers {
+		c.Close()
+	}
+	testutil.Eventually(t, 90*time.Second, func() bool {
+		v, ok := metricValue(t, p, "gatewayd_ldap_in_flight_bytes")
+		return ok && v == 0
+	}, "bytes in flight back to 0 after the attackers closed")
+	if got, ok := metricValue(t, p, "gatewayd_ldap_in_flight_limit_bytes"); !ok || got != budgetMiB<<20 {
+		t.Errorf("gatewayd_ldap_in_flight_limit_bytes = %v", got)
+	}
+}
+
+// rssBytes is a process's resident set size.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// metricValue reads one unlabelled metric from /metrics.
+func metricValue(t *testing.T, p *proc, name string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(p.admin + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+func searchPacket(t *testing.T, id int64, base, filter string) []byte {
+	t.Helper()
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationSearchRequest, nil, "Search Request")
+	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, base, "Base DN"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, uint64(ldap.ScopeWholeSubtree), "Scope"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, uint64(ldap.NeverDerefAliases), "Deref"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "Size Limit"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "Time Limit"))
+	req.AppendChild(ber.NewBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, false, "Types Only"))
+	f, err := ldap.CompileFilter(filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AppendChild(f)
+	req.AppendChild(ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Attributes"))
+	p.AppendChild(req)
+	return p.Bytes()
+}
+
+// rawBind sends a simple bind on a raw connection and reads its answer.
+func rawBind(t *testing.T, c net.Conn, dn, pw string) {
+	t.Helper()
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, int64(1), "MessageID"))
+	b := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationBindRequest, nil, "Bind Request")
+	b.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "Version"))
+	b.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, "User Name"))
+	b.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, pw, "Password"))
+	p.AppendChild(b)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(p.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ber.ReadPacket(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Children) < 2 || len(resp.Children[1].Children) < 1 || resp.Children[1].Children[0].Value.(int64) != 0 {
+		t.Fatalf("raw bind refused: %v", resp)
+	}
+	_ = c.SetDeadline(time.Time{})
+}
