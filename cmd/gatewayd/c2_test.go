@@ -205,10 +205,10 @@ max_bytes_in_flight = %d
 		c.Close()
 	}
 	testutil.Eventually(t, 90*time.Second, func() bool {
-		v, ok := metricValue(t, p, "gatewayd_ldap_in_flight_bytes")
+		v, ok := metricSample(t, p, "gatewayd_ldap_in_flight_bytes")
 		return ok && v == 0
 	}, "bytes in flight back to 0 after the attackers closed")
-	if got, ok := metricValue(t, p, "gatewayd_ldap_in_flight_limit_bytes"); !ok || got != budgetMiB<<20 {
+	if got, ok := metricSample(t, p, "gatewayd_ldap_in_flight_limit_bytes"); !ok || got != budgetMiB<<20 {
 		t.Errorf("gatewayd_ldap_in_flight_limit_bytes = %v", got)
 	}
 }
@@ -230,8 +230,8 @@ func rssBytes(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// metricValue reads one unlabelled metric from /metrics.
-func metricValue(t *testing.T, p *proc, name string) (float64, bool) {
+// metricSample reads one unlabelled metric from /metrics.
+func metricSample(t *testing.T, p *proc, name string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get(p.admin + "/metrics")
 	if err != nil {
