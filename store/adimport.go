@@ -76,7 +76,7 @@ func (s *Store) PutADImportState(in *ADImportState) (*ADImportState, error) {
 // ADImportStateOf returns a domain's import state or an error wrapping
 // ErrNotFound.
 func (s *Store) ADImportStateOf(domain string) (*ADImportState, error) {
-	o, _ := s.mem.Txn(false).First(TableADImport, "id", domain)
+	o, _ := s.rtxn().First(TableADImport, "id", domain)
 	if a, ok := o.(*ADImportState); ok {
 		return a.Copy(), nil
 	}

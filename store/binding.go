@@ -87,7 +87,7 @@ func (s *Store) PutBinding(in *Binding) (*Binding, error) {
 
 // BindingByID returns the binding or an error wrapping ErrNotFound.
 func (s *Store) BindingByID(id string) (*Binding, error) {
-	o, _ := s.mem.Txn(false).First(TableBindings, "id", id)
+	o, _ := s.rtxn().First(TableBindings, "id", id)
 	if b, ok := o.(*Binding); ok {
 		return b.Copy(), nil
 	}
@@ -111,7 +111,7 @@ func (s *Store) DeleteBinding(id string) error {
 
 // ListBindings returns the bindings to directory ("" for all), by ID.
 func (s *Store) ListBindings(directory string) ([]*Binding, error) {
-	txn := s.mem.Txn(false)
+	txn := s.rtxn()
 	var objs []any
 	if directory == "" {
 		objs = all(txn, TableBindings, "id")
@@ -123,7 +123,7 @@ func (s *Store) ListBindings(directory string) ([]*Binding, error) {
 
 // BindingsOfSubject returns the direct bindings of a user or group id.
 func (s *Store) BindingsOfSubject(subjectID string) ([]*Binding, error) {
-	return sortedBindings(all(s.mem.Txn(false), TableBindings, "subject_id", subjectID)), nil
+	return sortedBindings(all(s.rtxn(), TableBindings, "subject_id", subjectID)), nil
 }
 
 func sortedBindings(objs []any) []*Binding {

@@ -43,6 +43,7 @@ func TestConcurrentWriters(t *testing.T) {
 					return
 				}
 				s.ListUsers("", 50)
+				s.UsersWithPrefix(UserKeyCN, fmt.Sprintf("w%d", r), 10)
 				s.ListEvents(EventFilter{Type: "ldap_bind", Limit: 20})
 			}
 		}()

@@ -120,7 +120,7 @@ func (s *Store) SetDirectoryPaused(name string, paused bool) (*Directory, error)
 
 // DirectoryByName returns the directory or an error wrapping ErrNotFound.
 func (s *Store) DirectoryByName(name string) (*Directory, error) {
-	o, _ := s.mem.Txn(false).First(TableDirectories, "id", name)
+	o, _ := s.rtxn().First(TableDirectories, "id", name)
 	if d, ok := o.(*Directory); ok {
 		return d.Copy(), nil
 	}
@@ -130,7 +130,7 @@ func (s *Store) DirectoryByName(name string) (*Directory, error) {
 // ListDirectories returns every directory sorted by name.
 func (s *Store) ListDirectories() ([]*Directory, error) {
 	var out []*Directory
-	for _, o := range all(s.mem.Txn(false), TableDirectories, "id") {
+	for _, o := range all(s.rtxn(), TableDirectories, "id") {
 		out = append(out, o.(*Directory).Copy())
 	}
 	slices.SortFunc(out, func(a, b *Directory) int { return strings.Compare(a.Name, b.Name) })

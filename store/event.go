@@ -464,7 +464,7 @@ func (w *wtxn) loginUser(ref loginRef) *User {
 	if ref.id != "" {
 		u, _ = w.first(TableUsers, "id", ref.id).(*User)
 	} else if ref.username != "" {
-		u, _ = w.first(TableUsers, "username", ref.username).(*User)
+		u = w.userRead().byUsername(ref.username)
 	}
 	return u
 }

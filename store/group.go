@@ -119,7 +119,7 @@ func (s *Store) DeleteGroup(id string) error {
 
 // GroupByID returns the group or an error wrapping ErrNotFound.
 func (s *Store) GroupByID(id string) (*Group, error) {
-	o, _ := s.mem.Txn(false).First(TableGroups, "id", id)
+	o, _ := s.rtxn().First(TableGroups, "id", id)
 	if g, ok := o.(*Group); ok {
 		return g.Copy(), nil
 	}
@@ -128,7 +128,7 @@ func (s *Store) GroupByID(id string) (*Group, error) {
 
 // GroupByName looks a group up by name, in any case.
 func (s *Store) GroupByName(name string) (*Group, error) {
-	o, _ := s.mem.Txn(false).First(TableGroups, "name", name)
+	o, _ := s.rtxn().First(TableGroups, "name", name)
 	if g, ok := o.(*Group); ok {
 		return g.Copy(), nil
 	}
@@ -140,7 +140,7 @@ func (s *Store) GroupByName(name string) (*Group, error) {
 // own counter (from 1000000), so they never equal a user's uidNumber,
 // which is also the gidNumber of the user's private group.
 func (s *Store) GroupByGIDNumber(n int) (*Group, error) {
-	o, _ := s.mem.Txn(false).First(TableGroups, "gid_number", n)
+	o, _ := s.rtxn().First(TableGroups, "gid_number", n)
 	if g, ok := o.(*Group); ok {
 		return g.Copy(), nil
 	}
@@ -150,7 +150,7 @@ func (s *Store) GroupByGIDNumber(n int) (*Group, error) {
 // ListGroups pages through groups ordered by lowercased name, like ListUsers.
 func (s *Store) ListGroups(after string, limit int) ([]*Group, string, error) {
 	limit = normLimit(limit)
-	it, err := s.mem.Txn(false).LowerBound(TableGroups, "name", after)
+	it, err := s.rtxn().LowerBound(TableGroups, "name", after)
 	if err != nil {
 		return nil, "", err
 	}

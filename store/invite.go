@@ -67,7 +67,7 @@ func (s *Store) PutInvite(in *Invite) (*Invite, error) {
 // InviteByTokenHash returns the invite with that token hash or an error
 // wrapping ErrNotFound. It does not consume it.
 func (s *Store) InviteByTokenHash(hash string) (*Invite, error) {
-	o, _ := s.mem.Txn(false).First(TableInvites, "token", hash)
+	o, _ := s.rtxn().First(TableInvites, "token", hash)
 	if i, ok := o.(*Invite); ok {
 		return i.Copy(), nil
 	}

@@ -188,6 +188,7 @@ func newerSchemaError(path string, v int) error {
 // loaded is the result of reading a journal into memory.
 type loaded struct {
 	mem    *memdb.MemDB
+	users  *userIndexes
 	events int
 }
 
@@ -201,7 +202,7 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 	}
 	mtx := mem.Txn(true)
 	defer mtx.Abort()
-	res := &loaded{mem: mem}
+	res := &loaded{mem: mem, users: newUserIndexes()}
 	for _, table := range loadOrder {
 		b := tx.Bucket([]byte(table))
 		if b == nil {
@@ -235,11 +236,14 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if want := objectKey(obj); !bytes.Equal(k, want) {
 				return nil, where("the record inside belongs to key %s", printableKey(table, want))
 			}
-			if err := checkLoaded(mtx, table, obj, log, path); err != nil {
+			if err := checkLoaded(mtx, res.users, obj, log, path); err != nil {
 				return nil, where("%v", err)
 			}
 			if err := mtx.Insert(table, obj); err != nil {
 				return nil, where("cannot index: %v", err)
+			}
+			if u, ok := obj.(*User); ok {
+				res.users.update(nil, u)
 			}
 		}
 	}
@@ -248,7 +252,7 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 }
 
 // checkLoaded verifies one decoded object against what is already loaded.
-func checkLoaded(mtx *memdb.Txn, table string, obj any, log *slog.Logger, path string) error {
+func checkLoaded(mtx *memdb.Txn, users *userIndexes, obj any, log *slog.Logger, path string) error {
 	exists := func(t, index string, args ...any) bool {
 		o, err := mtx.First(t, index, args...)
 		return err == nil && o != nil
@@ -258,11 +262,11 @@ func checkLoaded(mtx *memdb.Txn, table string, obj any, log *slog.Logger, path s
 		if o.ID == "" || o.Username == "" || o.Email == "" {
 			return errors.New("user without id, username or email")
 		}
-		if x, _ := mtx.First(TableUsers, "username", o.Username); x != nil {
-			return fmt.Errorf("username %q is also used by user %s", o.Username, x.(*User).ID)
+		if x := users.byUsername(o.Username); x != nil {
+			return fmt.Errorf("username %q is also used by user %s", o.Username, x.ID)
 		}
-		if x, _ := mtx.First(TableUsers, "email", o.Email); x != nil {
-			return fmt.Errorf("email %q is also used by user %s", o.Email, x.(*User).ID)
+		if x := users.byEmail(o.Email); x != nil {
+			return fmt.Errorf("email %q is also used by user %s", o.Email, x.ID)
 		}
 		if err := validateUser(o); err != nil {
 			// Rules may have tightened since it was written: keep it.

@@ -130,23 +130,6 @@ func (x keysIndex) PrefixFromArgs(args ...any) ([]byte, error) {
 	return []byte(s), err
 }
 
-// userCNIndex keys users by their folded cn.
-var userCNIndex = keysIndex{fold: FoldCase, keys: func(obj any) []string {
-	return []string{FoldCase(obj.(*User).CommonName())}
-}}
-
-// userUUIDIndex keys users by the entryUUID of their private group and,
-// when it is not their id itself (ids are lowercase UUIDs unless a caller
-// chose them), of their own entry: the id index answers the common case.
-var userUUIDIndex = keysIndex{fold: strings.ToLower, keys: func(obj any) []string {
-	u := obj.(*User)
-	ks := []string{UserGroupEntryUUID(u.ID)}
-	if e := EntryUUID(u.ID); e != u.ID {
-		ks = append(ks, e)
-	}
-	return ks
-}}
-
 // groupCNIndex keys groups by their folded name (the name index only
 // lowercases, so "Domain  Users" would be missed by cn=domain users).
 var groupCNIndex = keysIndex{fold: FoldCase, keys: func(obj any) []string {
@@ -173,35 +156,35 @@ const (
 	UserKeyCN
 )
 
-func (k UserKey) index() string {
+// index is k's index and the fold its keys were made with.
+func (k UserKey) index(x *userIndexes) (*ordIndex[string, User], func(string) string) {
 	switch k {
 	case UserKeyEmail:
-		return "email"
+		return x.email, strings.ToLower
 	case UserKeyCN:
-		return "cn"
+		return x.cn, FoldCase
 	}
-	return "username"
+	return x.username, strings.ToLower
 }
 
-// usersIn collects the users of an index read, copied.
-func usersIn(it memdb.ResultIterator, err error, limit int) ([]*User, error) {
-	if err != nil {
-		return nil, err
-	}
-	var out []*User
-	seen := map[*User]bool{}
-	for o := it.Next(); o != nil; o = it.Next() {
-		u := o.(*User)
-		if seen[u] { // a multi-key index may list a user twice
-			continue
+// collectUsers returns a visitor that copies up to limit users (limit <=
+// 0: all) into *out.
+func collectUsers(out *[]*User, limit int) func(*User) bool {
+	return func(u *User) bool {
+		if limit > 0 && len(*out) == limit {
+			return false
 		}
-		seen[u] = true
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		out = append(out, u.Copy())
+		*out = append(*out, u.Copy())
+		return true
 	}
-	return out, nil
+}
+
+// counter returns a visitor that counts into *n, up to max (max <= 0: all).
+func counter[T any](n *int, max int) func(*T) bool {
+	return func(*T) bool {
+		*n++
+		return max <= 0 || *n < max
+	}
 }
 
 func groupsIn(it memdb.ResultIterator, err error, limit int) ([]*Group, error) {
@@ -236,26 +219,28 @@ func countIn(it memdb.ResultIterator, err error, max int) int {
 // UsersByUIDNumber returns every user with that uidNumber (one, unless an
 // old journal repeats a number).
 func (s *Store) UsersByUIDNumber(n int) ([]*User, error) {
-	it, err := s.mem.Txn(false).Get(TableUsers, "uid_number", n)
-	return usersIn(it, err, 0)
+	var out []*User
+	s.read().users.uidNumber.each(n, collectUsers(&out, 0))
+	return out, nil
 }
 
 // UsersByCommonName returns the users whose CommonName folds to cn's fold.
 func (s *Store) UsersByCommonName(cn string) ([]*User, error) {
-	it, err := s.mem.Txn(false).Get(TableUsers, "cn", cn)
-	return usersIn(it, err, 0)
+	var out []*User
+	s.read().users.cn.each(FoldCase(cn), collectUsers(&out, 0))
+	return out, nil
 }
 
 // UsersByEntryUUID returns the users whose entry, or whose private group,
 // has this entryUUID (in any case).
 func (s *Store) UsersByEntryUUID(uuid string) ([]*User, error) {
-	txn := s.mem.Txn(false)
-	it, err := txn.Get(TableUsers, "entry_uuid", uuid)
-	out, err := usersIn(it, err, 0)
-	if err != nil {
-		return nil, err
+	v := s.read()
+	l := strings.ToLower(uuid)
+	var out []*User
+	if k := uuidKey(l); k != "" {
+		v.users.entryUUID.each(k, collectUsers(&out, 0))
 	}
-	if o, _ := txn.First(TableUsers, "id", strings.ToLower(uuid)); o != nil {
+	if o, _ := v.txn().First(TableUsers, "id", l); o != nil {
 		out = append(out, o.(*User).Copy())
 	}
 	return out, nil
@@ -264,45 +249,49 @@ func (s *Store) UsersByEntryUUID(uuid string) ([]*User, error) {
 // UsersWithPrefix returns up to limit users (limit <= 0: all) whose key
 // starts with prefix, in any case, ordered by that key.
 func (s *Store) UsersWithPrefix(k UserKey, prefix string, limit int) ([]*User, error) {
-	it, err := s.mem.Txn(false).Get(TableUsers, k.index()+"_prefix", prefix)
-	return usersIn(it, err, limit)
+	ix, fold := k.index(s.read().users)
+	var out []*User
+	withPrefix(ix, fold(prefix), collectUsers(&out, limit))
+	return out, nil
 }
 
 // CountUsersWithPrefix counts the users UsersWithPrefix would return, up
 // to max (max <= 0: all), without copying them.
 func (s *Store) CountUsersWithPrefix(k UserKey, prefix string, max int) int {
-	it, err := s.mem.Txn(false).Get(TableUsers, k.index()+"_prefix", prefix)
-	return countIn(it, err, max)
+	ix, fold := k.index(s.read().users)
+	n := 0
+	withPrefix(ix, fold(prefix), counter[User](&n, max))
+	return n
 }
 
 // GroupsByGIDNumber returns every group with that gidNumber.
 func (s *Store) GroupsByGIDNumber(n int) ([]*Group, error) {
-	it, err := s.mem.Txn(false).Get(TableGroups, "gid_number", n)
+	it, err := s.rtxn().Get(TableGroups, "gid_number", n)
 	return groupsIn(it, err, 0)
 }
 
 // GroupsByCommonName returns the groups whose name folds to cn's fold.
 func (s *Store) GroupsByCommonName(cn string) ([]*Group, error) {
-	it, err := s.mem.Txn(false).Get(TableGroups, "cn", cn)
+	it, err := s.rtxn().Get(TableGroups, "cn", cn)
 	return groupsIn(it, err, 0)
 }
 
 // GroupsWithPrefix returns up to limit groups (limit <= 0: all) whose
 // folded name starts with prefix's fold, ordered by it.
 func (s *Store) GroupsWithPrefix(prefix string, limit int) ([]*Group, error) {
-	it, err := s.mem.Txn(false).Get(TableGroups, "cn_prefix", prefix)
+	it, err := s.rtxn().Get(TableGroups, "cn_prefix", prefix)
 	return groupsIn(it, err, limit)
 }
 
 // CountGroupsWithPrefix counts what GroupsWithPrefix would return, up to max.
 func (s *Store) CountGroupsWithPrefix(prefix string, max int) int {
-	it, err := s.mem.Txn(false).Get(TableGroups, "cn_prefix", prefix)
+	it, err := s.rtxn().Get(TableGroups, "cn_prefix", prefix)
 	return countIn(it, err, max)
 }
 
 // GroupsByEntryUUID returns the groups with this entryUUID (in any case).
 func (s *Store) GroupsByEntryUUID(uuid string) ([]*Group, error) {
-	txn := s.mem.Txn(false)
+	txn := s.rtxn()
 	it, err := txn.Get(TableGroups, "entry_uuid", uuid)
 	out, err := groupsIn(it, err, 0)
 	if err != nil {
@@ -316,12 +305,12 @@ func (s *Store) GroupsByEntryUUID(uuid string) ([]*Group, error) {
 
 // CountMembers counts the group's direct members, up to max.
 func (s *Store) CountMembers(groupID string, max int) int {
-	it, err := s.mem.Txn(false).Get(TableMemberships, "group_id", groupID)
+	it, err := s.rtxn().Get(TableMemberships, "group_id", groupID)
 	return countIn(it, err, max)
 }
 
 // CountGroupsOfUser counts the user's groups, up to max.
 func (s *Store) CountGroupsOfUser(userID string, max int) int {
-	it, err := s.mem.Txn(false).Get(TableMemberships, "user_id", userID)
+	it, err := s.rtxn().Get(TableMemberships, "user_id", userID)
 	return countIn(it, err, max)
 }

@@ -47,7 +47,7 @@ func (s *Store) RemoveMember(groupID, userID string) error {
 
 // GroupsOfUser returns the user's groups sorted by name.
 func (s *Store) GroupsOfUser(userID string) ([]*Group, error) {
-	txn := s.mem.Txn(false)
+	txn := s.rtxn()
 	if o, _ := txn.First(TableUsers, "id", userID); o == nil {
 		return nil, notFoundf("user %q not found", userID)
 	}
@@ -65,7 +65,7 @@ func (s *Store) GroupsOfUser(userID string) ([]*Group, error) {
 
 // MembersOf returns the group's members sorted by username.
 func (s *Store) MembersOf(groupID string) ([]*User, error) {
-	txn := s.mem.Txn(false)
+	txn := s.rtxn()
 	if o, _ := txn.First(TableGroups, "id", groupID); o == nil {
 		return nil, notFoundf("group %q not found", groupID)
 	}
@@ -83,6 +83,6 @@ func (s *Store) MembersOf(groupID string) ([]*User, error) {
 
 // IsMember reports whether the user is a direct member of the group.
 func (s *Store) IsMember(groupID, userID string) bool {
-	o, _ := s.mem.Txn(false).First(TableMemberships, "id", groupID, userID)
+	o, _ := s.rtxn().First(TableMemberships, "id", groupID, userID)
 	return o != nil
 }

@@ -39,18 +39,10 @@ func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		TableUsers: {
 			Name: TableUsers,
+			// The secondary indexes (username, email, uid_number, cn,
+			// entry_uuid) are B-trees beside memdb: index.go.
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":       {Name: "id", Unique: true, Indexer: str("ID")},
-				"username": {Name: "username", Unique: true, Indexer: lower("Username")},
-				"email":    {Name: "email", Unique: true, Indexer: lower("Email")},
-				// uidNumber lookups (getpwuid, private-group getgrgid over
-				// LDAP). Not unique: memdb does not enforce uniqueness, and a
-				// non-unique index keeps every object reachable even if an
-				// old journal held a repeated number.
-				"uid_number": {Name: "uid_number", Indexer: &memdb.IntFieldIndex{Field: "UIDNumber"}},
-				// The LDAP door's cn and entryUUID lookups (lookup.go).
-				"cn":         {Name: "cn", Indexer: userCNIndex},
-				"entry_uuid": {Name: "entry_uuid", Indexer: userUUIDIndex, AllowMissing: true},
+				"id": {Name: "id", Unique: true, Indexer: str("ID")},
 			},
 		},
 		TableGroups: {

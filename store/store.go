@@ -51,8 +51,13 @@ type Store struct {
 	clock     func() time.Time
 	retention int // <= 0: keep everything
 
-	db  *bolt.DB
-	mem *memdb.MemDB
+	db *bolt.DB
+	// mem and users are the writer's (under mu): memdb with the tables
+	// and their primary indexes, and the users' secondary indexes
+	// (index.go). Readers use cur, published after every commit.
+	mem   *memdb.MemDB
+	users *userIndexes
+	cur   atomic.Pointer[view]
 
 	// mu serializes writers; held across the bbolt and memdb commits.
 	mu         sync.Mutex
@@ -169,7 +174,8 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.db, s.mem, s.eventCount = db, data.mem, data.events
+	s.db, s.mem, s.users, s.eventCount = db, data.mem, data.users, data.events
+	s.publish(true)
 	s.q.init()
 	go s.eventWriter()
 	return s, nil
@@ -303,6 +309,7 @@ func (s *Store) subscribers() []func(Change) {
 type wtxn struct {
 	s       *Store
 	mem     *memdb.Txn
+	users   *userIndexes // nil until the write touches a user (userIx)
 	tx      *bolt.Tx
 	changes []Change
 	after   []func() // run after commit, still under s.mu
@@ -346,6 +353,10 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 	}
 	s.health.noteWrite(nil)
 	w.mem.Commit()
+	if w.users != nil {
+		s.users = w.users
+	}
+	s.publish(w.users != nil)
 	done = true
 	for _, f := range w.after {
 		f()
@@ -379,6 +390,10 @@ func (w *wtxn) put(table string, obj any) error {
 	if err := w.tx.Bucket([]byte(table)).Put(key, frameRecord(key, data)); err != nil {
 		return fmt.Errorf("state journal %s: %w", w.s.path, err)
 	}
+	if u, ok := obj.(*User); ok {
+		old, _ := w.first(TableUsers, "id", u.ID).(*User)
+		w.userIx().update(old, u)
+	}
 	return w.mem.Insert(table, obj)
 }
 
@@ -386,6 +401,9 @@ func (w *wtxn) put(table string, obj any) error {
 func (w *wtxn) del(table string, obj any) error {
 	if err := w.tx.Bucket([]byte(table)).Delete(objectKey(obj)); err != nil {
 		return fmt.Errorf("state journal %s: %w", w.s.path, err)
+	}
+	if u, ok := obj.(*User); ok {
+		w.userIx().update(u, nil)
 	}
 	return w.mem.Delete(table, obj)
 }

@@ -131,7 +131,7 @@ func (s *Store) UpdateSyncState(directory, subjectID string, fn func(*SyncState)
 
 // SyncStateOf returns the sync state or an error wrapping ErrNotFound.
 func (s *Store) SyncStateOf(directory, subjectID string) (*SyncState, error) {
-	o, _ := s.mem.Txn(false).First(TableSyncState, "id", directory, subjectID)
+	o, _ := s.rtxn().First(TableSyncState, "id", directory, subjectID)
 	if st, ok := o.(*SyncState); ok {
 		return st.Copy(), nil
 	}
@@ -141,7 +141,7 @@ func (s *Store) SyncStateOf(directory, subjectID string) (*SyncState, error) {
 // ListSyncStates returns the sync states of a directory ("" for all),
 // sorted by directory then subject id.
 func (s *Store) ListSyncStates(directory string) ([]*SyncState, error) {
-	txn := s.mem.Txn(false)
+	txn := s.rtxn()
 	var objs []any
 	if directory == "" {
 		objs = all(txn, TableSyncState, "id")
@@ -153,7 +153,7 @@ func (s *Store) ListSyncStates(directory string) ([]*SyncState, error) {
 
 // SyncStatesOfSubject returns a user's or group's sync states, one per directory.
 func (s *Store) SyncStatesOfSubject(subjectID string) ([]*SyncState, error) {
-	return sortedSyncStates(all(s.mem.Txn(false), TableSyncState, "subject_id", subjectID)), nil
+	return sortedSyncStates(all(s.rtxn(), TableSyncState, "subject_id", subjectID)), nil
 }
 
 func sortedSyncStates(objs []any) []*SyncState {

@@ -57,10 +57,11 @@ func (s *Store) CreateUser(in *User) (*User, error) {
 
 // checkUserUnique fails if another user has u's username or email (any case).
 func (w *wtxn) checkUserUnique(u *User) error {
-	if o, ok := w.first(TableUsers, "username", u.Username).(*User); ok && o.ID != u.ID {
+	ix := w.userRead()
+	if o := ix.byUsername(u.Username); o != nil && o.ID != u.ID {
 		return conflictf("username %q is already used by user %s", u.Username, o.Username)
 	}
-	if o, ok := w.first(TableUsers, "email", u.Email).(*User); ok && o.ID != u.ID {
+	if o := ix.byEmail(u.Email); o != nil && o.ID != u.ID {
 		return conflictf("email %q is already used by user %s", u.Email, o.Username)
 	}
 	return nil
@@ -184,7 +185,7 @@ func (s *Store) DeleteUser(id string) error {
 
 // UserByID returns the user or an error wrapping ErrNotFound.
 func (s *Store) UserByID(id string) (*User, error) {
-	o, _ := s.mem.Txn(false).First(TableUsers, "id", id)
+	o, _ := s.rtxn().First(TableUsers, "id", id)
 	if u, ok := o.(*User); ok {
 		return u.Copy(), nil
 	}
@@ -193,8 +194,7 @@ func (s *Store) UserByID(id string) (*User, error) {
 
 // UserByUsername looks a user up by username, in any case.
 func (s *Store) UserByUsername(username string) (*User, error) {
-	o, _ := s.mem.Txn(false).First(TableUsers, "username", username)
-	if u, ok := o.(*User); ok {
+	if u := s.read().users.byUsername(username); u != nil {
 		return u.Copy(), nil
 	}
 	return nil, notFoundf("no user with username %q", username)
@@ -202,8 +202,7 @@ func (s *Store) UserByUsername(username string) (*User, error) {
 
 // UserByEmail looks a user up by email, in any case.
 func (s *Store) UserByEmail(email string) (*User, error) {
-	o, _ := s.mem.Txn(false).First(TableUsers, "email", email)
-	if u, ok := o.(*User); ok {
+	if u := s.read().users.byEmail(email); u != nil {
 		return u.Copy(), nil
 	}
 	return nil, notFoundf("no user with email %q", email)
@@ -213,8 +212,7 @@ func (s *Store) UserByEmail(email string) (*User, error) {
 // index; the lowest id if an old journal repeats a number), or an error
 // wrapping ErrNotFound.
 func (s *Store) UserByUIDNumber(n int) (*User, error) {
-	o, _ := s.mem.Txn(false).First(TableUsers, "uid_number", n)
-	if u, ok := o.(*User); ok {
+	if u := s.read().users.uidNumber.first(n); u != nil {
 		return u.Copy(), nil
 	}
 	return nil, notFoundf("no user with uid number %d", n)
@@ -226,21 +224,19 @@ func (s *Store) UserByUIDNumber(n int) (*User, error) {
 // it is capped at 1000.
 func (s *Store) ListUsers(after string, limit int) ([]*User, string, error) {
 	limit = normLimit(limit)
-	it, err := s.mem.Txn(false).LowerBound(TableUsers, "username", after)
-	if err != nil {
-		return nil, "", err
-	}
 	lowAfter := strings.ToLower(after)
 	var out []*User
-	for o := it.Next(); o != nil; o = it.Next() {
-		u := o.(*User)
-		if after != "" && strings.ToLower(u.Username) <= lowAfter {
-			continue
+	next := ""
+	s.read().users.username.from(lowAfter, func(k string, u *User) bool {
+		if after != "" && k <= lowAfter {
+			return true
 		}
 		if len(out) == limit {
-			return out, out[len(out)-1].Username, nil
+			next = out[len(out)-1].Username
+			return false
 		}
 		out = append(out, u.Copy())
-	}
-	return out, "", nil
+		return true
+	})
+	return out, next, nil
 }

@@ -28,7 +28,8 @@ func (s *Store) Verify() error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	txn := s.mem.Txn(false)
+	v := s.read()
+	txn := v.txn()
 	tx, err := s.db.Begin(false)
 	events := s.eventCount
 	s.mu.Unlock()
@@ -87,6 +88,11 @@ func (s *Store) Verify() error {
 				}
 			}
 		}
+		if table == TableUsers {
+			if err := verifyUserIndexes(txn, v.users); err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+		}
 		// Secondary indexes hold one entry per object.
 		for _, index := range secondaryIndexes[table] {
 			if c := count(txn, table, index); c != n {
@@ -138,7 +144,6 @@ func verifyEvents(b *bolt.Bucket, want int) error {
 
 // secondaryIndexes lists the non-primary indexes that every object has.
 var secondaryIndexes = map[string][]string{
-	TableUsers:       {"username", "email", "uid_number"},
 	TableGroups:      {"name", "gid_number"},
 	TableMemberships: {"group_id", "user_id"},
 	TableBindings:    {"directory", "subject_id"},
@@ -155,6 +160,48 @@ func count(txn *memdb.Txn, table, index string) int {
 		n++
 	}
 	return n
+}
+
+// verifyUserIndexes checks the users' B-tree indexes against the table:
+// each user is reachable under every key it has, through an entry that
+// holds this very object, and no index holds anything else.
+func verifyUserIndexes(txn *memdb.Txn, x *userIndexes) error {
+	it, err := txn.Get(TableUsers, "id")
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	type strIndex struct {
+		name string
+		ix   *ordIndex[string, User]
+		want int
+	}
+	strs := []*strIndex{{name: "username", ix: x.username}, {name: "email", ix: x.email},
+		{name: "cn", ix: x.cn}, {name: "entry_uuid", ix: x.entryUUID}}
+	nums := 0
+	for o := it.Next(); o != nil; o = it.Next() {
+		u := o.(*User)
+		for _, si := range strs {
+			for _, k := range si.ix.keys(u) {
+				si.want++
+				if !si.ix.has(k, u) {
+					return fmt.Errorf("users %q: not reachable through index %s (%q)", u.ID, si.name, k)
+				}
+			}
+		}
+		nums++
+		if !x.uidNumber.has(u.UIDNumber, u) {
+			return fmt.Errorf("users %q: not reachable through index uid_number (%d)", u.ID, u.UIDNumber)
+		}
+	}
+	for _, si := range strs {
+		if n := si.ix.len(); n != si.want {
+			return fmt.Errorf("users index %s has %d entries; its %d users have %d keys", si.name, n, nums, si.want)
+		}
+	}
+	if n := x.uidNumber.len(); n != nums {
+		return fmt.Errorf("users index uid_number has %d entries for %d users", n, nums)
+	}
+	return nil
 }
 
 // verifyObject checks one object's index entries and references.
@@ -178,7 +225,7 @@ func verifyObject(txn *memdb.Txn, o any) error {
 	var errs []error
 	switch v := o.(type) {
 	case *User:
-		errs = append(errs, is(TableUsers, "id", v.ID), is(TableUsers, "username", v.Username), is(TableUsers, "email", v.Email))
+		errs = append(errs, is(TableUsers, "id", v.ID)) // the rest: verifyUserIndexes
 	case *Group:
 		errs = append(errs, is(TableGroups, "id", v.ID), is(TableGroups, "name", v.Name))
 	case *Membership:
@@ -372,6 +419,7 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 	}
 	mtx := mem.Txn(true)
 	defer mtx.Abort()
+	users := newUserIndexes()
 	quiet := slog.New(slog.DiscardHandler)      // rules tightened since: not damage
 	damagedKeys := map[string]map[string]bool{} // damaged keys by table
 	for _, table := range loadOrder {
@@ -427,12 +475,16 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 					rep.Dependent++
 					continue
 				}
-				if err := checkLoaded(mtx, table, obj, quiet, path); err != nil {
+				if err := checkLoaded(mtx, users, obj, quiet, path); err != nil {
 					bad("%v", err)
 					continue
 				}
 				if err := mtx.Insert(table, obj); err != nil {
 					bad("cannot index: %v", err)
+					continue
+				}
+				if u, ok := obj.(*User); ok {
+					users.update(nil, u)
 				}
 			}
 			return nil
