@@ -198,7 +198,7 @@ func (x *userIndexes) update(old, new *User) {
 }
 
 func (x *userIndexes) byUsername(name string) *User { return x.username.first(strings.ToLower(name)) }
-func (x *userIndexes) byEmail(email string) *User  { return x.email.first(strings.ToLower(email)) }
+func (x *userIndexes) byEmail(email string) *User   { return x.email.first(strings.ToLower(email)) }
 
 // view is what a reader sees: memdb and the secondary indexes of one commit.
 type view struct {
