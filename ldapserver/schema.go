@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatewayd/gatewayd/store"
 )
 
 // The small schema this server knows: each attribute's syntax decides its
@@ -176,7 +178,7 @@ func prepAssertion(t *attrType, v string) assertion {
 		return assertion{ok: ok, t: tm}
 	case synUUID:
 		s := strings.ToLower(strings.TrimSpace(v))
-		return assertion{ok: isUUID(s), s: s}
+		return assertion{ok: store.IsUUID(s), s: s}
 	case synBoolean:
 		switch v {
 		case "TRUE":
@@ -331,26 +333,6 @@ func postalAddress(s string) string {
 		out = append(out, strings.ReplaceAll(l, "$", `\24`))
 	}
 	return strings.Join(out, "$")
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // generalizedTime renders t the way createTimestamp is stored.

@@ -169,7 +169,7 @@ func userEntryUUIDs(u *User) []string {
 // uuidKey is the entry_uuid key of a canonical lowercase UUID; "" for
 // anything else (which no entry has).
 func uuidKey(s string) string {
-	if !isUUID(s) {
+	if !IsUUID(s) {
 		return ""
 	}
 	var b [16]byte

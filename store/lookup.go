@@ -54,7 +54,7 @@ func (u *User) CommonName() string {
 // (version 5 style) UUID derived from it.
 func EntryUUID(id string) string {
 	l := strings.ToLower(id)
-	if isUUID(l) {
+	if IsUUID(l) {
 		return l
 	}
 	h := sha1.Sum([]byte("gatewayd:" + id))
@@ -69,7 +69,9 @@ func EntryUUID(id string) string {
 // (ou=usergroups), derived from the user's id.
 func UserGroupEntryUUID(userID string) string { return EntryUUID("usergroup:" + userID) }
 
-func isUUID(s string) bool {
+// IsUUID reports whether s is a UUID in canonical lower-case form
+// (8-4-4-4-12 hex digits), the form entryUUID values take.
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
