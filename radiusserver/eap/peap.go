@@ -137,22 +137,10 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 		if typ != TypeMSCHAPv2 {
 			return ss.fail(p, "malformed_inner")
 		}
-		peer, nt, name, ok := parseMSCHAPv2Response(data)
-		if !ok {
-			return ss.fail(p, "malformed_inner")
+		authResp, ok, bad := verifyMSCHAPv2Response(ctx, ss, req, MethodPEAPMSCHAPv2, ps.challenge[:], data)
+		if bad != "" {
+			return ss.fail(p, bad)
 		}
-		if name == "" {
-			name = ss.inner
-		}
-		if len(name) > 253 {
-			return ss.fail(p, "malformed_inner")
-		}
-		ss.inner = name
-		if req.MSCHAPv2 == nil {
-			return ss.fail(p, "internal_error")
-		}
-		authResp, ok := req.MSCHAPv2(ctx, MethodPEAPMSCHAPv2, name, ps.challenge[:], peer, nt)
-		ss.loginDone = true
 		if !ok {
 			// E=691 (authentication failure), no retry. The peer
 			// acknowledges, then the Result TLV says failure.
@@ -220,6 +208,31 @@ func resultTLV(b []byte) uint16 {
 // parseMSCHAPv2Response reads an EAP-MSCHAPv2 Response (OpCode 2,
 // MS-CHAPv2-ID, MS-Length, Value-Size 49, Value, Name): the peer
 // challenge, the NT-Response and the Name without a DOMAIN\ prefix.
+// verifyMSCHAPv2Response checks the peer's MS-CHAPv2 Response (the
+// Type-Data of an inner EAP-MSCHAPv2 packet) against our challenge with
+// req.MSCHAPv2, for PEAP and TTLS alike. The name in the Response becomes
+// the session's inner identity (the outer one when it is empty). bad is
+// the reject reason when the Response could not be checked at all.
+func verifyMSCHAPv2Response(ctx context.Context, ss *session, req Request, method string, challenge, data []byte) (authResp string, ok bool, bad string) {
+	peer, nt, name, parsed := parseMSCHAPv2Response(data)
+	if !parsed {
+		return "", false, "malformed_inner"
+	}
+	if name == "" {
+		name = ss.inner
+	}
+	if len(name) > 253 {
+		return "", false, "malformed_inner"
+	}
+	ss.inner = name
+	if req.MSCHAPv2 == nil {
+		return "", false, "internal_error"
+	}
+	authResp, ok = req.MSCHAPv2(ctx, method, name, challenge, peer, nt)
+	ss.loginDone = true
+	return authResp, ok, ""
+}
+
 func parseMSCHAPv2Response(data []byte) (peer, nt []byte, name string, ok bool) {
 	if len(data) < 4+1+49 || data[0] != msResponse || data[4] != 49 {
 		return nil, nil, "", false

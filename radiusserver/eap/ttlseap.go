@@ -86,22 +86,10 @@ func (s *Server) ttlsEAP(ctx context.Context, ss *session, req Request, p Packet
 		if ip.Type != TypeMSCHAPv2 {
 			return ss.fail(p, "malformed_inner")
 		}
-		peer, nt, name, ok := parseMSCHAPv2Response(ip.Data)
-		if !ok {
-			return ss.fail(p, "malformed_inner")
+		authResp, ok, bad := verifyMSCHAPv2Response(ctx, ss, req, MethodTTLSMSCHAPv2, ts.challenge[:], ip.Data)
+		if bad != "" {
+			return ss.fail(p, bad)
 		}
-		if name == "" {
-			name = ss.inner
-		}
-		if len(name) > 253 {
-			return ss.fail(p, "malformed_inner")
-		}
-		ss.inner = name
-		if req.MSCHAPv2 == nil {
-			return ss.fail(p, "internal_error")
-		}
-		authResp, ok := req.MSCHAPv2(ctx, MethodTTLSMSCHAPv2, name, ts.challenge[:], peer, nt)
-		ss.loginDone = true
 		if !ok {
 			ts.stage = ttlsEAPFailure
 			m := fmt.Sprintf("E=691 R=0 C=%s V=3 M=Authentication failed", strings.ToUpper(hex.EncodeToString(ts.challenge[:])))
