@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/gatewayd/gatewayd/store"
 )
 
 // DN handling. A DN is compared in its normalized form (RFC 4514 parsing,
@@ -167,10 +169,9 @@ func displayDN(d parsedDN) string {
 
 // prepCaseIgnore prepares a value for caseIgnoreMatch (RFC 4518, simplified
 // to Unicode lower-casing): fold case, drop leading and trailing spaces and
-// collapse inner runs of spaces to one.
-func prepCaseIgnore(s string) string {
-	return collapseSpaces(strings.ToLower(s), true)
-}
+// collapse inner runs of spaces to one. It is the store's FoldCase, which
+// keys the cn indexes: the two must agree or indexed searches miss.
+func prepCaseIgnore(s string) string { return store.FoldCase(s) }
 
 // prepCaseExact is prepCaseIgnore without the case folding.
 func prepCaseExact(s string) string {
