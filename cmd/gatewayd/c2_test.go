@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,8 +118,8 @@ max_bytes_in_flight = %d
 	req := searchPacket(t, 2, base, filter)
 	attackers := make([]net.Conn, 0, nConns)
 	var wwg sync.WaitGroup
-	written := make([]int, nConns)
-	for i := range nConns {
+	var written atomic.Int64
+	for range nConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -129,81 +130,78 @@ max_bytes_in_flight = %d
 		wwg.Add(1)
 		go func() {
 			defer wwg.Done()
-			_ = c.SetWriteDeadline(time.Now().Add(6 * time.Second))
 			for j := range perConn {
 				binary := req
 				if j > 0 {
 					binary = searchPacket(t, int64(2+j), base, filter)
 				}
+				// No deadline: a Write that blocks is the backpressure
+				// under test; closing the connection below ends it.
 				if _, err := c.Write(binary); err != nil {
-					return // the daemon stopped reading: backpressure
+					return
 				}
-				written[i]++
+				written.Add(1)
 			}
 		}()
 	}
-	// Sample the RSS while the requests go in and pile up.
+	stopAttack := func() {
+		for _, c := range attackers {
+			c.Close()
+		}
+		wwg.Wait()
+	}
+
+	// Sample the RSS until the door says it paused reading because the
+	// budget was spent: that is the attack pressing on the budget, seen
+	// by the daemon itself rather than guessed from how much a writer got
+	// through in some time (under -race on a busy machine the door reads
+	// slowly, and that says nothing about the budget).
 	peak := baseline
-	sampleDone := make(chan struct{})
-	go func() { wwg.Wait(); close(sampleDone) }()
-	until := time.Now().Add(8 * time.Second)
-	served := false
-	for time.Now().Before(until) {
+	sample := func() {
 		if r := rssBytes(t, pid); r > peak {
 			peak = r
 		}
-		select {
-		case <-sampleDone:
-			// Every writer finished or was stopped; keep sampling a
-			// little while the daemon works through what it read.
-			if time.Until(until) > 2*time.Second {
-				until = time.Now().Add(2 * time.Second)
-			}
-		default:
-		}
-		if !served && time.Until(until) < 3*time.Second {
-			// Another client is still served while the attack holds.
-			served = true
-			oc, err := ldap.DialURL("ldap://" + addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			oc.SetTimeout(20 * time.Second)
-			if err := oc.Bind(svcDN, svcPW); err != nil {
-				t.Fatalf("another client's bind during the attack: %v", err)
-			}
-			r, err := oc.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-				"(uid=u0007)", []string{"uid"}, nil))
-			if err != nil || len(r.Entries) != 1 {
-				t.Fatalf("another client's search during the attack: %v %v", r, err)
-			}
-			oc.Close()
-		}
+	}
+	testutil.Eventually(t, 120*time.Second, func() bool {
+		sample()
+		v, ok := metricSample(t, p, "gatewayd_ldap_read_pauses_total")
+		return ok && v > 0
+	}, "the door pausing reads because the bytes-in-flight budget is spent")
+	// Another client is still served while the attack holds.
+	oc, err := ldap.DialURL("ldap://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc.SetTimeout(60 * time.Second)
+	if err := oc.Bind(svcDN, svcPW); err != nil {
+		t.Fatalf("another client's bind during the attack: %v", err)
+	}
+	r, err := oc.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(uid=u0007)", []string{"uid"}, nil))
+	if err != nil || len(r.Entries) != 1 {
+		t.Fatalf("another client's search during the attack: %v %v", r, err)
+	}
+	oc.Close()
+	// Keep sampling while the daemon works through what it read: 20
+	// samples, a bound on the observation, not a condition of the test.
+	for range 20 {
+		sample()
 		time.Sleep(100 * time.Millisecond)
 	}
-	wwg.Wait()
-	total := 0
-	for _, n := range written {
-		total += n
-	}
+	total := written.Load()
 	growth := peak - baseline
 	// The budget, the message being read on each connection and one
 	// answer entry per connection, three times over for the garbage
 	// collector's headroom and the decoding of what was read, plus slack
 	// for the runtime. (Without the budget: 305 MiB in the same run.)
 	bound := int64(3*(budgetMiB<<20+nConns*(1<<20+64<<10))) + 64<<20
-	t.Logf("RSS baseline %d MiB, peak %d MiB (growth %d MiB, bound %d MiB); %d of %d requests written (%d MiB)",
-		baseline>>20, peak>>20, growth>>20, bound>>20, total, nConns*perConn, int64(total)*reqBytes>>20)
+	t.Logf("RSS baseline %d MiB, peak %d MiB (growth %d MiB, bound %d MiB); %d of %d requests written so far (%d MiB)",
+		baseline>>20, peak>>20, growth>>20, bound>>20, total, nConns*perConn, total*reqBytes>>20)
 	if growth > bound {
 		t.Errorf("RSS grew by %d MiB under %d connections pipelining large searches; bound %d MiB", growth>>20, nConns, bound>>20)
 	}
-	if int64(total)*reqBytes < 2*budgetMiB<<20 {
-		t.Errorf("only %d requests got in: the attack did not press on the budget", total)
-	}
 
-	for _, c := range attackers {
-		c.Close()
-	}
+	stopAttack()
 	testutil.Eventually(t, 90*time.Second, func() bool {
 		v, ok := metricSample(t, p, "gatewayd_ldap_in_flight_bytes")
 		return ok && v == 0
