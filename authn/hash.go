@@ -36,6 +36,7 @@ func hashPassword(pw []byte, p HashParams) (string, error) {
 		return "", fmt.Errorf("read random salt: %w", err)
 	}
 	key := argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+	processHashMemory.hashed()
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.MemoryKiB, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -81,6 +82,7 @@ func parseHash(s string) (parsedHash, error) {
 // it in constant time.
 func (ph parsedHash) verify(pw []byte) bool {
 	key := argon2.IDKey(pw, ph.salt, ph.params.Time, ph.params.MemoryKiB, ph.params.Threads, ph.params.KeyLen)
+	processHashMemory.hashed()
 	return subtle.ConstantTimeCompare(key, ph.key) == 1
 }
 
