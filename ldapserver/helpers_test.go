@@ -301,3 +301,28 @@ func newTestLogger(w io.Writer) *slog.Logger {
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+// serveReal runs a server on the real authn and store stack until the
+// test ends; dial opens a connection to it, closed at cleanup.
+func serveReal(t *testing.T, au Authenticator, dir Directory) (dial func() *ldap.Conn) {
+	t.Helper()
+	s, err := New(Config{Listen: "127.0.0.1:0", BaseDN: testBase, ExemptLoopback: true}, au, dir, newTestLogger(newSyncBuffer()), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-s.Ready()
+	plain, _ := s.Addrs()
+	return func() *ldap.Conn {
+		c, err := ldap.DialURL("ldap://" + plain.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetTimeout(10 * time.Second)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+}

@@ -546,21 +546,7 @@ func TestRealStackInactive(t *testing.T) {
 	if _, err := st.UpdateUser(users["carol"].ID, func(u *store.User) error { u.State = store.StateSuspended; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Listen: "127.0.0.1:0", BaseDN: testBase, ExemptLoopback: true}, au, st, newTestLogger(newSyncBuffer()), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-s.Ready()
-	plain, _ := s.Addrs()
-	c, err := ldap.DialURL("ldap://" + plain.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveReal(t, au, st)()
 	if err := c.Bind("svc", "svc-password-1"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/secret"
@@ -244,25 +243,7 @@ func TestRealStackExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := New(Config{Listen: "127.0.0.1:0", BaseDN: testBase, ExemptLoopback: true}, au, st, newTestLogger(newSyncBuffer()), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	defer func() { cancel(); <-done }()
-	<-s.Ready()
-	plain, _ := s.Addrs()
-	dial := func() *ldap.Conn {
-		c, err := ldap.DialURL("ldap://" + plain.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetTimeout(10 * time.Second)
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := serveReal(t, au, st)
 	svc := dial()
 	wantCode(t, svc.Bind("svc", svcPW), 0)
 	e := readEntry(t, svc, aliceDN)

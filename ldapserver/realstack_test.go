@@ -3,10 +3,8 @@ package ldapserver
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatewayd/gatewayd/authn"
 	"github.com/gatewayd/gatewayd/secret"
@@ -55,25 +53,7 @@ func TestRealStack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := New(Config{Listen: "127.0.0.1:0", BaseDN: testBase, ExemptLoopback: true}, au, st, newTestLogger(newSyncBuffer()), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(sctx) }()
-	defer func() { cancel(); <-done }()
-	<-s.Ready()
-	plain, _ := s.Addrs()
-	dial := func() *ldap.Conn {
-		c, err := ldap.DialURL("ldap://" + plain.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetTimeout(10 * time.Second)
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := serveReal(t, au, st)
 
 	c := dial()
 	wantCode(t, c.Bind("alice@example.test", alicePW), 0)
