@@ -351,7 +351,6 @@ func TestADImportIncremental(t *testing.T) {
 	}
 
 	u1 := "CN=" + sd.user(1) + "," + sd.ou
-	changed := time.Now().UTC()
 	modAD(t, l, u1, func(m *ldap.ModifyRequest) { m.Replace("title", []string{"Changed in AD"}) })
 	// A new account under root, in no group of the chain: changed above
 	// the mark too, and out of scope.
@@ -364,6 +363,9 @@ func TestADImportIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Del(ldap.NewDelRequest(outDN, nil)) })
+	// Taken after both changes: a cycle that began between them would
+	// read only the first and still count as "after the change".
+	changed := time.Now().UTC()
 	inc := nextCycle(t, p, changed, "the cycle after a change in AD")
 	if inc.Mode != "incremental" || inc.Counts.InScope != 1 || inc.Counts.Updated != 1 || inc.HighUSN <= first.HighUSN || inc.DC != first.DC {
 		t.Fatalf("the change must arrive with an incremental cycle that read only the changed account: %+v", inc)
