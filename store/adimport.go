@@ -12,8 +12,9 @@ import (
 // outcome. One record per domain, keyed by Domain (the [[ad]] name).
 type ADImportState struct {
 	Domain string `json:"domain"`
-	// DC identifies the domain controller HighUSN belongs to (its
-	// dsServiceName); a different DC means a full cycle, since USNs are
+	// DC identifies the domain controller HighUSN belongs to, as
+	// "<dsServiceName> (invocationId <guid>)": a DC restored from backup
+	// keeps its name but not its invocationId. A different DC means a full cycle, since USNs are
 	// per DC.
 	DC      string `json:"dc,omitempty"`
 	HighUSN int64  `json:"high_usn,omitempty"`
