@@ -321,12 +321,6 @@ func (d *daemon) closeAll() {
 
 func (d *daemon) run(ctx context.Context, hup <-chan os.Signal) error {
 	d.log.Info("gatewayd started", "version", version, "config", d.cfg.Path(), "data_dir", d.cfg.DataDir, "admin", d.adminL.Addr().String())
-	// Start-up leaves garbage the runtime would keep mapped for minutes:
-	// the journal load's decode buffers and the 64 MiB of authn's
-	// timing-equaliser argon2id hash (most of an empty daemon's 86 MB
-	// RSS). Hand it back now, off the path to the first answer
-	// (bench/scale: 100k users restarted at 525 MB RssAnon, ~250 live).
-	go debug.FreeOSMemory()
 	doorCtx, stopDoors := context.WithCancel(context.Background())
 	defer stopDoors()
 	errc := make(chan error, len(d.doors)+1)
