@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,11 +105,16 @@ max_bytes_in_flight = %d
 		t.Fatalf("answers of %d KiB are too small to reproduce C2", answerBytes>>10)
 	}
 	pid := p.cmd.Process.Pid
-	baseline := rssBytes(t, pid)
+	baseline := int64(rssKiB(t, pid)) << 10
 
 	// The attack: bind, then pipeline large searches, never read.
 	filter := "(|(objectClass=posixAccount)(description=" + strings.Repeat("x", reqBytes) + "))"
-	req := searchPacket(t, 2, base, filter)
+	// Built here, on the test's goroutine (searchPacket may t.Fatal), and
+	// shared: message IDs are per connection.
+	reqs := make([][]byte, perConn)
+	for j := range reqs {
+		reqs[j] = searchPacket(t, int64(2+j), base, filter)
+	}
 	attackers := make([]net.Conn, 0, nConns)
 	var wwg sync.WaitGroup
 	var written atomic.Int64
@@ -130,11 +129,7 @@ max_bytes_in_flight = %d
 		wwg.Add(1)
 		go func() {
 			defer wwg.Done()
-			for j := range perConn {
-				binary := req
-				if j > 0 {
-					binary = searchPacket(t, int64(2+j), base, filter)
-				}
+			for _, binary := range reqs {
 				// No deadline: a Write that blocks is the backpressure
 				// under test; closing the connection below ends it.
 				if _, err := c.Write(binary); err != nil {
@@ -158,14 +153,13 @@ max_bytes_in_flight = %d
 	// slowly, and that says nothing about the budget).
 	peak := baseline
 	sample := func() {
-		if r := rssBytes(t, pid); r > peak {
+		if r := int64(rssKiB(t, pid)) << 10; r > peak {
 			peak = r
 		}
 	}
 	testutil.Eventually(t, 120*time.Second, func() bool {
 		sample()
-		v, ok := metricSample(t, p, "gatewayd_ldap_read_pauses_total")
-		return ok && v > 0
+		return metricValue(t, p, "gatewayd_ldap_read_pauses_total") > 0
 	}, "the door pausing reads because the bytes-in-flight budget is spent")
 	// Another client is still served while the attack holds.
 	oc, err := ldap.DialURL("ldap://" + addr)
@@ -203,49 +197,11 @@ max_bytes_in_flight = %d
 
 	stopAttack()
 	testutil.Eventually(t, 90*time.Second, func() bool {
-		v, ok := metricSample(t, p, "gatewayd_ldap_in_flight_bytes")
-		return ok && v == 0
+		return metricValue(t, p, "gatewayd_ldap_in_flight_bytes") == 0
 	}, "bytes in flight back to 0 after the attackers closed")
-	if got, ok := metricSample(t, p, "gatewayd_ldap_in_flight_limit_bytes"); !ok || got != budgetMiB<<20 {
+	if got := metricValue(t, p, "gatewayd_ldap_in_flight_limit_bytes"); got != budgetMiB<<20 {
 		t.Errorf("gatewayd_ldap_in_flight_limit_bytes = %v", got)
 	}
-}
-
-// rssBytes is a process's resident set size.
-func rssBytes(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
-
-// metricSample reads one unlabelled metric from /metrics.
-func metricSample(t *testing.T, p *proc, name string) (float64, bool) {
-	t.Helper()
-	resp, err := http.Get(p.admin + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
 }
 
 func searchPacket(t *testing.T, id int64, base, filter string) []byte {
