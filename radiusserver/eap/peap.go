@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"fmt"
 	"strings"
 )
 
@@ -144,9 +142,8 @@ func (s *Server) peapInner(ctx context.Context, ss *session, req Request, p Pack
 		if !ok {
 			// E=691 (authentication failure), no retry. The peer
 			// acknowledges, then the Result TLV says failure.
-			m := fmt.Sprintf("E=691 R=0 C=%s V=3 M=Authentication failed", strings.ToUpper(hex.EncodeToString(ps.challenge[:])))
 			ps.stage = peapFailure
-			return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msPacket(msFailure, ps.msID, m)))
+			return s.peapSend(ss, p, ps.innerRequest(TypeMSCHAPv2, msFailurePacket(ps.msID, ps.challenge[:])))
 		}
 		ss.remember(req)
 		ps.stage = peapSuccess

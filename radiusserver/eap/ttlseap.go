@@ -92,8 +92,7 @@ func (s *Server) ttlsEAP(ctx context.Context, ss *session, req Request, p Packet
 		}
 		if !ok {
 			ts.stage = ttlsEAPFailure
-			m := fmt.Sprintf("E=691 R=0 C=%s V=3 M=Authentication failed", strings.ToUpper(hex.EncodeToString(ts.challenge[:])))
-			return s.ttlsEAPSend(ss, p, TypeMSCHAPv2, msPacket(msFailure, ts.msID, m))
+			return s.ttlsEAPSend(ss, p, TypeMSCHAPv2, msFailurePacket(ts.msID, ts.challenge[:]))
 		}
 		ss.remember(req)
 		ts.stage = ttlsEAPSuccess
@@ -120,6 +119,13 @@ func (s *Server) ttlsEAP(ctx context.Context, ss *session, req Request, p Packet
 
 // msChallengePacket is an MS-CHAPv2 Challenge (OpCode 1, MS-CHAPv2-ID,
 // MS-Length, Value-Size 16, the challenge, our Name).
+// msFailurePacket is the MS-CHAPv2 Failure for a wrong password: E=691
+// (authentication failure), no retry (RFC 2759 §6).
+func msFailurePacket(id uint8, challenge []byte) []byte {
+	m := fmt.Sprintf("E=691 R=0 C=%s V=3 M=Authentication failed", strings.ToUpper(hex.EncodeToString(challenge)))
+	return msPacket(msFailure, id, m)
+}
+
 func msChallengePacket(id uint8, challenge []byte) []byte {
 	msg := make([]byte, 0, 5+16+len(serverName))
 	msg = append(msg, msChallenge, id)
