@@ -40,6 +40,7 @@ var allDropReasons = []string{
 type metrics struct {
 	requests *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
+	drops    map[string]prometheus.Counter // dropped by reason, read-only after newMetrics
 	duration *prometheus.HistogramVec
 	methods  *prometheus.CounterVec
 
@@ -84,8 +85,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	// A flood of bad packets is the drop path's busiest time: each reason's
+	// counter is looked up once here, not per packet.
+	m.drops = make(map[string]prometheus.Counter, len(allDropReasons))
 	for _, r := range allDropReasons {
-		m.dropped.WithLabelValues(r)
+		m.drops[r] = m.dropped.WithLabelValues(r)
 	}
 	m.reqSeries = promreg.NewSeries(func(k [2]string) prometheus.Counter { return m.requests.WithLabelValues(k[0], k[1]) })
 	m.durSeries = promreg.NewSeries(func(o string) prometheus.Observer { return m.duration.WithLabelValues(o) })
@@ -93,7 +97,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+func (m *metrics) drop(reason string) {
+	if c, ok := m.drops[reason]; ok {
+		c.Inc()
+		return
+	}
+	m.dropped.WithLabelValues(reason).Inc()
+}
 
 func (m *metrics) answered(client, outcome string, since time.Time) {
 	m.reqSeries.Get([2]string{client, outcome}).Inc()
