@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"strconv"
 	"sync"
@@ -317,14 +316,12 @@ func (w *wtxn) appendEvents(evs []Event) error {
 		if need := eventRecordSize(ev); cap(arena)-len(arena) < need {
 			arena = make([]byte, 0, max(eventArenaSize, need))
 		}
-		// The key goes in the buffer too, after its length as the frame's
-		// checksum covers it (recordSum): on the stack it would escape
+		// The key goes in the buffer too: on the stack it would escape
 		// into the checksum and be allocated anyway.
 		ks := len(arena)
-		arena = append(arena, 8)
 		arena = binary.BigEndian.AppendUint64(arena, seq)
 		vs := len(arena)
-		arena = append(arena, recordTag, 0, 0, 0, 0)
+		arena = appendFrameHeader(arena)
 		var ok bool
 		if arena, ok = appendEventJSON(arena, ev, seq); !ok {
 			if _, err := encodeEvent(ev, seq); err != nil {
@@ -332,10 +329,9 @@ func (w *wtxn) appendEvents(evs []Event) error {
 			}
 			return fmt.Errorf("encoding %s record: the event cannot be written", TableEvents)
 		}
-		k := arena[ks+1 : vs : vs]
+		k := arena[ks:vs:vs]
 		v := arena[vs:len(arena):len(arena)] // later appends never reach it
-		sum := crc32.Update(crc32.Update(0, castagnoli, arena[ks:vs]), castagnoli, v[recordHeader:])
-		binary.BigEndian.PutUint32(v[1:], sum)
+		sealFrame(k, v)
 		if err := b.Put(k, v); err != nil {
 			return fmt.Errorf("state journal %s: %w", w.s.path, err)
 		}

@@ -40,22 +40,45 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // frame at all.
 var errUnframed = errors.New("it has no checksum frame (written before schema version 4, or its first byte was altered)")
 
+// shortKeyLen[i] is i: the one-byte uvarint of a key length below 128.
+var shortKeyLen = func() (b [128]byte) {
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()
+
 // recordSum is the checksum stored in a frame.
 func recordSum(key, payload []byte) uint32 {
-	var n [binary.MaxVarintLen64]byte
-	h := crc32.Update(0, castagnoli, n[:binary.PutUvarint(n[:], uint64(len(key)))])
+	var h uint32
+	if len(key) < len(shortKeyLen) {
+		// The uvarint of a length below 128 is that one byte. Taken from
+		// a table, not a local array: a local one escapes into crc32 and
+		// costs an allocation per record (one per login event).
+		h = crc32.Update(0, castagnoli, shortKeyLen[len(key):len(key)+1])
+	} else {
+		var n [binary.MaxVarintLen64]byte
+		h = crc32.Update(0, castagnoli, n[:binary.PutUvarint(n[:], uint64(len(key)))])
+	}
 	h = crc32.Update(h, castagnoli, key)
 	return crc32.Update(h, castagnoli, payload)
 }
 
 // frameRecord returns the journal value holding payload under key.
 func frameRecord(key, payload []byte) []byte {
-	v := make([]byte, recordHeader+len(payload))
-	v[0] = recordTag
-	binary.BigEndian.PutUint32(v[1:], recordSum(key, payload))
-	copy(v[recordHeader:], payload)
+	v := append(appendFrameHeader(make([]byte, 0, recordHeader+len(payload))), payload...)
+	sealFrame(key, v)
 	return v
 }
+
+// appendFrameHeader appends a frame's header to dst; the payload is
+// appended after it, then sealFrame fills in the checksum. This lets a
+// writer build the record in its own buffer (the event writer's arena).
+func appendFrameHeader(dst []byte) []byte { return append(dst, recordTag, 0, 0, 0, 0) }
+
+// sealFrame fills in the checksum of v, a header from appendFrameHeader
+// followed by its payload, to be stored under key.
+func sealFrame(key, v []byte) { binary.BigEndian.PutUint32(v[1:], recordSum(key, v[recordHeader:])) }
 
 // unframeRecord checks the frame of value v stored under key and returns
 // its payload (a sub-slice of v: copy it if it must outlive the bbolt
