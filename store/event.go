@@ -362,7 +362,7 @@ const eventArenaSize = 64 << 10
 // eventRecordSize is a framed record's size when nothing in it needs
 // escaping (an escape makes the append grow the buffer, which is fine).
 func eventRecordSize(ev *Event) int {
-	return 1 + 8 + recordHeader + len(`{"seq":18446744073709551615,"time":"2006-01-02T15:04:05.999999999-07:00"`) +
+	return 8 + recordHeader + len(`{"seq":18446744073709551615,"time":"2006-01-02T15:04:05.999999999-07:00"`) +
 		len(`,"type":""`) + len(ev.Type) + len(`,"login":true}`) +
 		len(ev.UserID) + len(ev.Username) + len(ev.GroupID) + len(ev.Group) + len(ev.Outcome) +
 		len(ev.Reason) + len(ev.Source) + len(ev.Directory) + len(ev.Detail) + len(ev.Method) +
@@ -372,12 +372,7 @@ func eventRecordSize(ev *Event) int {
 // loginStamps collects the latest successful login per user reference
 // in a batch, so a storm of one user's logins asks memdb once per batch,
 // not once per login.
-type loginStamps struct {
-	last   loginRef
-	lastAt time.Time
-	seen   map[loginRef]time.Time // every reference but last
-	any    bool
-}
+type loginStamps map[loginRef]time.Time
 
 // loginRef is how a login event names its user: by id, else by name.
 type loginRef struct{ id, username string }
@@ -390,44 +385,19 @@ func (l *loginStamps) note(ev *Event) {
 			return
 		}
 	}
-	switch {
-	case !l.any:
-		l.last, l.lastAt, l.any = ref, ev.Time, true
-	case ref == l.last:
-		if ev.Time.After(l.lastAt) {
-			l.lastAt = ev.Time
-		}
-	default:
-		if l.seen == nil {
-			l.seen = make(map[loginRef]time.Time)
-		}
-		if at, ok := l.seen[l.last]; !ok || l.lastAt.After(at) {
-			l.seen[l.last] = l.lastAt
-		}
-		l.last, l.lastAt = ref, ev.Time
-		if at, ok := l.seen[ref]; ok && at.After(l.lastAt) {
-			l.lastAt = at
-		}
+	if *l == nil {
+		*l = make(loginStamps)
+	}
+	if ev.Time.After((*l)[ref]) {
+		(*l)[ref] = ev.Time
 	}
 }
 
 // stamp moves each user's LastLoginAt to their latest login of the
 // batch (two references may name one user).
-func (l *loginStamps) stamp(w *wtxn) error {
-	if !l.any {
-		return nil
-	}
-	if l.seen == nil { // the common case: one user's storm
-		if u := w.loginUser(l.last); u != nil {
-			return w.stampLogin(u, l.lastAt)
-		}
-		return nil
-	}
-	if at, ok := l.seen[l.last]; !ok || l.lastAt.After(at) {
-		l.seen[l.last] = l.lastAt
-	}
-	latest := make(map[*User]time.Time, len(l.seen))
-	for ref, at := range l.seen {
+func (l loginStamps) stamp(w *wtxn) error {
+	latest := make(map[*User]time.Time, len(l))
+	for ref, at := range l {
 		if u := w.loginUser(ref); u != nil && at.After(latest[u]) {
 			latest[u] = at
 		}
