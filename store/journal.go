@@ -208,47 +208,67 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 		if b == nil {
 			return nil, damaged(path, "bucket %s is missing", table)
 		}
-		decode := decoders[table]
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			where := func(format string, args ...any) error {
 				return damaged(path, "bucket %s, key %s: %s", table, printableKey(table, k), fmt.Sprintf(format, args...))
 			}
-			if v == nil {
-				return nil, where("unexpected nested bucket")
-			}
-			payload, err := unframeRecord(k, v)
+			obj, err := decodeRecord(table, k, v, true)
 			if err != nil {
 				return nil, where("%v; %s", err, verifyHint)
 			}
-			if table == TableEvents {
-				// Not kept in memory: check the record, don't build it.
-				if err := checkEventRecord(k, payload); err != nil {
-					return nil, where("%v", err)
-				}
+			if obj == nil { // an event: checked, not kept in memory
 				res.events++
 				continue
 			}
-			obj, err := decode(payload)
-			if err != nil {
-				return nil, where("value does not decode: %v", err)
-			}
-			if want := objectKey(obj); !bytes.Equal(k, want) {
-				return nil, where("the record inside belongs to key %s", printableKey(table, want))
-			}
-			if err := checkLoaded(mtx, res.users, obj, log, path); err != nil {
+			if err := admitRecord(mtx, res.users, table, obj, log, path); err != nil {
 				return nil, where("%v", err)
-			}
-			if err := mtx.Insert(table, obj); err != nil {
-				return nil, where("cannot index: %v", err)
-			}
-			if u, ok := obj.(*User); ok {
-				res.users.update(nil, u)
 			}
 		}
 	}
 	mtx.Commit()
 	return res, nil
+}
+
+// decodeRecord checks one journal record as Open and VerifyJournal both
+// do: its frame (when the journal is framed), then its decoding and that
+// it belongs to its key. An event is checked but not built (events are
+// not kept in memory, see ListEvents): obj is nil for one.
+func decodeRecord(table string, k, v []byte, framed bool) (obj any, err error) {
+	if v == nil {
+		return nil, errors.New("unexpected nested bucket")
+	}
+	payload := v
+	if framed {
+		if payload, err = unframeRecord(k, v); err != nil {
+			return nil, err
+		}
+	}
+	if table == TableEvents {
+		return nil, checkEventRecord(k, payload)
+	}
+	if obj, err = decoders[table](payload); err != nil {
+		return nil, fmt.Errorf("value does not decode: %w", err)
+	}
+	if want := objectKey(obj); !bytes.Equal(k, want) {
+		return nil, fmt.Errorf("the record inside belongs to key %s", printableKey(table, want))
+	}
+	return obj, nil
+}
+
+// admitRecord checks a decoded object against what is loaded so far and
+// indexes it.
+func admitRecord(mtx *memdb.Txn, users *userIndexes, table string, obj any, log *slog.Logger, path string) error {
+	if err := checkLoaded(mtx, users, obj, log, path); err != nil {
+		return err
+	}
+	if err := mtx.Insert(table, obj); err != nil {
+		return fmt.Errorf("cannot index: %w", err)
+	}
+	if u, ok := obj.(*User); ok {
+		users.update(nil, u)
+	}
+	return nil
 }
 
 // checkLoaded verifies one decoded object against what is already loaded.

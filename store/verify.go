@@ -443,48 +443,20 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 					}
 					damagedKeys[table][string(k)] = true
 				}
-				if v == nil {
-					bad("unexpected nested bucket")
-					continue
-				}
-				payload := v
-				if framed {
-					if payload, err = unframeRecord(k, v); err != nil {
-						bad("%v", err)
-						continue
-					}
-				}
-				if table == TableEvents {
-					// Events are not loaded into memory (see ListEvents):
-					// check them the way Open does.
-					if err := checkEventRecord(k, payload); err != nil {
-						bad("%v", err)
-					}
-					continue
-				}
-				obj, err := decoders[table](payload)
+				obj, err := decodeRecord(table, k, v, framed)
 				if err != nil {
-					bad("value does not decode: %v", err)
+					bad("%v", err)
 					continue
 				}
-				if want := objectKey(obj); !bytes.Equal(k, want) {
-					bad("the record inside belongs to key %s", printableKey(table, want))
+				if obj == nil { // an event, checked as Open does
 					continue
 				}
 				if refersToDamaged(damagedKeys, obj) {
 					rep.Dependent++
 					continue
 				}
-				if err := checkLoaded(mtx, users, obj, quiet, path); err != nil {
+				if err := admitRecord(mtx, users, table, obj, quiet, path); err != nil {
 					bad("%v", err)
-					continue
-				}
-				if err := mtx.Insert(table, obj); err != nil {
-					bad("cannot index: %v", err)
-					continue
-				}
-				if u, ok := obj.(*User); ok {
-					users.update(nil, u)
 				}
 			}
 			return nil
