@@ -279,3 +279,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// isFramed tells a valid framed value from anything else.
+func isFramed(key, v []byte) bool {
+	_, err := unframeRecord(key, v)
+	return err == nil
+}

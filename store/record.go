@@ -98,11 +98,6 @@ func unframeRecord(key, v []byte) ([]byte, error) {
 	return payload, nil
 }
 
-// isFramed tells a valid framed value from anything else.
-func isFramed(key, v []byte) bool {
-	_, err := unframeRecord(key, v)
-	return err == nil
-}
 
 // verifyHint ends the message about a damaged record.
 const verifyHint = "`gatewayd store verify` lists every damaged record"
