@@ -98,6 +98,5 @@ func unframeRecord(key, v []byte) ([]byte, error) {
 	return payload, nil
 }
 
-
 // verifyHint ends the message about a damaged record.
 const verifyHint = "`gatewayd store verify` lists every damaged record"
