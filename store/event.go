@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -20,6 +19,10 @@ const (
 	// emitQueueSize bounds events waiting for the writer; Emit blocks
 	// (never drops) when it is full.
 	emitQueueSize = 8192
+	// defaultPGEventQueue bounds them on the PostgreSQL backend, where
+	// Emit drops (counted, logged) rather than block a login while the
+	// database is away: a minute and a half of 1000 logins/s.
+	defaultPGEventQueue = 100000
 	// maxEventBatch caps one group commit (a retried one included).
 	maxEventBatch = 4096
 	// maxPrunePerWrite bounds the deletions one write does when the
@@ -66,11 +69,27 @@ type emitQueue struct {
 	flushers []chan error
 	closed   bool          // Close began, or the writer stopped: nothing more is accepted
 	wake     chan struct{} // capacity 1
+	// limit is the queue's bound (emitQueueSize unless the backend sets
+	// one); with dropWhenFull, Emit drops beyond it instead of waiting.
+	limit        int
+	dropWhenFull bool
+	dropped      uint64    // guarded by mu
+	dropLogged   time.Time // guarded by mu
 }
 
 func (q *emitQueue) init() {
 	q.space.L = &q.mu
 	q.wake = make(chan struct{}, 1)
+	q.limit = emitQueueSize
+}
+
+// DroppedEvents is how many login events Emit dropped because the queue
+// was full while the database was unreachable (PostgreSQL backend only;
+// the embedded store never drops).
+func (s *Store) DroppedEvents() uint64 {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return s.q.dropped
 }
 
 func (q *emitQueue) signal() {
@@ -106,7 +125,17 @@ func (s *Store) Emit(ev Event) {
 	}
 	q := &s.q
 	q.mu.Lock()
-	for len(q.events) >= emitQueueSize && !q.closed {
+	for len(q.events) >= q.limit && !q.closed {
+		if q.dropWhenFull {
+			q.dropped++
+			if now := time.Now(); now.Sub(q.dropLogged) >= 10*time.Second {
+				q.dropLogged = now
+				s.log.Error("audit event queue is full while the database is unreachable; login events are being dropped",
+					"queued", len(q.events), "dropped_total", q.dropped, "type", ev.Type)
+			}
+			q.mu.Unlock()
+			return
+		}
 		q.space.Wait()
 	}
 	if q.closed {
@@ -300,12 +329,7 @@ func isClosed(ch chan struct{}) bool {
 // coalesced per user before memdb is asked, and pruning walks the oldest
 // keys with one cursor.
 func (w *wtxn) appendEvents(evs []Event) error {
-	b := w.tx.Bucket([]byte(TableEvents))
-	// Keys only grow and records are never rewritten, so a page split
-	// never needs room for a later insert in the middle: pack pages
-	// full (bbolt's default, 0.5, is for random inserts).
-	b.FillPercent = 1.0
-	first := b.Sequence() + 1
+	first := w.tx.eventSeq() + 1
 	var (
 		arena  []byte
 		logins loginStamps
@@ -332,21 +356,21 @@ func (w *wtxn) appendEvents(evs []Event) error {
 		k := arena[ks:vs:vs]
 		v := arena[vs:len(arena):len(arena)] // later appends never reach it
 		sealFrame(k, v)
-		if err := b.Put(k, v); err != nil {
-			return fmt.Errorf("state journal %s: %w", w.s.path, err)
+		if err := w.tx.putEvent(k, v); err != nil {
+			return err
 		}
 		if ev.Login && ev.Outcome == OutcomeSuccess {
 			logins.note(ev)
 		}
 	}
-	if err := b.SetSequence(first - 1 + uint64(len(evs))); err != nil {
-		return fmt.Errorf("state journal %s: %w", w.s.path, err)
+	if err := w.tx.setEventSeq(first - 1 + uint64(len(evs))); err != nil {
+		return err
 	}
 	if err := logins.stamp(w); err != nil {
 		return err
 	}
 	added := len(evs)
-	pruned, err := w.pruneEvents(w.s.eventCount + added)
+	pruned, err := w.tx.pruneEvents(w.s.eventCount+added, w.s.retention, maxPrunePerWrite)
 	if err != nil {
 		return err
 	}
@@ -454,35 +478,6 @@ func (w *wtxn) stampLogin(u *User, at time.Time) error {
 // successful login moves it.
 const LastLoginGranularity = time.Minute
 
-// pruneEvents deletes the oldest events beyond the retention: the first
-// keys of the bucket, since keys are big-endian sequence numbers.
-//
-// One cursor does it: each key is deleted where the cursor stands, and
-// the cursor then seeks the next sequence number. bbolt's Delete(key)
-// builds a new cursor per call, and growing its stack was most of
-// pruning's cost; a cursor's Next after its Delete would skip a key.
-func (w *wtxn) pruneEvents(count int) (int, error) {
-	if w.s.retention <= 0 || count <= w.s.retention {
-		return 0, nil
-	}
-	excess := min(count-w.s.retention, maxPrunePerWrite)
-	c := w.tx.Bucket([]byte(TableEvents)).Cursor()
-	var next [8]byte
-	n := 0
-	for k, _ := c.First(); k != nil && n < excess; k, _ = c.Seek(next[:]) {
-		if len(k) != len(next) {
-			return n, fmt.Errorf("state journal %s: bucket %s holds key %s, which is not a sequence number; %s",
-				w.s.path, TableEvents, printableKey(TableEvents, k), verifyHint)
-		}
-		binary.BigEndian.PutUint64(next[:], binary.BigEndian.Uint64(k)+1)
-		if err := c.Delete(); err != nil {
-			return n, fmt.Errorf("state journal %s: %w", w.s.path, err)
-		}
-		n++
-	}
-	return n, nil
-}
-
 // checkEventRecord is the start-up check of one events record: valid
 // JSON holding a non-zero seq equal to its key. It does not build the
 // Event: events are not loaded into memory, and at the default retention
@@ -551,39 +546,32 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 		out  []Event
 		next uint64
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(TableEvents))
-		if b == nil {
-			return fmt.Errorf("state journal %s: bucket %s is missing", s.path, TableEvents)
+	err := s.j.listEvents(f.After, func(k, raw []byte) (bool, error) {
+		// Checked at start and by verify; checked again here because a
+		// listing is served from disk, not from the loaded copy.
+		v, err := unframeRecord(k, raw)
+		if err != nil {
+			return true, fmt.Errorf("state journal %s: bucket %s, key %s: %w; %s",
+				s.j.where(), TableEvents, printableKey(TableEvents, k), err, verifyHint)
 		}
-		c := b.Cursor()
-		for k, raw := c.Seek(eventKey(f.After + 1)); k != nil; k, raw = c.Next() {
-			// Checked at start and by verify; checked again here because a
-			// listing is served from disk, not from the loaded copy.
-			v, err := unframeRecord(k, raw)
-			if err != nil {
-				return fmt.Errorf("state journal %s: bucket %s, key %s: %w; %s",
-					s.path, TableEvents, printableKey(TableEvents, k), err, verifyHint)
-			}
-			if !pre.mayMatch(v) {
-				continue
-			}
-			o, err := decoders[TableEvents](v)
-			if err != nil {
-				return fmt.Errorf("state journal %s: bucket %s, key %s: value does not decode: %w",
-					s.path, TableEvents, printableKey(TableEvents, k), err)
-			}
-			e := o.(*Event)
-			if !f.match(e) {
-				continue
-			}
-			if len(out) == limit {
-				next = out[len(out)-1].Seq
-				return nil
-			}
-			out = append(out, *e)
+		if !pre.mayMatch(v) {
+			return false, nil
 		}
-		return nil
+		o, err := decoders[TableEvents](v)
+		if err != nil {
+			return true, fmt.Errorf("state journal %s: bucket %s, key %s: value does not decode: %w",
+				s.j.where(), TableEvents, printableKey(TableEvents, k), err)
+		}
+		e := o.(*Event)
+		if !f.match(e) {
+			return false, nil
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].Seq
+			return true, nil
+		}
+		out = append(out, *e)
+		return false, nil
 	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return nil, 0, ErrClosed

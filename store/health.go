@@ -168,7 +168,7 @@ func (s *Store) probeJournal(ctx context.Context) error {
 		h.probing = done
 		go func() {
 			err := s.write(func(w *wtxn) error {
-				return putMetaInt(w.tx, metaHealthProbe, uint64(time.Now().Unix()))
+				return w.tx.setMeta(metaHealthProbe, uint64(time.Now().Unix()))
 			})
 			if err != nil && !errors.Is(err, ErrClosed) {
 				// write records failures of the transaction itself, not

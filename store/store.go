@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock used for timestamps (nil: time.Now). For tests.
 	Now func() time.Time
+	// Postgres, when set, selects the PostgreSQL backend instead of the
+	// journal in the data dir (pg.go).
+	Postgres *PostgresOptions
 }
 
 // Store is the identity store. All methods are safe for concurrent use.
@@ -51,7 +55,12 @@ type Store struct {
 	clock     func() time.Time
 	retention int // <= 0: keep everything
 
+	// j is the durable layer (backend.go); db is set when it is the
+	// embedded bbolt journal, for what only that backend has (Snapshot,
+	// Verify's page-level reads).
+	j  journal
 	db *bolt.DB
+	pg *pgJournal
 	// mem and users are the writer's (under mu): memdb with the tables
 	// and their primary indexes, and the users' secondary indexes
 	// (index.go). Readers use cur, published after every commit.
@@ -107,6 +116,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.retention = DefaultEventRetention
 	}
 	s.health.minFree = opts.MinFreeSpace
+	if opts.Postgres != nil {
+		return s.openPostgres(*opts.Postgres)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir %s: %w", dir, err)
 	}
@@ -175,9 +187,31 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.db, s.mem, s.users, s.eventCount = db, data.mem, data.users, data.events
+	s.j = &boltJournal{path: s.path, db: db}
 	s.publish(true)
 	s.q.init()
 	go s.eventWriter()
+	return s, nil
+}
+
+// openPostgres is Open for the PostgreSQL backend.
+func (s *Store) openPostgres(o PostgresOptions) (*Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	j, data, err := openPostgres(ctx, o, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.j, s.pg, s.path = j, j, j.where()
+	s.mem, s.users = data.mem, data.users
+	s.publish(true)
+	s.q.init()
+	s.q.limit, s.q.dropWhenFull = o.EventQueue, true
+	if s.q.limit <= 0 {
+		s.q.limit = defaultPGEventQueue
+	}
+	go s.eventWriter()
+	go s.follow()
 	return s, nil
 }
 
@@ -209,13 +243,16 @@ func (s *Store) Close() error {
 		s.q.mu.Unlock()
 		s.q.signal()
 		<-s.writerDone
+		if s.pg != nil {
+			s.pg.halt()
+		}
 
 		s.mu.Lock()
 		s.closed.Store(true)
-		err := s.db.Close()
+		err := s.j.close()
 		s.mu.Unlock()
 		if err != nil {
-			err = fmt.Errorf("closing state journal %s: %w", s.path, err)
+			err = fmt.Errorf("closing state journal %s: %w", s.j.where(), err)
 		}
 		s.closeErr = errors.Join(s.lostEvents, err)
 	})
@@ -243,6 +280,9 @@ func (s *Store) Subscribe(fn func(Change)) {
 func (s *Store) Snapshot(w io.Writer) error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if s.db == nil {
+		return errors.New("a snapshot is of the embedded journal; back up a PostgreSQL store with pg_dump")
 	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		_, err := tx.WriteTo(w)
@@ -310,7 +350,7 @@ type wtxn struct {
 	s       *Store
 	mem     *memdb.Txn
 	users   *userIndexes // nil until the write touches a user (userIx)
-	tx      *bolt.Tx
+	tx      journalTx
 	changes []Change
 	after   []func() // run after commit, still under s.mu
 }
@@ -329,25 +369,33 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	tx, err := s.db.Begin(true)
+	tx, err := s.j.begin()
 	if err != nil {
-		err = fmt.Errorf("state journal %s: cannot start a write: %w", s.path, err)
+		err = fmt.Errorf("state journal %s: cannot start a write: %w", s.j.where(), err)
 		s.health.noteWrite(err)
 		return err
 	}
-	w := &wtxn{s: s, mem: s.mem.Txn(true), tx: tx}
+	// Another replica's writes come first: fn decides on current state.
+	var remote []Change
+	if s.pg != nil {
+		remote = s.applyRemote(tx.(*pgTx).pulled)
+	}
+	w := &wtxn{s: s, mem: s.mem.Txn(true), tx: tx, changes: remote}
 	done := false
 	defer func() {
 		if !done {
 			w.mem.Abort()
-			_ = tx.Rollback()
+			tx.rollback()
+			if len(remote) > 0 {
+				s.notifyLocked(remote, &locked)
+			}
 		}
 	}()
 	if err := fn(w); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		err = fmt.Errorf("state journal %s: write failed, nothing was changed: %w", s.path, err)
+	if err := tx.commit(); err != nil {
+		err = fmt.Errorf("state journal %s: write failed, nothing was changed: %w", s.j.where(), err)
 		s.health.noteWrite(err)
 		return err
 	}
@@ -361,23 +409,30 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 	for _, f := range w.after {
 		f()
 	}
-	if len(w.changes) == 0 {
-		return nil
+	s.notifyLocked(w.changes, &locked)
+	return nil
+}
+
+// notifyLocked reports changes to the subscribers, in commit order: it
+// is called with s.mu held and releases it (setting *locked false) once
+// notifyMu orders it before the next writer's report.
+func (s *Store) notifyLocked(changes []Change, locked *bool) {
+	if len(changes) == 0 {
+		return
 	}
 	subs := s.subscribers()
 	if len(subs) == 0 {
-		return nil
+		return
 	}
 	s.notifyMu.Lock()
 	defer s.notifyMu.Unlock()
 	s.mu.Unlock()
-	locked = false
-	for _, c := range w.changes {
+	*locked = false
+	for _, c := range changes {
 		for _, fn := range subs {
 			fn(c)
 		}
 	}
-	return nil
 }
 
 // put stores obj (which must not be modified afterwards) in both.
@@ -387,8 +442,8 @@ func (w *wtxn) put(table string, obj any) error {
 		return fmt.Errorf("encoding %s record: %w", table, err)
 	}
 	key := objectKey(obj)
-	if err := w.tx.Bucket([]byte(table)).Put(key, frameRecord(key, data)); err != nil {
-		return fmt.Errorf("state journal %s: %w", w.s.path, err)
+	if err := w.tx.put(table, key, frameRecord(key, data)); err != nil {
+		return err
 	}
 	if u, ok := obj.(*User); ok {
 		old, _ := w.first(TableUsers, "id", u.ID).(*User)
@@ -399,8 +454,17 @@ func (w *wtxn) put(table string, obj any) error {
 
 // del removes obj (as found in memdb) from both.
 func (w *wtxn) del(table string, obj any) error {
-	if err := w.tx.Bucket([]byte(table)).Delete(objectKey(obj)); err != nil {
-		return fmt.Errorf("state journal %s: %w", w.s.path, err)
+	key := objectKey(obj)
+	var last []byte
+	if w.s.pg != nil { // the tombstone tells other replicas what to drop
+		data, err := json.Marshal(obj)
+		if err != nil {
+			return fmt.Errorf("encoding %s record: %w", table, err)
+		}
+		last = frameRecord(key, data)
+	}
+	if err := w.tx.del(table, key, last); err != nil {
+		return err
 	}
 	if u, ok := obj.(*User); ok {
 		w.userIx().update(u, nil)
@@ -438,7 +502,7 @@ func all(txn *memdb.Txn, table, index string, args ...any) []any {
 // nextCounter takes the next uid/gid number; it is never handed out twice
 // (the bump is in the same transaction as the object that uses it).
 func (w *wtxn) nextCounter(key string) (int, error) {
-	n, ok, err := readMetaInt(w.s.path, w.tx, key)
+	n, ok, err := w.tx.meta(key)
 	if err != nil {
 		return 0, err
 	}
@@ -448,7 +512,7 @@ func (w *wtxn) nextCounter(key string) (int, error) {
 			n = firstGIDNumber
 		}
 	}
-	if err := putMetaInt(w.tx, key, n+1); err != nil {
+	if err := w.tx.setMeta(key, n+1); err != nil {
 		return 0, err
 	}
 	return int(n), nil

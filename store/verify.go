@@ -23,13 +23,15 @@ import (
 // for the first mismatch. It reads one consistent point in time and does
 // not block writers for long.
 func (s *Store) Verify() error {
+	if s.pg != nil {
+		return s.verifyPostgres()
+	}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	v := s.read()
-	txn := v.txn()
 	tx, err := s.db.Begin(false)
 	events := s.eventCount
 	s.mu.Unlock()
@@ -42,14 +44,42 @@ func (s *Store) Verify() error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	for _, table := range loadOrder {
-		b := tx.Bucket([]byte(table))
-		if b == nil {
+		if tx.Bucket([]byte(table)) == nil {
 			return fmt.Errorf("verify: journal bucket %s is missing", table)
 		}
+	}
+	if err := verifyEvents(tx.Bucket([]byte(TableEvents)), events); err != nil {
+		return err
+	}
+	return verifyAgainst(v, boltRecords{tx})
+}
+
+// records is a journal's tables as Verify reads them.
+type records interface {
+	// get is the framed record of key, nil when there is none.
+	get(table string, key []byte) []byte
+	// keys calls fn with each key of table, in order, until it says stop.
+	keys(table string, fn func(k []byte) (stop bool))
+}
+
+type boltRecords struct{ tx *bolt.Tx }
+
+func (r boltRecords) get(table string, key []byte) []byte {
+	return r.tx.Bucket([]byte(table)).Get(key)
+}
+
+func (r boltRecords) keys(table string, fn func([]byte) bool) {
+	c := r.tx.Bucket([]byte(table)).Cursor()
+	for k, _ := c.First(); k != nil && !fn(k); k, _ = c.Next() {
+	}
+}
+
+// verifyAgainst checks view v against the journal's records of every
+// table but events.
+func verifyAgainst(v *view, rec records) error {
+	txn := v.txn()
+	for _, table := range loadOrder {
 		if table == TableEvents {
-			if err := verifyEvents(b, events); err != nil {
-				return err
-			}
 			continue
 		}
 		n := 0
@@ -68,7 +98,7 @@ func (s *Store) Verify() error {
 			if err != nil {
 				return fmt.Errorf("verify: %s: %w", name, err)
 			}
-			raw := b.Get(key)
+			raw := rec.get(table, key)
 			if raw == nil {
 				return fmt.Errorf("verify: %s is in memory but not in the journal", name)
 			}
@@ -101,12 +131,17 @@ func (s *Store) Verify() error {
 		}
 		// Nothing in the journal that is not in memory.
 		jn := 0
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		var extra []byte
+		rec.keys(table, func(k []byte) bool {
 			jn++
 			if jn > n {
-				return fmt.Errorf("verify: journal bucket %s has more records than memory (%d); e.g. key %s", table, n, printableKey(table, k))
+				extra = k
+				return true
 			}
+			return false
+		})
+		if extra != nil {
+			return fmt.Errorf("verify: journal bucket %s has more records than memory (%d); e.g. key %s", table, n, printableKey(table, extra))
 		}
 		if jn != n {
 			return fmt.Errorf("verify: journal bucket %s has %d records, memory has %d", table, jn, n)

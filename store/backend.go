@@ -1,0 +1,159 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// journal is the durable layer under memdb: every write is one of its
+// transactions, committed before the memdb one (store.go). Two
+// implementations: boltJournal (the embedded default, one file in
+// data_dir) and pgJournal (PostgreSQL, shared by several replicas).
+//
+// Values handed to a journal are framed records (record.go) whatever the
+// backend, so decodeRecord and admitRecord check a record the same way
+// wherever it was read from.
+type journal interface {
+	// begin starts a write transaction. Writers are serialized by the
+	// store's lock (and, across replicas, by the backend).
+	begin() (journalTx, error)
+	// listEvents calls fn with the framed records of the events after
+	// seq after, in ascending order, until fn says stop.
+	listEvents(after uint64, fn func(k, v []byte) (stop bool, err error)) error
+	// where names the journal in messages: its file, or the database.
+	where() string
+	close() error
+}
+
+// journalTx is one write transaction of a journal.
+type journalTx interface {
+	// put stores a framed record under key in table.
+	put(table string, key, framed []byte) error
+	// del removes key from table; framed is the record it held (a
+	// replicated backend keeps it in a tombstone, so other replicas know
+	// what to drop from memory).
+	del(table string, key, framed []byte) error
+	// meta reads a counter; ok is false when it was never set.
+	meta(key string) (n uint64, ok bool, err error)
+	setMeta(key string, n uint64) error
+	// eventSeq is the sequence number of the newest event ever written.
+	eventSeq() uint64
+	// putEvent stores one framed event record; the values must stay
+	// unmodified until commit.
+	putEvent(k, v []byte) error
+	setEventSeq(n uint64) error
+	// pruneEvents drops the oldest events so that at most retention are
+	// kept, at most limit in this transaction; count is how many the
+	// store believes it holds (with this transaction's). It returns how
+	// many it dropped.
+	pruneEvents(count, retention, limit int) (int, error)
+	commit() error
+	rollback()
+}
+
+// boltJournal is the embedded journal (journal.go has its layout).
+type boltJournal struct {
+	path string
+	db   *bolt.DB
+}
+
+func (j *boltJournal) where() string { return j.path }
+func (j *boltJournal) close() error  { return j.db.Close() }
+
+func (j *boltJournal) begin() (journalTx, error) {
+	tx, err := j.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	return &boltTx{path: j.path, tx: tx}, nil
+}
+
+func (j *boltJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error)) error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(TableEvents))
+		if b == nil {
+			return fmt.Errorf("state journal %s: bucket %s is missing", j.path, TableEvents)
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(eventKey(after + 1)); k != nil; k, v = c.Next() {
+			stop, err := fn(k, v)
+			if err != nil || stop {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+type boltTx struct {
+	path   string
+	tx     *bolt.Tx
+	events *bolt.Bucket // looked up once per transaction
+}
+
+func (t *boltTx) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("state journal %s: %w", t.path, err)
+}
+
+func (t *boltTx) put(table string, key, framed []byte) error {
+	return t.wrap(t.tx.Bucket([]byte(table)).Put(key, framed))
+}
+
+func (t *boltTx) del(table string, key, _ []byte) error {
+	return t.wrap(t.tx.Bucket([]byte(table)).Delete(key))
+}
+
+func (t *boltTx) meta(key string) (uint64, bool, error) { return readMetaInt(t.path, t.tx, key) }
+func (t *boltTx) setMeta(key string, n uint64) error    { return t.wrap(putMetaInt(t.tx, key, n)) }
+
+func (t *boltTx) eventBucket() *bolt.Bucket {
+	if t.events == nil {
+		t.events = t.tx.Bucket([]byte(TableEvents))
+		// Keys only grow and records are never rewritten, so a page
+		// split never needs room for a later insert in the middle: pack
+		// pages full (bbolt's default, 0.5, is for random inserts).
+		t.events.FillPercent = 1.0
+	}
+	return t.events
+}
+
+func (t *boltTx) eventSeq() uint64           { return t.eventBucket().Sequence() }
+func (t *boltTx) putEvent(k, v []byte) error { return t.wrap(t.eventBucket().Put(k, v)) }
+func (t *boltTx) setEventSeq(n uint64) error { return t.wrap(t.eventBucket().SetSequence(n)) }
+
+// pruneEvents deletes the first keys of the bucket, since keys are
+// big-endian sequence numbers.
+//
+// One cursor does it: each key is deleted where the cursor stands, and
+// the cursor then seeks the next sequence number. bbolt's Delete(key)
+// builds a new cursor per call, and growing its stack was most of
+// pruning's cost; a cursor's Next after its Delete would skip a key.
+func (t *boltTx) pruneEvents(count, retention, limit int) (int, error) {
+	if retention <= 0 || count <= retention {
+		return 0, nil
+	}
+	excess := min(count-retention, limit)
+	c := t.eventBucket().Cursor()
+	var next [8]byte
+	n := 0
+	for k, _ := c.First(); k != nil && n < excess; k, _ = c.Seek(next[:]) {
+		if len(k) != len(next) {
+			return n, fmt.Errorf("state journal %s: bucket %s holds key %s, which is not a sequence number; %s",
+				t.path, TableEvents, printableKey(TableEvents, k), verifyHint)
+		}
+		binary.BigEndian.PutUint64(next[:], binary.BigEndian.Uint64(k)+1)
+		if err := c.Delete(); err != nil {
+			return n, t.wrap(err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (t *boltTx) commit() error { return t.tx.Commit() }
+func (t *boltTx) rollback()     { _ = t.tx.Rollback() }

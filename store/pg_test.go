@@ -1,0 +1,277 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
+)
+
+// openPG opens a store on dsn as one replica.
+func openPG(t testing.TB, dsn string, opts Options) *Store {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	o := PostgresOptions{DSN: dsn, Poll: 100 * time.Millisecond, Timeout: 3 * time.Second}
+	if opts.Postgres != nil {
+		o = *opts.Postgres
+		o.DSN = dsn
+	}
+	opts.Postgres = &o
+	s, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatalf("Open(postgres): %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestPostgresReplicasSeeEachOther(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	a, b := openPG(t, dsn, Options{}), openPG(t, dsn, Options{})
+
+	var mu sync.Mutex
+	var seen []Change
+	b.Subscribe(func(c Change) {
+		mu.Lock()
+		seen = append(seen, c)
+		mu.Unlock()
+	})
+
+	u, err := a.CreateUser(&User{Username: "alice", Email: "alice@corp.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Second, func() bool {
+		got, err := b.UserByUsername("alice")
+		return err == nil && got.ID == u.ID && got.UIDNumber == u.UIDNumber
+	}, "a user created on replica a is visible on replica b within 1 s")
+	testutil.Eventually(t, time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 1 && seen[0].Table == TableUsers && seen[0].Before == nil && seen[0].After.(*User).ID == u.ID
+	}, "replica b reports the create to its subscribers")
+
+	// b's write sees a's first: the name is taken on both.
+	if _, err := b.CreateUser(&User{Username: "ALICE", Email: "other@corp.test"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate username across replicas: err = %v, want ErrConflict", err)
+	}
+	// Numbers are handed out once across replicas.
+	v, err := b.CreateUser(&User{Username: "bob", Email: "bob@corp.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.UIDNumber == u.UIDNumber {
+		t.Fatalf("uidNumber %d handed out twice", v.UIDNumber)
+	}
+
+	g, err := b.CreateGroup(&Group{Name: "staff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddMember(g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Second, func() bool {
+		gs, err := a.GroupsOfUser(u.ID)
+		return err == nil && len(gs) == 1 && gs[0].ID == g.ID
+	}, "a membership added on b is on a")
+
+	if _, err := a.UpdateUser(u.ID, func(x *User) error { x.Username = "alice2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Second, func() bool {
+		_, e1 := b.UserByUsername("alice")
+		got, e2 := b.UserByUsername("alice2")
+		return errors.Is(e1, ErrNotFound) && e2 == nil && got.ID == u.ID
+	}, "a rename on a reaches b's username index")
+
+	if err := a.DeleteUser(u.ID); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Second, func() bool {
+		_, err := b.UserByID(u.ID)
+		ms, _ := b.MembersOf(g.ID)
+		return errors.Is(err, ErrNotFound) && len(ms) == 0
+	}, "a deletion on a (with its memberships) reaches b")
+
+	for _, s := range []*Store{a, b} {
+		if err := s.CatchUp(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	// A third replica started now loads the same state.
+	c := openPG(t, dsn, Options{})
+	if _, err := c.UserByUsername("bob"); err != nil {
+		t.Fatalf("a new replica does not load bob: %v", err)
+	}
+	if _, err := c.UserByID(u.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a new replica loads a deleted user: %v", err)
+	}
+}
+
+func TestPostgresConcurrentWritersAcrossReplicas(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	reps := []*Store{openPG(t, dsn, Options{}), openPG(t, dsn, Options{}), openPG(t, dsn, Options{})}
+	const per = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, len(reps)*per)
+	for i, s := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range per {
+				// Every replica also tries a name another replica creates.
+				name := fmt.Sprintf("u%d", n)
+				if _, err := s.CreateUser(&User{Username: fmt.Sprintf("r%d-%s", i, name), Email: fmt.Sprintf("r%d-%s@corp.test", i, name)}); err != nil {
+					errs <- err
+				}
+				if _, err := s.CreateUser(&User{Username: "shared-" + name, Email: "shared-" + name + "@corp.test"}); err != nil && !errors.Is(err, ErrConflict) {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := len(reps)*per + per
+	for i, s := range reps {
+		if err := s.CatchUp(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		users, _, err := s.ListUsers("", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(users) != want {
+			t.Fatalf("replica %d holds %d users, want %d (each shared name once)", i, len(users), want)
+		}
+		nums := map[int]string{}
+		for _, u := range users {
+			if o, dup := nums[u.UIDNumber]; dup {
+				t.Fatalf("uidNumber %d of both %s and %s", u.UIDNumber, o, u.Username)
+			}
+			nums[u.UIDNumber] = u.Username
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatalf("replica %d: Verify: %v", i, err)
+		}
+	}
+}
+
+func TestPostgresEventsInOneLog(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	a, b := openPG(t, dsn, Options{EventRetention: 50}), openPG(t, dsn, Options{EventRetention: 50})
+	for i := range 40 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		s.Emit(Event{Type: EventRADIUSAuth, Outcome: OutcomeSuccess, Login: true, Detail: fmt.Sprint(i)})
+		if i%10 == 9 {
+			if err := a.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evs, _, err := a.ListEvents(EventFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 40 {
+		t.Fatalf("%d events listed, want 40 from both replicas", len(evs))
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq != evs[i-1].Seq+1 {
+			t.Fatalf("events not in one sequence: %d after %d", evs[i].Seq, evs[i-1].Seq)
+		}
+	}
+	for i := range 30 {
+		b.Emit(Event{Type: EventRADIUSAuth, Outcome: OutcomeFailure, Detail: fmt.Sprint("more", i)})
+	}
+	if err := b.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err = a.ListEvents(EventFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 50 || evs[len(evs)-1].Detail != "more29" {
+		t.Fatalf("after pruning: %d events (want the retention, 50), last %q", len(evs), evs[len(evs)-1].Detail)
+	}
+}
+
+func TestPostgresOutage(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	a := openPG(t, dsn, Options{Postgres: &PostgresOptions{EventQueue: 100, Poll: 100 * time.Millisecond, Timeout: 2 * time.Second}})
+	u, err := a.CreateUser(&User{Username: "carol", Email: "carol@corp.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop(t)
+
+	if _, err := a.CreateUser(&User{Username: "dave", Email: "dave@corp.test"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write during the outage: err = %v, want ErrUnavailable", err)
+	}
+	if got, err := a.UserByUsername("carol"); err != nil || got.ID != u.ID {
+		t.Fatalf("reads during the outage: %v", err)
+	}
+	// Emit never blocks: beyond the queue's bound events are dropped.
+	done := make(chan struct{})
+	go func() {
+		for i := range 5000 {
+			a.Emit(Event{Type: EventRADIUSAuth, Outcome: OutcomeSuccess, Login: true, UserID: u.ID, Detail: fmt.Sprint(i)})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Emit blocked during the outage")
+	}
+	if a.DroppedEvents() == 0 {
+		t.Fatal("no event counted as dropped beyond the queue's bound")
+	}
+
+	pg.Start(t)
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		_, err := a.CreateUser(&User{Username: "dave", Email: "dave@corp.test"})
+		return err == nil || errors.Is(err, ErrConflict)
+	}, "writes succeed again once PostgreSQL is back")
+	if err := a.Flush(t.Context()); err != nil {
+		t.Fatalf("queued events after the outage: %v", err)
+	}
+	written, after := 0, uint64(0)
+	for {
+		evs, next, err := a.ListEvents(EventFilter{UserID: u.ID, After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += len(evs)
+		if next == 0 {
+			break
+		}
+		after = next
+	}
+	if written == 0 || uint64(written)+a.DroppedEvents() != 5000 {
+		t.Fatalf("%d events written and %d dropped of 5000 emitted", written, a.DroppedEvents())
+	}
+}
