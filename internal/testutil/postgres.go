@@ -359,8 +359,7 @@ var postgresTemplates struct {
 
 // postgresTemplate returns a data directory fresh from initdb with the
 // shared settings, never started; made once per machine and user (see
-// StartPostgres) and kept in the user's cache directory, or once per test
-// binary under a temp directory when there is no cache directory.
+// StartPostgres) and kept in postgresCacheDir.
 func postgresTemplate(cred *syscall.Credential) (string, error) {
 	postgresTemplates.Lock()
 	defer postgresTemplates.Unlock()
@@ -374,16 +373,9 @@ func postgresTemplate(cred *syscall.Credential) (string, error) {
 	sum := sha256.Sum256([]byte(string(version) + postgresHBA + postgresConf))
 	name := "postgres-template-" + hex.EncodeToString(sum[:8])
 
-	cache, err := os.UserCacheDir()
-	if err == nil {
-		cache = filepath.Join(cache, "gatewayd-test")
-		err = os.MkdirAll(cache, 0o700)
-	}
+	cache, err := postgresCacheDir()
 	if err != nil {
-		cache, err = os.MkdirTemp("", "gatewayd-pgtemplate-")
-		if err != nil {
-			return "", err
-		}
+		return "", err
 	}
 	final := filepath.Join(cache, name)
 	if _, err := os.Stat(filepath.Join(final, "PG_VERSION")); err == nil {
@@ -444,6 +436,29 @@ func postgresTemplate(cred *syscall.Credential) (string, error) {
 	}
 	postgresTemplates.dir = final
 	return final, nil
+}
+
+// postgresCacheDir is where templates are kept: the user's cache
+// directory, or without one (no HOME) a directory of the user's own in
+// the temp dir, checked so that another user cannot have planted it.
+func postgresCacheDir() (string, error) {
+	if dir, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(dir, "gatewayd-test")
+		return dir, os.MkdirAll(dir, 0o700)
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("gatewayd-test-cache-%d", os.Geteuid()))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || st.Uid != uint32(os.Geteuid()) || fi.Mode().Perm() != 0o700 {
+		return "", fmt.Errorf("template cache %s is not a 0700 directory of this user: remove it", dir)
+	}
+	return dir, nil
 }
 
 // postgresReachable makes dir traversable by the server user and checks
