@@ -5,8 +5,16 @@
 # authenticator and supplicant, run in private network namespaces), a Samba
 # AD DC, and the Linux LDAP consumers (SSSD 2.8, nslcd 0.9, their NSS and
 # PAM modules, pamtester) that cmd/gatewayd/linux_clients_test.go runs
-# inside private mount namespaces.
+# inside private mount namespaces, and PostgreSQL 15 for the postgres store
+# backend (internal/testutil/postgres.go, scripts/postgres.sh).
 # Idempotent; does nothing when they are present.
+#
+# PostgreSQL comes without a cluster: Debian's postgresql-15 postinst would
+# create and start a "main" cluster on port 5432. A createcluster.d drop-in
+# (create_main_cluster = false, read by that postinst through the include_dir
+# at the end of createcluster.conf) is in place for the install only, and a
+# main cluster this run made anyway is dropped. The tests run their own
+# servers with initdb, as the unprivileged system user gatewayd-pgtest.
 #
 # Installing the Linux consumers leaves the host as it was: they come
 # without recommends (no nscd), no service is started (policy-rc.d) or
@@ -47,16 +55,38 @@ command -v nslcd >/dev/null 2>&1 || linux+=(nslcd)
 have_pkg libnss-ldapd || linux+=(libnss-ldapd)
 have_pkg libpam-ldapd || linux+=(libpam-ldapd)
 command -v pamtester >/dev/null 2>&1 || linux+=(pamtester)
-[ ${#need[@]} -eq 0 ] && [ ${#linux[@]} -eq 0 ] && exit 0
+# PostgreSQL 15 server binaries (initdb, postgres, pg_ctl), run from their
+# version directory, never as a packaged service. Without recommends: sysstat
+# is a host-wide collector the tests do not need.
+PGBIN=/usr/lib/postgresql/15/bin
+pg=()
+[ -x $PGBIN/initdb ] && [ -x $PGBIN/postgres ] && [ -x $PGBIN/pg_ctl ] || pg+=(postgresql-15)
+# initdb and postgres refuse to run as root, and the tests run as root: the
+# servers run as this system user. A dedicated user rather than nobody
+# (nobody must own no files, and anything else running as nobody could read
+# or kill the test servers) or postgres (its files and processes would mix
+# with the host's own clusters). No home, no login shell: the Go tests start
+# their servers as it with setuid, scripts/postgres.sh with setpriv.
+PGUSER_TEST=gatewayd-pgtest
+pguser=0
+getent passwd $PGUSER_TEST >/dev/null 2>&1 || pguser=1
+[ ${#need[@]} -eq 0 ] && [ ${#linux[@]} -eq 0 ] && [ ${#pg[@]} -eq 0 ] && [ $pguser -eq 0 ] && exit 0
 
-all=("${need[@]}" "${linux[@]}")
-echo "test-deps: installing ${all[*]}" >&2
+all=("${need[@]}" "${linux[@]}" "${pg[@]}")
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root (or sudo) to apt-get install ${all[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root (or sudo) to apt-get install ${all[*]} and create user $PGUSER_TEST" >&2; exit 1; }
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+if [ $pguser -eq 1 ]; then
+  echo "test-deps: creating system user $PGUSER_TEST" >&2
+  $sudo useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "gatewayd test PostgreSQL servers" $PGUSER_TEST
+fi
+[ ${#all[@]} -eq 0 ] && exit 0
+echo "test-deps: installing ${all[*]}" >&2
 
 # What to put back on exit, whatever happens to the install.
 restore=()
@@ -66,15 +96,16 @@ cleanup() {
     case $r in
       nsswitch) $sudo cp -p "$nss_backup" /etc/nsswitch.conf && $sudo rm -f "$nss_backup" ;;
       policy) $sudo rm -f /usr/sbin/policy-rc.d ;;
+      pgcreate) $sudo rm -f "$pg_dropin"; [ $pg_dropin_dir -eq 0 ] || $sudo rmdir --ignore-fail-on-non-empty "${pg_dropin%/*}" ;;
     esac
   done
   restore=()
 }
 trap cleanup EXIT
 
-if [ ${#linux[@]} -gt 0 ] || [ ${#svcs[@]} -gt 0 ]; then
+if [ ${#linux[@]} -gt 0 ] || [ ${#svcs[@]} -gt 0 ] || [ ${#pg[@]} -gt 0 ]; then
   # Keep the postinsts (invoke-rc.d, deb-systemd-invoke) from starting
-  # sssd, nslcd, hostapd or wpa_supplicant. An existing policy-rc.d is the
+  # sssd, nslcd, hostapd, wpa_supplicant or postgresql. An existing policy-rc.d is the
   # host's: leave it be.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts during this install\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
@@ -99,6 +130,25 @@ SEL
   nss_backup=$(mktemp)
   $sudo cp -p /etc/nsswitch.conf "$nss_backup"
   restore+=(nsswitch)
+fi
+
+pg_dropin=/etc/postgresql-common/createcluster.d/zz-gatewayd-test-deps.conf
+pg_common_before=0
+pg_main_before=0
+pg_dropin_dir=0
+if [ ${#pg[@]} -gt 0 ]; then
+  have_pkg postgresql-common && pg_common_before=1
+  [ -e /etc/postgresql/15/main ] && pg_main_before=1
+  # The directory may predate postgresql-common: dpkg keeps an existing
+  # directory, and read_conf_file in PgCommon.pm reads it once the package's
+  # createcluster.conf (which ends with include_dir on it) is configured,
+  # before postgresql-15's postinst asks for create_main_cluster (checked:
+  # `pg_conftool createcluster.conf show -bs create_main_cluster`, the
+  # postinst's own query, answers off with the drop-in and nothing without).
+  [ -d "${pg_dropin%/*}" ] || pg_dropin_dir=1
+  $sudo mkdir -p "${pg_dropin%/*}"
+  printf '# scripts/test-deps.sh, during its install only: no main cluster\ncreate_main_cluster = false\n' | $sudo tee "$pg_dropin" >/dev/null
+  restore+=(pgcreate)
 fi
 
 $sudo apt-get update -qq >/dev/null
@@ -154,8 +204,30 @@ if [ ${#linux[@]} -gt 0 ]; then
     fi
   done
 fi
+if [ ${#pg[@]} -gt 0 ]; then
+  $sudo apt-get install -y -qq --no-install-recommends "${pg[@]}" >/dev/null
+  # Should the drop-in not have been honoured, drop the cluster this run made.
+  if [ $pg_main_before -eq 0 ] && [ -e /etc/postgresql/15/main ]; then
+    echo "test-deps: dropping the main cluster the postgresql-15 install created" >&2
+    $sudo pg_dropcluster --stop 15 main
+  fi
+  # postgresql.service (from postgresql-common) starts every cluster at boot;
+  # there is none, and a postgresql-common this run installed stays off.
+  if [ $pg_common_before -eq 0 ]; then
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now postgresql.service >/dev/null 2>&1 || true
+    else
+      $sudo invoke-rc.d postgresql stop >/dev/null 2>&1 || true
+      $sudo update-rc.d postgresql disable >/dev/null 2>&1 || true
+    fi
+  fi
+fi
 cleanup
 
+for b in $PGBIN/initdb $PGBIN/postgres $PGBIN/pg_ctl; do
+  [ -x "$b" ] || { echo "test-deps: $b still missing after install" >&2; exit 1; }
+done
+getent passwd $PGUSER_TEST >/dev/null 2>&1 || { echo "test-deps: user $PGUSER_TEST still missing" >&2; exit 1; }
 for b in ldapsearch ldappasswd radclient radtest eapol_test hostapd hostapd_cli wpa_supplicant wpa_cli samba samba-tool sssd sssctl nslcd pamtester unshare nsenter; do
   command -v "$b" >/dev/null 2>&1 || { echo "test-deps: $b still missing after install" >&2; exit 1; }
 done
