@@ -57,8 +57,8 @@ func (f *fakeShared) ResetFailures(_ context.Context, id string) error {
 }
 
 func (f *fakeShared) count(id string) int { f.mu.Lock(); defer f.mu.Unlock(); return f.n[id] }
-func (f *fakeShared) callCount() int     { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
-func (f *fakeShared) setErr(err error)   { f.mu.Lock(); f.err = err; f.mu.Unlock() }
+func (f *fakeShared) callCount() int      { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
+func (f *fakeShared) setErr(err error)    { f.mu.Lock(); f.err = err; f.mu.Unlock() }
 
 // replicas are Authenticators over one user table and one shared failure
 // counter: what several gatewayd on one database are to the login path.
