@@ -82,10 +82,15 @@ type Runner struct {
 	// imported or taken over (SPEC 6.5: no loop).
 	WrittenBack func(userID string) string
 
+	// Leases, when set, decides which replica runs the domain's cycles
+	// (leader.go): set it before Loop. nil: this runner always runs them.
+	Leases Leases
+
 	run     sync.Mutex // one cycle at a time
 	mu      sync.Mutex
 	next    time.Time
 	running bool
+	role    string // RoleLeader, RoleStandby; "" until the first try (guarded by mu)
 	paused  atomic.Bool
 }
 
@@ -203,17 +208,20 @@ type Result struct {
 
 // Status is what `gatewayd ad status` shows of a domain.
 type Status struct {
-	Domain   string     `json:"domain"`
-	Enabled  bool       `json:"enabled"`
-	Group    string     `json:"group"`
-	Root     string     `json:"root"`
-	Interval string     `json:"interval"`
-	Running  bool       `json:"running"`
-	Paused   bool       `json:"paused,omitempty"`
-	NextRun  *time.Time `json:"next_run,omitempty"`
-	DC       string     `json:"dc,omitempty"`
-	HighUSN  int64      `json:"high_usn,omitempty"`
-	LastRun  *Result    `json:"last_run,omitempty"`
+	Domain   string `json:"domain"`
+	Enabled  bool   `json:"enabled"`
+	Group    string `json:"group"`
+	Root     string `json:"root"`
+	Interval string `json:"interval"`
+	Running  bool   `json:"running"`
+	Paused   bool   `json:"paused,omitempty"`
+	// Role is leader or standby when replicas share the store: only the
+	// leader runs the cycles (issue 16). Empty before the first cycle.
+	Role    string     `json:"role,omitempty"`
+	NextRun *time.Time `json:"next_run,omitempty"`
+	DC      string     `json:"dc,omitempty"`
+	HighUSN int64      `json:"high_usn,omitempty"`
+	LastRun *Result    `json:"last_run,omitempty"`
 }
 
 // Status reports the domain's import state.
@@ -222,6 +230,7 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	s.Running = r.running
 	s.Paused = r.paused.Load()
+	s.Role = r.role
 	if !r.next.IsZero() {
 		n := r.next
 		s.NextRun = &n
@@ -259,6 +268,8 @@ func (r *Runner) Loop(ctx context.Context) {
 		res, err := r.Run(ctx, Options{Incremental: true})
 		if errors.Is(err, ErrPaused) {
 			// paused while waiting for the cycle lock
+		} else if errors.Is(err, ErrStandby) {
+			// another replica leads; setRole logged the change
 		} else if err != nil {
 			r.log.Warn("ad import cycle failed", "domain", r.name, "err", err)
 		} else if res.Outcome != store.OutcomeSuccess {
@@ -288,6 +299,16 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Result, error) {
 	defer r.run.Unlock()
 	if r.paused.Load() && !opts.DryRun {
 		return nil, ErrPaused
+	}
+	if !opts.DryRun {
+		// Only the leader writes: two replicas importing one domain
+		// would race to create its users.
+		if err := r.holdLease(ctx); err != nil {
+			return nil, err
+		}
+		var stop func()
+		ctx, stop = r.keepLease(ctx)
+		defer stop()
 	}
 	r.mu.Lock()
 	r.running = true

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -245,6 +246,13 @@ type Authenticator struct {
 	// dummy is verified when the user does not exist, so a miss costs the
 	// same as a wrong password and timing does not reveal usernames.
 	dummy parsedHash
+
+	// shared counts lockout failures across replicas (nil: failures
+	// only counts them here); see shared.go.
+	shared        FailureCounter
+	sharedRetryAt atomic.Int64 // unix ns: before it, the shared counter is not asked
+	sharedDown    atomic.Bool
+	resetSem      chan struct{}
 }
 
 // Option adjusts an Authenticator.
@@ -281,6 +289,7 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		failures: newFailureTracker(),
 		budget:   newBudget(),
 		flights:  newFlights(),
+		resetSem: make(chan struct{}, maxSharedResets),
 	}
 	for _, o := range opts {
 		o(a)
@@ -705,7 +714,7 @@ func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.
 	if u == nil || cfg.Lockout.MaxFailures <= 0 {
 		return nil
 	}
-	if !a.failures.fail(u.ID, cfg.Lockout, now) {
+	if !a.countFailure(u.ID, cfg.Lockout, now) {
 		return nil
 	}
 	a.cache.drop(u.ID)
@@ -727,7 +736,7 @@ func (a *Authenticator) failed(req Request, u *store.User, cfg Config, now time.
 
 func (a *Authenticator) succeeded(u *store.User, pw secret.String, cfg Config) {
 	if cfg.Lockout.MaxFailures > 0 {
-		a.failures.reset(u.ID)
+		a.resetFailures(u.ID)
 	}
 	a.captureNTHash(u, pw)
 	if a.observer != nil {
@@ -836,13 +845,13 @@ func (a *Authenticator) HandleChange(c store.Change) {
 		return
 	case after == nil:
 		a.cache.drop(before.ID)
-		a.failures.reset(before.ID)
+		a.resetFailures(before.ID)
 	case before.PasswordHash != after.PasswordHash || before.PasswordVersion != after.PasswordVersion ||
 		before.State != after.State || before.PasswordStatus != after.PasswordStatus ||
 		!before.LockedUntil.Equal(after.LockedUntil) || before.DelegatedAuthority != after.DelegatedAuthority:
 		a.cache.drop(before.ID)
 		if !after.LockedUntil.Equal(before.LockedUntil) && after.LockedUntil.IsZero() {
-			a.failures.reset(before.ID) // an admin unlock starts a fresh count
+			a.resetFailures(before.ID) // an admin unlock starts a fresh count
 		}
 	}
 }

@@ -13,6 +13,10 @@ type metrics struct {
 	rehashes  prometheus.Counter
 	cache     *prometheus.CounterVec
 	queueWait prometheus.Histogram
+	// lockoutFallbacks and sharedErrors: the shared lockout count
+	// (shared.go) failed, and failures were counted in memory.
+	lockoutFallbacks prometheus.Counter
+	sharedErrors     *prometheus.CounterVec
 
 	// The series every login touches, cached (promreg.Series): label
 	// values are protocols, outcomes, reasons and cache results.
@@ -49,6 +53,13 @@ func newMetrics() *metrics {
 			Name: "gatewayd_authn_hash_queue_wait_seconds", Help: "Time a login waited for a hashing slot.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
+		lockoutFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatewayd_authn_lockout_fallbacks_total",
+			Help: "Failed passwords counted in this replica's memory because the shared lockout count failed.",
+		}),
+		sharedErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatewayd_authn_lockout_shared_errors_total", Help: "Errors of the shared lockout count, by operation (count, reset).",
+		}, []string{"op"}),
 	}
 	m.loginSeries = promreg.NewSeries(func(k loginLabels) prometheus.Counter {
 		return m.logins.WithLabelValues(string(k.protocol), k.outcome, k.reason)
@@ -62,5 +73,5 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	if reg == nil {
 		return
 	}
-	reg.MustRegister(m.logins, m.duration, m.hashes, m.rehashes, m.cache, m.queueWait)
+	reg.MustRegister(m.logins, m.duration, m.hashes, m.rehashes, m.cache, m.queueWait, m.lockoutFallbacks, m.sharedErrors)
 }

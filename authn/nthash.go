@@ -252,7 +252,7 @@ func (a *Authenticator) loginMSCHAPv2(req MSCHAPv2Request, now time.Time) MSCHAP
 	}
 	res.OK = true
 	if cfg.Lockout.MaxFailures > 0 {
-		a.failures.reset(u.ID)
+		a.resetFailures(u.ID)
 	}
 	return MSCHAPv2Result{Result: res, AuthenticatorResponse: authenticatorResponse(nt, req.NTResponse, ch)}
 }

@@ -23,6 +23,16 @@ type Config struct {
 	// RemoteCheckInterval bounds how often a login reads the remote
 	// password-change time (SPEC 3.3's third trigger); 0 checks on every login.
 	RemoteCheckInterval time.Duration `toml:"remote_check_interval"`
+	// ClaimLease is how long the claim on one pair's job lasts when
+	// Claims is set (several replicas on one database): the job's remote
+	// calls are cut off before it runs out, and a replica that dies
+	// mid-job frees the pair for another after it. It must be more than
+	// the per-call timeout.
+	ClaimLease time.Duration `toml:"claim_lease"`
+	// Claims, when set, is asked for the claim on each pair's job before
+	// it runs, so that across replicas one runs it at a time; nil runs
+	// every job without a claim (one process).
+	Claims Claimer `toml:"-"`
 	// ReplicationGrace: a 404 this soon after provisioning is retried.
 	ReplicationGrace time.Duration    `toml:"-"`
 	CallTimeout      time.Duration    `toml:"-"`
@@ -36,6 +46,7 @@ const (
 	DefaultBackoffBase         = time.Second
 	DefaultBackoffMax          = 5 * time.Minute
 	DefaultRemoteCheckInterval = time.Minute
+	DefaultClaimLease          = 2 * time.Minute
 	defaultReplicationGrace    = 2 * time.Minute
 	defaultCallTimeout         = 30 * time.Second
 )
@@ -64,6 +75,13 @@ func (c *Config) Validate() error {
 	if c.RemoteCheckInterval < 0 {
 		errs = append(errs, config.Errorf("remote_check_interval", "must not be negative (\"0s\" checks at every login)"))
 	}
+	callTimeout := c.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = defaultCallTimeout
+	}
+	if c.ClaimLease <= callTimeout {
+		errs = append(errs, config.Errorf("claim_lease", "must be more than the %v timeout of one remote call, got %v", callTimeout, c.ClaimLease))
+	}
 	return errors.Join(errs...)
 }
 
@@ -79,6 +97,9 @@ func (c *Config) defaults() {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.ClaimLease <= 0 {
+		c.ClaimLease = DefaultClaimLease
 	}
 	if c.ReplicationGrace <= 0 {
 		c.ReplicationGrace = defaultReplicationGrace

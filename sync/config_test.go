@@ -29,7 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 	check := func(t *testing.T, c gwsync.Config) {
 		t.Helper()
 		if c.Workers != 4 || c.MaxAttempts != 10 || c.BackoffBase != time.Second || c.BackoffMax != 5*time.Minute ||
-			c.RemoteCheckInterval != time.Minute || c.ReplicationGrace != 2*time.Minute || c.CallTimeout != 30*time.Second || c.Now == nil {
+			c.RemoteCheckInterval != time.Minute || c.ClaimLease != 2*time.Minute || c.ReplicationGrace != 2*time.Minute || c.CallTimeout != 30*time.Second || c.Now == nil {
 			t.Errorf("defaults: %+v", c)
 		}
 	}
@@ -59,6 +59,7 @@ func TestConfigBounds(t *testing.T) {
 		{"backoff_base", `"1ns"`, `"0s"`, "must be positive"},
 		{"backoff_max", `"1s"`, `"999ms"`, "must be at least backoff_base (1s)"},
 		{"remote_check_interval", `"0s"`, `"-1ns"`, `must not be negative ("0s" checks at every login)`},
+		{"claim_lease", `"31s"`, `"30s"`, "must be more than the 30s timeout of one remote call, got 30s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key+"="+tc.bad, func(t *testing.T) {

@@ -74,6 +74,9 @@ type pending struct {
 	trig  trigger
 	pw    secret.String
 	retry bool
+	// claimTries counts the claims refused (or failed) in a row, for
+	// the delay before the next try.
+	claimTries int
 }
 
 // Engine reconciles (directory, user) pairs. Work for one pair is
@@ -100,6 +103,10 @@ type Engine struct {
 	pauseMu gosync.Mutex
 	paused  map[string]bool
 	parked  map[pairKey]pending
+
+	// claimDown is set while Config.Claims fails (not refuses), so the
+	// outage is logged once, and its end.
+	claimDown atomic.Bool
 }
 
 // directories is the current name → directory map; do not modify it.
@@ -343,11 +350,18 @@ func (e *Engine) work(ctx context.Context, q *queue) {
 		if e.park(k, p) {
 			continue
 		}
-		if k.group {
-			e.reconcileGroup(ctx, k, p)
-		} else {
-			e.reconcile(ctx, k, p)
+		release, ok := e.claim(ctx, k, p)
+		if !ok {
+			continue // scheduled again, with its plaintext
 		}
+		jctx, cancel := e.jobContext(ctx)
+		if k.group {
+			e.reconcileGroup(jctx, k, p)
+		} else {
+			e.reconcile(jctx, k, p)
+		}
+		cancel()
+		release() // after the sync state is saved: the next holder reads it
 		p.pw.Wipe()
 	}
 }

@@ -41,6 +41,7 @@ func (q *queue) push(k pairKey, p pending) {
 		cur.trig = p.trig
 	}
 	cur.retry = cur.retry && p.retry
+	cur.claimTries = max(cur.claimTries, p.claimTries)
 	q.items[k] = cur
 }
 

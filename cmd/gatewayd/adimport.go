@@ -27,6 +27,9 @@ func (d *daemon) newADImports() adImports {
 		if dirs := d.cfg.adWriteBacks(a.Name); len(dirs) > 0 {
 			r.WrittenBack = d.writtenBack(dirs)
 		}
+		// One replica at a time imports the domain (issue 16); the
+		// embedded store is one process, always the leader.
+		r.Leases = d.store
 		out[a.Name] = r
 	}
 	return out
@@ -126,7 +129,7 @@ func (m adImports) ImportAD(ctx context.Context, name string, req admin.ADImport
 		return nil, err
 	}
 	res, err := r.Run(ctx, adimport.Options{DryRun: req.DryRun, ConfirmDeletions: req.ConfirmDeletions})
-	if errors.Is(err, adimport.ErrPaused) {
+	if errors.Is(err, adimport.ErrPaused) || errors.Is(err, adimport.ErrStandby) {
 		return nil, fmt.Errorf("%w: %v", store.ErrConflict, err)
 	}
 	if errors.Is(err, adimport.ErrDisabled) {

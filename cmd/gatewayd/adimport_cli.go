@@ -140,6 +140,9 @@ func (c *cli) adStatus(pos []string) error {
 			next = st.NextRun.Local().Format(time.DateTime)
 		}
 		fmt.Fprintf(tw, "next run:\t%s\n", next)
+		if st.Role != "" {
+			fmt.Fprintf(tw, "role:\t%s\n", st.Role)
+		}
 		if l := st.LastRun; l != nil {
 			fmt.Fprintf(tw, "last run:\t%s (%s, %s) %s via %s\n", l.Finished.Local().Format(time.DateTime), l.Mode,
 				l.Finished.Sub(l.Started).Round(time.Millisecond), l.Outcome, dash(l.URL))

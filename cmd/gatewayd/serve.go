@@ -219,7 +219,9 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 	if d.engine, err = d.newEngine(); err != nil {
 		return nil, err
 	}
-	authnOpts := []authn.Option{authn.WithRegisterer(d.reg)}
+	// Lockout counts go through the store when it shares them across
+	// replicas (issue 16); the embedded store keeps them in authn.
+	authnOpts := []authn.Option{authn.WithRegisterer(d.reg), authn.WithFailureCounter(d.store)}
 	if d.engine != nil {
 		authnOpts = append(authnOpts, authn.WithObserver(d.engine))
 	}

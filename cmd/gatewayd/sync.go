@@ -60,7 +60,12 @@ func (d *daemon) newEngine() (*gwsync.Engine, error) {
 	if len(dirs) == 0 {
 		return nil, nil
 	}
-	eng := gwsync.New(c.Sync, d.store, dirs, d.log.With("component", "sync"), d.reg)
+	// Each pair's job is claimed in the store first, so replicas on one
+	// database run it once (issue 16); a copy, so the loaded file's
+	// [sync] stays what SIGHUP compares.
+	sc := c.Sync
+	sc.Claims = d.store
+	eng := gwsync.New(sc, d.store, dirs, d.log.With("component", "sync"), d.reg)
 	for _, name := range paused {
 		eng.Pause(name)
 	}
