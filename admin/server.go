@@ -231,6 +231,10 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, authn.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		// PostgreSQL is away: nothing was changed, and logins go on.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the write was not made: "+err.Error())
 	default:
 		s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error: "+err.Error())

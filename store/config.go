@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatewayd/gatewayd/config"
 )
@@ -35,17 +36,45 @@ func (c *EventsConfig) Validate() error {
 // far too large on the other.
 const DefaultMinFreeSpace = 256 << 20
 
+// Backends of [store] backend.
+const (
+	BackendBolt     = "bbolt"
+	BackendPostgres = "postgres"
+)
+
 // Config is the [store] block of gatewayd.toml: the embedded journal in
-// data_dir. (The PostgreSQL backend will add its keys here.)
+// data_dir (backend "bbolt", the default), or a PostgreSQL database
+// shared by several replicas (backend "postgres").
 type Config struct {
+	// Backend is "bbolt" or "postgres".
+	Backend string `toml:"backend"`
 	// MinFreeSpace is the free space in data_dir below which /healthz
 	// reports the store down, before writes start failing with "no space
 	// left on device". "0" turns the check off.
 	MinFreeSpace ByteSize `toml:"min_free_space"`
+	// DSN is the PostgreSQL connection string, as a secret reference
+	// (env:NAME or file:PATH): it may hold a password.
+	DSN config.Secret `toml:"dsn"`
+	// Replica names this process in sync claims and leases (default:
+	// host name, pid and a random tag).
+	Replica string `toml:"replica"`
+	// PollInterval is how often a replica looks for other replicas'
+	// writes when no notification came.
+	PollInterval time.Duration `toml:"poll_interval"`
+	// EventQueue bounds login events held in memory while PostgreSQL is
+	// unreachable; beyond it they are dropped, counted and logged.
+	EventQueue int `toml:"event_queue"`
+	// WriteTimeout bounds one database round of a write.
+	WriteTimeout time.Duration `toml:"write_timeout"`
 }
 
 // Defaults sets the [store] defaults.
-func (c *Config) Defaults() { *c = Config{MinFreeSpace: DefaultMinFreeSpace} }
+func (c *Config) Defaults() {
+	*c = Config{
+		Backend: BackendBolt, MinFreeSpace: DefaultMinFreeSpace,
+		PollInterval: 500 * time.Millisecond, EventQueue: defaultPGEventQueue, WriteTimeout: 5 * time.Second,
+	}
+}
 
 // Validate checks the block. ByteSize already refused what does not
 // parse; a floor beyond any disk is surely a typo.
@@ -53,7 +82,40 @@ func (c *Config) Validate() error {
 	if c.MinFreeSpace > 1<<50 {
 		return config.Errorf("min_free_space", "%s is more than any disk holds (at most 1PiB)", c.MinFreeSpace)
 	}
+	switch c.Backend {
+	case BackendBolt:
+		if c.DSN.IsSet() {
+			return config.Errorf("dsn", "is for backend = %q; the %q backend keeps its journal in data_dir", BackendPostgres, BackendBolt)
+		}
+	case BackendPostgres:
+		if !c.DSN.IsSet() {
+			return config.Errorf("dsn", "backend = %q needs the connection string: %s", BackendPostgres, config.ErrSecretRequired)
+		}
+	default:
+		return config.Errorf("backend", "must be %q or %q, got %q", BackendBolt, BackendPostgres, c.Backend)
+	}
+	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
+		return config.Errorf("poll_interval", "must be between 10ms and 1m, got %v", c.PollInterval)
+	}
+	if c.EventQueue < 1000 {
+		return config.Errorf("event_queue", "must be at least 1000, got %d", c.EventQueue)
+	}
+	if c.WriteTimeout < 100*time.Millisecond {
+		return config.Errorf("write_timeout", "must be at least 100ms, got %v", c.WriteTimeout)
+	}
 	return nil
+}
+
+// Postgres is the backend options the block selects, nil for bbolt. The
+// DSN must have been resolved.
+func (c *Config) Postgres() *PostgresOptions {
+	if c.Backend != BackendPostgres {
+		return nil
+	}
+	return &PostgresOptions{
+		DSN: string(c.DSN.Value.Bytes()), Replica: c.Replica, Poll: c.PollInterval,
+		EventQueue: c.EventQueue, Timeout: c.WriteTimeout,
+	}
 }
 
 // ByteSize is a size in bytes, written in gatewayd.toml as a string: a

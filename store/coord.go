@@ -3,10 +3,8 @@ package store
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 )
 
 // Coordination between replicas (issue 16): the claim on one unit of sync
@@ -21,9 +19,8 @@ import (
 // the claim or lease. Retry later; it is not a failure of the store.
 var ErrClaimed = errors.New("store: another holder has the claim; try again when it is released or runs out")
 
-// coordState is the embedded store's coordination state. It is kept
-// beside the Store (coordOf), not in it, so that it costs nothing until
-// first used; it goes when the Store does.
+// coordState is the embedded store's coordination state, made on first
+// use.
 type coordState struct {
 	mu       sync.Mutex
 	claims   map[string]heldClaim
@@ -46,20 +43,11 @@ type failCount struct {
 // have ended are dropped.
 const maxFailCounts = 1 << 16
 
-var coordStates sync.Map // weak.Pointer[Store] → *coordState
-
 func (s *Store) coord() *coordState {
-	key := weak.Make(s)
-	if c, ok := coordStates.Load(key); ok {
-		return c.(*coordState)
-	}
-	c, loaded := coordStates.LoadOrStore(key, &coordState{claims: map[string]heldClaim{}, failures: map[string]failCount{}})
-	if !loaded {
-		// The state lives as long as the Store: drop it once the Store
-		// is garbage.
-		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { coordStates.Delete(k) }, key)
-	}
-	return c.(*coordState)
+	s.coordOnce.Do(func() {
+		s.coordSt = &coordState{claims: map[string]heldClaim{}, failures: map[string]failCount{}}
+	})
+	return s.coordSt
 }
 
 // coordClock is the clock claims and counts are measured with: the
@@ -89,6 +77,9 @@ func (s *Store) ClaimJob(ctx context.Context, key string, ttl time.Duration) (re
 	}
 	if ttl <= 0 {
 		return nil, invalidf("claim of %q: the lease must be positive, got %v", key, ttl)
+	}
+	if s.pg != nil {
+		return s.pgClaimJob(ctx, key, ttl)
 	}
 	c := s.coord()
 	now := s.coordClock()
@@ -131,13 +122,16 @@ func (s *Store) HoldLease(ctx context.Context, name string, ttl time.Duration) (
 	if ttl <= 0 {
 		return false, invalidf("lease %q: the lease must be positive, got %v", name, ttl)
 	}
+	if s.pg != nil {
+		return s.pgHoldLease(ctx, name, ttl)
+	}
 	return true, nil
 }
 
 // SharedFailures reports whether failure counts are kept across replicas
 // (false for the embedded store: authn then counts in its own memory,
 // and CountFailure and ResetFailures are not needed).
-func (s *Store) SharedFailures() bool { return false }
+func (s *Store) SharedFailures() bool { return s.pg != nil }
 
 // CountFailure adds one failed password for userID in the window starting
 // at its first failure and returns the count in the window. A failure
@@ -151,6 +145,9 @@ func (s *Store) CountFailure(ctx context.Context, userID string, window time.Dur
 	}
 	if window <= 0 {
 		return 0, invalidf("failure count of %s: the window must be positive, got %v", userID, window)
+	}
+	if s.pg != nil {
+		return s.pgCountFailure(ctx, userID, window, now)
 	}
 	c := s.coord()
 	c.mu.Lock()
@@ -176,6 +173,9 @@ func (s *Store) CountFailure(ctx context.Context, userID string, window time.Dur
 func (s *Store) ResetFailures(ctx context.Context, userID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.pg != nil {
+		return s.pgResetFailures(ctx, userID)
 	}
 	c := s.coord()
 	c.mu.Lock()

@@ -117,6 +117,7 @@ func TestHealthRecovers(t *testing.T) {
 	s.mu.Lock()
 	db, err := bolt.Open(s.path, 0o600, nil)
 	s.db = db
+	s.j = &boltJournal{path: s.path, db: db}
 	s.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

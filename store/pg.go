@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -51,7 +52,7 @@ type PostgresOptions struct {
 	// DSN is the connection string (a secret: it may hold a password).
 	DSN string
 	// Replica names this process in leases and claims (default: host
-	// name and pid).
+	// name, pid and a random tag).
 	Replica string
 	// Poll is how often the follower looks for other replicas' writes
 	// when no notification came (default 500 ms).
@@ -81,6 +82,9 @@ type pgJournal struct {
 	applied uint64
 	stop    chan struct{}
 	done    chan struct{}
+
+	replicaOnce sync.Once
+	replicaName string // PostgresOptions.Replica; see replica()
 }
 
 // pgRow is one gw_records row.
@@ -108,7 +112,7 @@ func openPostgres(ctx context.Context, o PostgresOptions, log *slog.Logger) (*pg
 	}
 	cfg.MaxConns = 8
 	j := &pgJournal{
-		dsn: o.DSN, timeout: o.Timeout, poll: o.Poll, log: log,
+		dsn: o.DSN, timeout: o.Timeout, poll: o.Poll, log: log, replicaName: o.Replica,
 		name: net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))) + "/" + cfg.ConnConfig.Database,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}

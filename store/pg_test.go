@@ -275,3 +275,96 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatalf("%d events written and %d dropped of 5000 emitted", written, a.DroppedEvents())
 	}
 }
+
+func TestPostgresCoordination(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	a, b := openPG(t, dsn, Options{}), openPG(t, dsn, Options{})
+	ctx := t.Context()
+
+	t.Run("claims", func(t *testing.T) {
+		rel, err := a.ClaimJob(ctx, "entra/u1", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ClaimJob(ctx, "entra/u1", time.Minute); !errors.Is(err, ErrClaimed) {
+			t.Fatalf("second replica's claim: %v, want ErrClaimed", err)
+		}
+		// The holder's state write is seen by the next holder at once.
+		if _, err := a.CreateUser(&User{Username: "claimed", Email: "claimed@corp.test"}); err != nil {
+			t.Fatal(err)
+		}
+		rel()
+		rel() // idempotent
+		rel2, err := b.ClaimJob(ctx, "entra/u1", time.Minute)
+		if err != nil {
+			t.Fatalf("claim after release: %v", err)
+		}
+		if _, err := b.UserByUsername("claimed"); err != nil {
+			t.Fatalf("the claim did not catch up with the previous holder's write: %v", err)
+		}
+		rel2()
+
+		// An expired claim is taken over; the old holder's late release
+		// leaves the new claim alone.
+		old, err := a.ClaimJob(ctx, "entra/u2", 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var next func()
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			next, err = b.ClaimJob(ctx, "entra/u2", time.Minute)
+			return err == nil
+		}, "an expired claim is taken over by another replica")
+		old()
+		if _, err := a.ClaimJob(ctx, "entra/u2", time.Minute); !errors.Is(err, ErrClaimed) {
+			t.Fatalf("after a stale release: %v, want ErrClaimed (the new holder keeps it)", err)
+		}
+		next()
+	})
+
+	t.Run("lease", func(t *testing.T) {
+		ok, err := a.HoldLease(ctx, "ad-import/corp", 200*time.Millisecond)
+		if err != nil || !ok {
+			t.Fatalf("first HoldLease = %v, %v", ok, err)
+		}
+		if ok, err := b.HoldLease(ctx, "ad-import/corp", time.Minute); err != nil || ok {
+			t.Fatalf("other replica's HoldLease while held = %v, %v", ok, err)
+		}
+		if ok, err := a.HoldLease(ctx, "ad-import/corp", 200*time.Millisecond); err != nil || !ok {
+			t.Fatalf("renewal = %v, %v", ok, err)
+		}
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			ok, err := b.HoldLease(ctx, "ad-import/corp", time.Minute)
+			return err == nil && ok
+		}, "the lease passes to another replica once it runs out")
+		if ok, _ := a.HoldLease(ctx, "ad-import/corp", time.Minute); ok {
+			t.Fatal("the old leader got the lease back while the new one holds it")
+		}
+	})
+
+	t.Run("failures", func(t *testing.T) {
+		if !a.SharedFailures() {
+			t.Fatal("SharedFailures is false on PostgreSQL")
+		}
+		now := time.Now()
+		for i, s := range []*Store{a, b, a, b} {
+			n, err := s.CountFailure(ctx, "u9", time.Minute, now.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != i+1 {
+				t.Fatalf("failure %d counted as %d across replicas", i+1, n)
+			}
+		}
+		if n, _ := a.CountFailure(ctx, "u9", time.Minute, now.Add(2*time.Minute)); n != 1 {
+			t.Fatalf("a failure after the window counts %d, want 1", n)
+		}
+		if err := b.ResetFailures(ctx, "u9"); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := a.CountFailure(ctx, "u9", time.Minute, now.Add(3*time.Minute)); n != 1 {
+			t.Fatalf("after a reset on the other replica: %d, want 1", n)
+		}
+	})
+}

@@ -89,6 +89,9 @@ type Store struct {
 	closeErr  error
 
 	health journalHealth // see health.go
+
+	coordOnce sync.Once
+	coordSt   *coordState // coord.go
 }
 
 // Open opens (creating if needed) the store whose journal is

@@ -212,10 +212,21 @@ func newDaemon(cfg *fileConfig, path string, logw io.Writer) (_ *daemon, err err
 		}
 	}()
 
-	d.store, err = store.Open(cfg.DataDir, store.Options{EventRetention: cfg.Events.Retention, MinFreeSpace: uint64(cfg.Store.MinFreeSpace), Logger: d.log})
+	d.store, err = store.Open(cfg.DataDir, store.Options{
+		EventRetention: cfg.Events.Retention, MinFreeSpace: uint64(cfg.Store.MinFreeSpace), Logger: d.log,
+		Postgres: cfg.Store.Postgres(),
+	})
 	if err != nil {
+		if cfg.Store.Backend == store.BackendPostgres {
+			return nil, fmt.Errorf("%s: [store] backend = %q: %w", cfg.Path(), cfg.Store.Backend, err)
+		}
 		return nil, fmt.Errorf("%s: data_dir %s: %w", cfg.Path(), cfg.DataDir, err)
 	}
+	st := d.store
+	d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gatewayd_store_events_dropped_total",
+		Help: "Login events dropped because the queue was full while PostgreSQL was unreachable (the embedded store never drops).",
+	}, func() float64 { return float64(st.DroppedEvents()) }))
 	if d.engine, err = d.newEngine(); err != nil {
 		return nil, err
 	}
