@@ -365,6 +365,12 @@ func TestPostgresCoordination(t *testing.T) {
 		if err := b.ResetFailures(ctx, "u9"); err != nil {
 			t.Fatal(err)
 		}
+		// Resets are sent in batches, shortly after.
+		conn := pgConn(t, dsn)
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			var n int
+			return conn.QueryRow(ctx, `SELECT count(*) FROM gw_failures WHERE user_id = 'u9'`).Scan(&n) == nil && n == 0
+		}, "the reset reaches the shared count")
 		if n, _ := a.CountFailure(ctx, "u9", time.Minute, now.Add(3*time.Minute)); n != 1 {
 			t.Fatalf("after a reset on the other replica: %d, want 1", n)
 		}
