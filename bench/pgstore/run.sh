@@ -17,11 +17,14 @@
 # env:
 #   ROUNDS=3        rounds of each throughput phase
 #   USERS=100       login users user1..USERS / Passw0rd!N (same set on both)
-#   RADIUS_N=50000  RADIUS requests per pass, K=50 outstanding
-#   LDAP_N=20000    LDAP binds per pass, LDAP_CONNS=4 connections
+#   RADIUS_N=200000 RADIUS requests per pass, K=50 outstanding
+#   LDAP_N=50000    LDAP binds per pass, LDAP_CONNS=4 connections
 #   WRITES=2000     admin creates per pass, CONC=4 in flight
 #   REPL=500        writes for the replication delay
 #   PASS_LIMIT=60s  time limit of one pass
+#   RETENTION=      [events] retention for every daemon (empty: the default,
+#                   100000; a pass of RADIUS_N logins goes past it, so the
+#                   passes include pruning, as a long-running daemon does)
 #   PORT_BASE=18400 gatewayd ports PORT_BASE+1.. (bbolt), +11.. (postgres A),
 #                   +21.. (postgres B); PostgreSQL on PORT_BASE+50
 #   GW_BIN=PATH     a gatewayd binary instead of building this checkout's
@@ -31,9 +34,9 @@ cd "$(dirname "$0")/../.."
 
 ROUNDS="${ROUNDS:-3}"
 USERS="${USERS:-100}"
-RADIUS_N="${RADIUS_N:-50000}"
+RADIUS_N="${RADIUS_N:-200000}"
 K="${K:-50}"
-LDAP_N="${LDAP_N:-20000}"
+LDAP_N="${LDAP_N:-50000}"
 LDAP_CONNS="${LDAP_CONNS:-4}"
 WRITES="${WRITES:-2000}"
 CONC="${CONC:-4}"
@@ -41,7 +44,7 @@ REPL="${REPL:-500}"
 PASS_LIMIT="${PASS_LIMIT:-60s}"
 PORT_BASE="${PORT_BASE:-18400}"
 SECRET=testing123
-CMDLINE="ROUNDS=$ROUNDS USERS=$USERS RADIUS_N=$RADIUS_N K=$K LDAP_N=$LDAP_N LDAP_CONNS=$LDAP_CONNS WRITES=$WRITES CONC=$CONC REPL=$REPL bench/pgstore/run.sh"
+CMDLINE="${RETENTION:+RETENTION=$RETENTION }ROUNDS=$ROUNDS USERS=$USERS RADIUS_N=$RADIUS_N K=$K LDAP_N=$LDAP_N LDAP_CONNS=$LDAP_CONNS WRITES=$WRITES CONC=$CONC REPL=$REPL bench/pgstore/run.sh"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pgstorebench.XXXXXX")"
 # The PostgreSQL server runs as its own user (scripts/postgres.sh) and
@@ -92,6 +95,8 @@ level = "warn"
 listen = "127.0.0.1:$((PORT_BASE + OFF[$name] + 3))"
 [store]
 $store
+${RETENTION:+[events]
+retention = $RETENTION}
 [authn.rate_limit]
 failures_per_second = 0
 [ldap]
