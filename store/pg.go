@@ -375,6 +375,8 @@ type pgTx struct {
 	recIx  map[string]int // tbl+"\x00"+key -> index in recs
 	evSeqs []int64
 	evVals [][]byte
+	// pruneFrom, pruneBelow: the event range to delete (pruneEvents).
+	pruneFrom, pruneBelow uint64
 }
 
 func (t *pgTx) rec(r pgRow) {
@@ -428,16 +430,33 @@ func (t *pgTx) setEventSeq(n uint64) error { return t.setMeta("event_seq", n) }
 
 // pruneEvents keeps the newest retention sequence numbers: every
 // replica's events are numbered in one sequence under the write lock, so
-// the count is the span, and the prune is one range delete at commit.
+// the count is the span. The prune is one range delete at commit, bounded
+// below by where the last one stopped (event_floor): with only an upper
+// bound, the dead rows of earlier prunes that autovacuum had not reached
+// yet made the planner choose a sequential scan (50 ms for 300 rows, with
+// the write lock held). It runs once pruneChunk events are due, so the log
+// holds up to retention+pruneChunk events (1% more at the default) and a login batch rarely pays it.
 func (t *pgTx) pruneEvents(_, retention, _ int) (int, error) {
 	if retention <= 0 {
 		return 0, nil
 	}
-	if last := t.eventSeq(); last > uint64(retention) {
-		t.dirty["event_prune_below"] = last - uint64(retention) + 1
+	last := t.eventSeq()
+	if last <= uint64(retention) {
+		return 0, nil
 	}
+	below := last - uint64(retention) + 1 // first seq kept
+	floor, _, _ := t.meta("event_floor")
+	if below < floor+max(1, min(pruneChunk, uint64(retention)/64)) {
+		return 0, nil
+	}
+	t.pruneFrom, t.pruneBelow = floor, below
+	t.dirty["event_floor"] = below
 	return 0, nil
 }
+
+// pruneChunk is how many events are due before a prune runs (less for a
+// small retention: a 64th of it).
+const pruneChunk = 1024
 
 func (t *pgTx) commit() error {
 	defer t.cancel()
@@ -462,9 +481,8 @@ func (t *pgTx) commit() error {
 	if len(t.evSeqs) > 0 {
 		b.Queue(`INSERT INTO gw_events (seq, val) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, t.evSeqs, t.evVals)
 	}
-	if below, ok := t.dirty["event_prune_below"]; ok {
-		delete(t.dirty, "event_prune_below")
-		b.Queue(`DELETE FROM gw_events WHERE seq < $1`, int64(below))
+	if t.pruneBelow > 0 {
+		b.Queue(`DELETE FROM gw_events WHERE seq >= $1 AND seq < $2`, int64(t.pruneFrom), int64(t.pruneBelow))
 	}
 	if len(t.dirty) > 0 {
 		names := make([]string, 0, len(t.dirty))
