@@ -319,31 +319,41 @@ func (j *pgJournal) since(seq uint64) ([]pgRow, error) {
 }
 
 func (j *pgJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error)) error {
-	const page = 1000
+	const page = 16 // batches per query: up to 64k events
 	ctx, cancel := context.WithTimeout(context.Background(), j.timeout)
 	defer cancel()
 	for {
-		rows, err := j.pool.Query(ctx, `SELECT seq, val FROM gw_events WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), page)
+		rows, err := j.pool.Query(ctx, `SELECT first_seq, last_seq, recs FROM gw_event_batches
+			WHERE last_seq > $1 ORDER BY first_seq LIMIT $2`, int64(after), page)
 		if err != nil {
 			return j.unavailable("listing events", err)
 		}
 		var (
-			seq  int64
-			v    []byte
-			n    int
-			stop bool
+			first, last int64
+			recs        []byte
+			n           int
+			stop        bool
 		)
-		_, err = pgx.ForEachRow(rows, []any{&seq, &v}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&first, &last, &recs}, func() error {
 			n++
-			after = uint64(seq)
 			if stop {
 				return nil
 			}
-			var ferr error
-			stop, ferr = fn(eventKey(uint64(seq)), v)
-			return ferr
+			from := after
+			after = max(after, uint64(last))
+			return eachEventEntry(recs, func(seq uint64, v []byte) (bool, error) {
+				if seq <= from {
+					return false, nil
+				}
+				var ferr error
+				stop, ferr = fn(eventKey(seq), v)
+				return stop, ferr
+			})
 		})
 		if err != nil {
+			if errors.Is(err, ErrDamaged) {
+				return fmt.Errorf("%s: %w; run gatewayd store verify", j.where(), err)
+			}
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) || pgconn.Timeout(err) || isConnErr(err) {
 				return j.unavailable("listing events", err)
@@ -373,8 +383,9 @@ type pgTx struct {
 	dirty  map[string]uint64
 	recs   []pgRow
 	recIx  map[string]int // tbl+"\x00"+key -> index in recs
-	evSeqs []int64
-	evVals [][]byte
+	// The events of this write, as one gw_event_batches row.
+	evFirst, evLast uint64
+	evRecs          []byte
 	// pruneFrom, pruneBelow: the event range to delete (pruneEvents).
 	pruneFrom, pruneBelow uint64
 }
@@ -421,8 +432,12 @@ func (t *pgTx) eventSeq() uint64 {
 }
 
 func (t *pgTx) putEvent(k, v []byte) error {
-	t.evSeqs = append(t.evSeqs, int64(binary.BigEndian.Uint64(k)))
-	t.evVals = append(t.evVals, v)
+	seq := binary.BigEndian.Uint64(k)
+	if len(t.evRecs) == 0 {
+		t.evFirst = seq
+	}
+	t.evLast = seq
+	t.evRecs = appendEventEntry(t.evRecs, seq, v)
 	return nil
 }
 
@@ -431,11 +446,12 @@ func (t *pgTx) setEventSeq(n uint64) error { return t.setMeta("event_seq", n) }
 // pruneEvents keeps the newest retention sequence numbers: every
 // replica's events are numbered in one sequence under the write lock, so
 // the count is the span. The prune is one range delete at commit, bounded
-// below by where the last one stopped (event_floor): with only an upper
-// bound, the dead rows of earlier prunes that autovacuum had not reached
-// yet made the planner choose a sequential scan (50 ms for 300 rows, with
-// the write lock held). It runs once pruneChunk events are due, so the log
-// holds up to retention+pruneChunk events (1% more at the default) and a login batch rarely pays it.
+// below by the oldest batch left (event_floor): with only an upper bound,
+// the dead rows of earlier prunes that autovacuum had not reached yet made
+// the planner choose a sequential scan (50 ms for 300 rows, with the write
+// lock held). It runs once pruneChunk events are due (event_pruned is
+// where the last one cut), so the log holds up to retention+pruneChunk
+// events (1% more at the default) and few login batches pay it.
 func (t *pgTx) pruneEvents(_, retention, _ int) (int, error) {
 	if retention <= 0 {
 		return 0, nil
@@ -446,11 +462,12 @@ func (t *pgTx) pruneEvents(_, retention, _ int) (int, error) {
 	}
 	below := last - uint64(retention) + 1 // first seq kept
 	floor, _, _ := t.meta("event_floor")
-	if below < floor+max(1, min(pruneChunk, uint64(retention)/64)) {
+	pruned, _, _ := t.meta("event_pruned")
+	if below < pruned+max(1, min(pruneChunk, uint64(retention)/64)) {
 		return 0, nil
 	}
 	t.pruneFrom, t.pruneBelow = floor, below
-	t.dirty["event_floor"] = below
+	t.dirty["event_pruned"] = below
 	return 0, nil
 }
 
@@ -478,11 +495,17 @@ func (t *pgTx) commit() error {
 			ON CONFLICT (tbl, key) DO UPDATE SET val = EXCLUDED.val, deleted = EXCLUDED.deleted, seq = EXCLUDED.seq`,
 			tbls, keys, vals, dels, int64(seq))
 	}
-	if len(t.evSeqs) > 0 {
-		b.Queue(`INSERT INTO gw_events (seq, val) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, t.evSeqs, t.evVals)
+	if len(t.evRecs) > 0 {
+		b.Queue(`INSERT INTO gw_event_batches (first_seq, last_seq, recs) VALUES ($1, $2, $3)`,
+			int64(t.evFirst), int64(t.evLast), t.evRecs)
 	}
 	if t.pruneBelow > 0 {
-		b.Queue(`DELETE FROM gw_events WHERE seq >= $1 AND seq < $2`, int64(t.pruneFrom), int64(t.pruneBelow))
+		// A batch holding the boundary stays whole until it is all due.
+		b.Queue(`DELETE FROM gw_event_batches WHERE first_seq >= $1 AND first_seq < $2 AND last_seq < $2`,
+			int64(t.pruneFrom), int64(t.pruneBelow))
+		// The next prune starts at the oldest batch left.
+		b.Queue(`UPDATE gw_meta SET n = (SELECT coalesce(min(first_seq), $2) FROM gw_event_batches WHERE first_seq >= $1)
+			WHERE name = 'event_floor'`, int64(t.pruneFrom), int64(t.pruneBelow))
 	}
 	if len(t.dirty) > 0 {
 		names := make([]string, 0, len(t.dirty))

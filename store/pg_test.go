@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -451,6 +452,25 @@ func TestPostgresMigrateAndVerify(t *testing.T) {
 	}
 	if _, err := Open(t.TempDir(), Options{Logger: slog.New(slog.DiscardHandler), Postgres: &PostgresOptions{DSN: dsn}}); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("a replica started on a damaged record: %v, want ErrDamaged", err)
+	}
+
+	// So is one inside an event batch, and listing it fails saying so.
+	if _, err := conn.Exec(ctx, `UPDATE gw_event_batches SET recs = overlay(recs placing '\x58'::bytea from 30 for 1)`); err != nil {
+		t.Fatal(err)
+	}
+	ver, err = VerifyPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range ver.Damaged {
+		found = found || d.Bucket == TableEvents && d.Key == "seq 1"
+	}
+	if !found {
+		t.Fatalf("verify of a flipped byte in an event batch: %+v", ver.Damaged)
+	}
+	if _, _, err := s.ListEvents(EventFilter{}); err == nil || !strings.Contains(err.Error(), "seq 1") {
+		t.Fatalf("listing a damaged event: %v", err)
 	}
 }
 

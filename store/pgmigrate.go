@@ -66,7 +66,7 @@ func MigrateToPostgres(ctx context.Context, dir, dsn string, log *slog.Logger) (
 		return nil, j.unavailable("migrating", err)
 	}
 	var have int64
-	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM gw_records) + (SELECT count(*) FROM gw_events)`).Scan(&have); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM gw_records) + (SELECT count(*) FROM gw_event_batches)`).Scan(&have); err != nil {
 		return nil, j.unavailable("migrating", err)
 	}
 	if have > 0 {
@@ -77,6 +77,10 @@ func MigrateToPostgres(ctx context.Context, dir, dsn string, log *slog.Logger) (
 			b := btx.Bucket([]byte(table))
 			c := b.Cursor()
 			rows := [][]any{}
+			var (
+				evLast          uint64
+				evCount, events int
+			)
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				// Checked again record by record: what is copied is what
 				// a start on it would accept.
@@ -84,7 +88,16 @@ func MigrateToPostgres(ctx context.Context, dir, dsn string, log *slog.Logger) (
 					return damaged(path, "bucket %s, key %s: %v; %s", table, printableKey(table, k), err, verifyHint)
 				}
 				if table == TableEvents {
-					rows = append(rows, []any{int64(binary.BigEndian.Uint64(k)), v})
+					seq := binary.BigEndian.Uint64(k)
+					if n := len(rows); n == 0 || evCount == maxEventBatch || seq != evLast+1 {
+						rows = append(rows, []any{int64(seq), int64(seq), []byte(nil)})
+						evCount = 0
+					}
+					r := rows[len(rows)-1]
+					r[1], r[2] = int64(seq), appendEventEntry(r[2].([]byte), seq, v)
+					evLast = seq
+					evCount++
+					events++
 				} else {
 					rows = append(rows, []any{table, k, v, false, int64(1)})
 				}
@@ -92,7 +105,11 @@ func MigrateToPostgres(ctx context.Context, dir, dsn string, log *slog.Logger) (
 			rep.Records[table] = len(rows)
 			var err error
 			if table == TableEvents {
-				_, err = tx.CopyFrom(ctx, pgx.Identifier{"gw_events"}, []string{"seq", "val"}, pgx.CopyFromRows(rows))
+				rep.Records[table] = events
+				_, err = tx.CopyFrom(ctx, pgx.Identifier{"gw_event_batches"}, []string{"first_seq", "last_seq", "recs"}, pgx.CopyFromRows(rows))
+				if err == nil && len(rows) > 0 {
+					_, err = tx.Exec(ctx, `UPDATE gw_meta SET n = $1 WHERE name IN ('event_floor', 'event_pruned')`, rows[0][0])
+				}
 				if err == nil {
 					_, err = tx.Exec(ctx, `UPDATE gw_meta SET n = $1 WHERE name = 'event_seq'`, int64(b.Sequence()))
 				}

@@ -47,16 +47,32 @@ func readRecords(ctx context.Context, tx pgx.Tx) (pgRecords, []DamagedRecord, in
 		return nil, nil, 0, err
 	}
 	var bad []DamagedRecord
-	var seq int64
-	rows, err = tx.Query(ctx, `SELECT seq, val FROM gw_events ORDER BY seq`)
+	var first, last int64
+	rows, err = tx.Query(ctx, `SELECT first_seq, last_seq, recs FROM gw_event_batches ORDER BY first_seq`)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&seq, &v}, func() error {
-		n++
-		k := eventKey(uint64(seq))
-		if _, err := decodeRecord(TableEvents, k, v, true); err != nil {
-			bad = append(bad, DamagedRecord{Bucket: TableEvents, Key: printableKey(TableEvents, k), Problem: err.Error()})
+	prev := uint64(0)
+	if _, err := pgx.ForEachRow(rows, []any{&first, &last, &v}, func() error {
+		batch := fmt.Sprintf("batch %d-%d", first, last)
+		want := uint64(first)
+		err := eachEventEntry(v, func(seq uint64, rec []byte) (bool, error) {
+			n++
+			k := eventKey(seq)
+			if seq != want || seq <= prev {
+				bad = append(bad, DamagedRecord{Bucket: TableEvents, Key: printableKey(TableEvents, k),
+					Problem: fmt.Sprintf("out of order in %s (expected seq %d)", batch, want)})
+			} else if _, err := decodeRecord(TableEvents, k, rec, true); err != nil {
+				bad = append(bad, DamagedRecord{Bucket: TableEvents, Key: printableKey(TableEvents, k), Problem: err.Error()})
+			}
+			prev, want = seq, seq+1
+			return false, nil
+		})
+		if err == nil && want != uint64(last)+1 {
+			err = fmt.Errorf("it holds events up to seq %d", want-1)
+		}
+		if err != nil {
+			bad = append(bad, DamagedRecord{Bucket: TableEvents, Key: batch, Problem: err.Error()})
 		}
 		return nil
 	}); err != nil {
