@@ -379,10 +379,10 @@ type pgTx struct {
 	tx     pgx.Tx
 	pulled []pgRow // other replicas' commits, applied before the write
 
-	meta0  map[string]uint64 // counters as read at begin
-	dirty  map[string]uint64
-	recs   []pgRow
-	recIx  map[string]int // tbl+"\x00"+key -> index in recs
+	meta0 map[string]uint64 // counters as read at begin
+	dirty map[string]uint64
+	recs  []pgRow
+	recIx map[string]int // tbl+"\x00"+key -> index in recs
 	// The events of this write, as one gw_event_batches row.
 	evFirst, evLast uint64
 	evRecs          []byte
