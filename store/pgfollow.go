@@ -170,7 +170,7 @@ func (s *Store) follow() {
 		conn, err := pgx.Connect(ctx, j.dsn)
 		if err != nil {
 			cancel()
-			s.catchUp() // a pool connection may still work
+			_ = s.catchUp() // a pool connection may still work
 			continue
 		}
 		if _, err := conn.Exec(ctx, "LISTEN "+pgChannel); err != nil {
@@ -179,7 +179,7 @@ func (s *Store) follow() {
 			continue
 		}
 		backoff = 0
-		s.catchUp()
+		_ = s.catchUp()
 		for {
 			wctx, wcancel := context.WithTimeout(ctx, j.poll)
 			_, err := conn.WaitForNotification(wctx)
@@ -190,7 +190,7 @@ func (s *Store) follow() {
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				break // the connection is gone: reconnect
 			}
-			s.catchUp()
+			_ = s.catchUp()
 		}
 		conn.Close(context.Background())
 		cancel()
@@ -200,13 +200,16 @@ func (s *Store) follow() {
 // catchUp applies what other replicas committed since this one last
 // looked. The read runs outside the writer's lock; rows a local write
 // already applied meanwhile are skipped under it (applyRemote).
-func (s *Store) catchUp() {
+func (s *Store) catchUp() error {
 	s.mu.Lock()
 	from := s.pg.applied
 	s.mu.Unlock()
 	rows, err := s.pg.since(from)
-	if err != nil || len(rows) == 0 {
-		return
+	if err != nil {
+		return s.pg.unavailable("catching up", err)
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	s.mu.Lock()
 	locked := true
@@ -216,9 +219,10 @@ func (s *Store) catchUp() {
 		}
 	}()
 	if s.closed.Load() {
-		return
+		return ErrClosed
 	}
 	s.notifyLocked(s.applyRemote(rows), &locked)
+	return nil
 }
 
 // CatchUp applies every write committed on other replicas before the
@@ -230,20 +234,8 @@ func (s *Store) CatchUp(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	s.mu.Lock()
-	from := s.pg.applied
-	s.mu.Unlock()
-	rows, err := s.pg.since(from)
-	if err != nil {
-		return s.pg.unavailable("catching up", err)
+	if err := s.catchUp(); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.mu.Unlock()
-		}
-	}()
-	s.notifyLocked(s.applyRemote(rows), &locked)
 	return ctx.Err()
 }
