@@ -290,18 +290,43 @@ func TestReplicasSync(t *testing.T) {
 	// the dead replica's claims free their pairs after it.
 	rs := startReplicas(t, pg.DSN(), 3, replicaOpts{fg: fg, syncExtra: "claim_lease = \"31s\"\n"})
 
-	const n = 200
+	// s* log in in the first part, k* in the second (the kill); c* join
+	// the bound group at the kill. Every user and membership is written
+	// before the group is bound, so no admin-set plaintext is still queued
+	// when the accounts are created: each is created with a random
+	// password, push pending, and only a login brings the plaintext.
+	const n, nk, nc = 200, 45, 30
 	pw := func(name string) string { return "Sync-Pass-" + name }
 	mustAPI(t, rs[0].proc, "POST", "/v1/groups", map[string]any{"name": "staff"}, nil)
+	var names []string
 	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("s%03d", i)
-		// Spread the admin writes over the replicas too.
+		names = append(names, fmt.Sprintf("s%03d", i))
+	}
+	for i := 0; i < nk; i++ {
+		names = append(names, fmt.Sprintf("k%02d", i))
+	}
+	for i, name := range names {
+		// Spread the admin writes over the replicas too; the membership
+		// goes to the replica that created the user, since another one's
+		// admin API may not see the user yet (its lookup reads its own
+		// view, which follows the database asynchronously).
 		p := rs[i%3].proc
 		addUser(t, p, name, pw(name))
 		mustAPI(t, p, "PUT", "/v1/groups/staff/members/"+name, nil, nil)
 	}
+	for i := 0; i < nc; i++ {
+		name := fmt.Sprintf("c%02d", i)
+		addUser(t, rs[1+i%2].proc, name, pw(name))
+	}
 	mustAPI(t, rs[1].proc, "PUT", "/v1/directories/m365/groups/staff", nil, nil)
-	testutil.Eventually(t, 60*time.Second, func() bool { return len(fg.Users()) == n }, fmt.Sprintf("%d accounts created", n))
+	testutil.Eventually(t, 60*time.Second, func() bool { return len(fg.Users()) == n+nk }, fmt.Sprintf("%d accounts created", n+nk))
+	for i := 0; i < nk; i++ {
+		u := fmt.Sprintf("k%02d", i)
+		testutil.Eventually(t, 10*time.Second, func() bool { return userSync(t, rs[0].proc, u).PushPending }, u+" provisioned, push pending")
+		if c := passwordPatches(fg, u+"@example.test"); c != 0 {
+			t.Fatalf("%s: %d password pushes before any login", u, c)
+		}
+	}
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -331,14 +356,11 @@ func TestReplicasSync(t *testing.T) {
 	if len(loginErrs) > 0 {
 		t.Fatal(strings.Join(loginErrs, "\n"))
 	}
-	testutil.Eventually(t, 60*time.Second, func() bool {
-		for i := 0; i < n; i++ {
-			if passwordPatches(fg, fmt.Sprintf("s%03d@example.test", i)) < 1 {
-				return false
-			}
-		}
-		return true
-	}, fmt.Sprintf("%d password pushes", n))
+	var all []string
+	for i := 0; i < n; i++ {
+		all = append(all, fmt.Sprintf("s%03d", i))
+	}
+	waitFakePushes(t, fg, rs, all, 60*time.Second)
 	for i, r := range rs {
 		testutil.Eventually(t, 10*time.Second, func() bool {
 			for j := 0; j < n; j++ {
@@ -349,8 +371,8 @@ func TestReplicasSync(t *testing.T) {
 			return true
 		}, fmt.Sprintf("every push recorded, as replica %d sees", i+1))
 	}
-	if c := fg.Count("POST", fakegraph.KindUsers); c != n {
-		t.Fatalf("%d POST /users for %d users", c, n)
+	if c := fg.Count("POST", fakegraph.KindUsers); c != n+nk {
+		t.Fatalf("%d POST /users for %d users", c, n+nk)
 	}
 	for upn, c := range fakeUPNs(fg) {
 		if c != 1 {
@@ -366,23 +388,12 @@ func TestReplicasSync(t *testing.T) {
 			t.Fatalf("%s: the pushed password is not the login's", upn)
 		}
 	}
-	t.Logf("%d users, %d logins over 3 replicas: %d creates, %d pushes", n, n, fg.Count("POST", fakegraph.KindUsers), n)
+	t.Logf("%d users, %d logins over 3 replicas: %d creates, %d pushes", n+nk, n, fg.Count("POST", fakegraph.KindUsers), n)
 
 	// The kill. k* users are provisioned and log in spread over the three
 	// replicas while the fake is slow, so replica 1 holds push jobs with
 	// plaintexts when it dies; c* users join the bound group at the same
 	// time, so account creations are in flight on every replica too.
-	const nk, nc = 45, 30
-	for i := 0; i < nk; i++ {
-		name := fmt.Sprintf("k%02d", i)
-		addUser(t, rs[1+i%2].proc, name, pw(name))
-		mustAPI(t, rs[1].proc, "PUT", "/v1/groups/staff/members/"+name, nil, nil)
-	}
-	testutil.Eventually(t, 30*time.Second, func() bool { return len(fg.Users()) == n+nk }, "k* accounts created")
-	for i := 0; i < nc; i++ {
-		name := fmt.Sprintf("c%02d", i)
-		addUser(t, rs[1+i%2].proc, name, pw(name))
-	}
 	fg.Latency(150 * time.Millisecond)
 	byReplica = make([][]string, 3)
 	for i := 0; i < nk; i++ {
@@ -392,7 +403,7 @@ func TestReplicasSync(t *testing.T) {
 	go func() {
 		defer close(joined)
 		for i := 0; i < nc; i++ {
-			if _, err := rs[1].api("PUT", fmt.Sprintf("/v1/groups/staff/members/c%02d", i), nil, nil); err != nil {
+			if _, err := rs[1+i%2].api("PUT", fmt.Sprintf("/v1/groups/staff/members/c%02d", i), nil, nil); err != nil {
 				mu.Lock()
 				loginErrs = append(loginErrs, err.Error())
 				mu.Unlock()
@@ -424,11 +435,7 @@ func TestReplicasSync(t *testing.T) {
 	testutil.Eventually(t, 60*time.Second, func() bool { return len(fg.Users()) == n+nk+nc }, "every c* account created by the surviving replicas")
 	t.Logf("the last account was created %v after the kill", time.Since(killedAt).Round(100*time.Millisecond))
 	// The surviving replicas' logins are pushed.
-	for _, users := range byReplica[1:] {
-		for _, u := range users {
-			waitPatches(t, fg, u+"@example.test", 1)
-		}
-	}
+	waitFakePushes(t, fg, rs[1:], append(append([]string(nil), byReplica[1]...), byReplica[2]...), 20*time.Second)
 	survivor := rs[1].proc
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		for _, users := range byReplica[1:] {
@@ -486,6 +493,37 @@ func TestReplicasSync(t *testing.T) {
 	}
 	t.Logf("replica 1's %d logins: %d pushed, %d pending (plaintext gone with it), %d pushed at the kill but not recorded (pending)",
 		len(byReplica[0]), pushed, pending, unrecorded)
+}
+
+// waitFakePushes waits until each of users has had a password push at the
+// fake, and says where the missing ones stand when they do not.
+func waitFakePushes(t *testing.T, fg *fakegraph.Server, rs []*replica, users []string, within time.Duration) {
+	t.Helper()
+	unpushed := func() []string {
+		var missing []string
+		for _, u := range users {
+			if passwordPatches(fg, u+"@example.test") < 1 {
+				missing = append(missing, u)
+			}
+		}
+		return missing
+	}
+	for deadline := time.Now().Add(within); len(unpushed()) > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			missing := unpushed()
+			for _, u := range missing[:min(len(missing), 5)] {
+				acct, _ := fg.User(u + "@example.test")
+				var us struct {
+					ID string `json:"id"`
+				}
+				mustAPI(t, rs[0].proc, "GET", "/v1/users/"+u, nil, &us)
+				for _, r := range rs {
+					t.Logf("%s (id %s, remote %s) on %s: %+v", u, us.ID, acct.ID, r.name, userSync(t, r.proc, u))
+				}
+			}
+			t.Fatalf("%d of %d logins not pushed within %v: %v", len(missing), len(users), within, missing)
+		}
+	}
 }
 
 // radBatch is radclientBatch without t: for goroutines. It returns the
