@@ -85,6 +85,12 @@ type pgJournal struct {
 
 	replicaOnce sync.Once
 	replicaName string // PostgresOptions.Replica; see replica()
+
+	// Failure resets waiting for resetFlusher (pgcoord.go).
+	resetMu   sync.Mutex
+	resets    map[string]struct{}
+	resetWake chan struct{}
+	resetDone chan struct{}
 }
 
 // pgRow is one gw_records row.
@@ -115,6 +121,7 @@ func openPostgres(ctx context.Context, o PostgresOptions, log *slog.Logger) (*pg
 		dsn: o.DSN, timeout: o.Timeout, poll: o.Poll, log: log, replicaName: o.Replica,
 		name: net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))) + "/" + cfg.ConnConfig.Database,
 		stop: make(chan struct{}), done: make(chan struct{}),
+		resetWake: make(chan struct{}, 1), resetDone: make(chan struct{}),
 	}
 	if j.timeout <= 0 {
 		j.timeout = 5 * time.Second
@@ -227,6 +234,7 @@ func (j *pgJournal) halt() {
 		close(j.stop)
 	}
 	<-j.done
+	<-j.resetDone
 }
 
 func (j *pgJournal) close() error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/internal/testutil"
+	"github.com/jackc/pgx/v5"
 )
 
 // openPG opens a store on dsn as one replica.
@@ -363,8 +365,101 @@ func TestPostgresCoordination(t *testing.T) {
 		if err := b.ResetFailures(ctx, "u9"); err != nil {
 			t.Fatal(err)
 		}
+		// Resets are sent in batches, shortly after.
+		conn := pgConn(t, dsn)
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			var n int
+			return conn.QueryRow(ctx, `SELECT count(*) FROM gw_failures WHERE user_id = 'u9'`).Scan(&n) == nil && n == 0
+		}, "the reset reaches the shared count")
 		if n, _ := a.CountFailure(ctx, "u9", time.Minute, now.Add(3*time.Minute)); n != 1 {
 			t.Fatalf("after a reset on the other replica: %d, want 1", n)
 		}
 	})
+}
+
+func TestPostgresMigrateAndVerify(t *testing.T) {
+	pg := testutil.StartPostgres(t)
+	dsn := pg.DSN()
+	ctx := t.Context()
+	dir := t.TempDir()
+	src := openAt(t, dir, Options{})
+	u, err := src.CreateUser(&User{Username: "erin", Email: "erin@corp.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := src.CreateGroup(&Group{Name: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.AddMember(g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.AppendEvents(Event{Type: EventRADIUSAuth, Outcome: OutcomeSuccess, UserID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MigrateToPostgres(ctx, dir, dsn, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("migrated a journal the running store holds")
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := MigrateToPostgres(ctx, dir, dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records[TableUsers] != 1 || rep.Records[TableGroups] != 1 || rep.Records[TableMemberships] != 1 || rep.Records[TableEvents] != 1 {
+		t.Fatalf("copied %v", rep.Records)
+	}
+	if _, err := MigrateToPostgres(ctx, dir, dsn, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a second migration merged into a database holding data")
+	}
+	ver, err := VerifyPostgres(ctx, dsn)
+	if err != nil || !ver.OK() {
+		t.Fatalf("VerifyPostgres after migrate: %+v, %v", ver, err)
+	}
+	s := openPG(t, dsn, Options{})
+	got, err := s.UserByUsername("erin")
+	if err != nil || got.UIDNumber != u.UIDNumber {
+		t.Fatalf("migrated user: %+v, %v", got, err)
+	}
+	if ms, _ := s.MembersOf(g.ID); len(ms) != 1 {
+		t.Fatalf("migrated membership: %v", ms)
+	}
+	// The counters came along: the next user does not reuse erin's number.
+	v, err := s.CreateUser(&User{Username: "frank", Email: "frank@corp.test"})
+	if err != nil || v.UIDNumber == u.UIDNumber {
+		t.Fatalf("next user after migrate: %+v, %v", v, err)
+	}
+	if evs, _, _ := s.ListEvents(EventFilter{}); len(evs) != 1 || evs[0].UserID != u.ID {
+		t.Fatalf("migrated events: %v", evs)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A flipped byte in a stored record is named by verify.
+	conn := pgConn(t, dsn)
+	if _, err := conn.Exec(ctx, `UPDATE gw_records SET val = overlay(val placing '\x58'::bytea from 12 for 1) WHERE tbl = 'users' AND key = $1`, []byte(v.ID)); err != nil {
+		t.Fatal(err)
+	}
+	ver, err = VerifyPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ver.OK() || len(ver.Damaged) != 1 || ver.Damaged[0].Bucket != TableUsers || ver.Damaged[0].Key != fmt.Sprintf("%q", v.ID) {
+		t.Fatalf("verify of a flipped byte: %+v", ver)
+	}
+	if _, err := Open(t.TempDir(), Options{Logger: slog.New(slog.DiscardHandler), Postgres: &PostgresOptions{DSN: dsn}}); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("a replica started on a damaged record: %v, want ErrDamaged", err)
+	}
+}
+
+func pgConn(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -120,12 +120,67 @@ func (s *Store) pgCountFailure(ctx context.Context, userID string, window time.D
 	return n, nil
 }
 
-func (s *Store) pgResetFailures(ctx context.Context, userID string) error {
+// pgResetFailures queues the reset: a successful login resets its
+// user's count, and one DELETE per login would cost every login a round
+// trip. resetFlusher sends the queued ones together, within
+// resetLinger. A failure counted on another replica in that window may be
+// reset with them (it can only lock a user later by one failure).
+func (s *Store) pgResetFailures(_ context.Context, userID string) error {
 	j := s.pg
-	ctx, cancel := context.WithTimeout(ctx, j.timeout)
-	defer cancel()
-	if _, err := j.pool.Exec(ctx, `DELETE FROM gw_failures WHERE user_id = $1`, userID); err != nil {
-		return j.unavailable("resetting failed passwords of "+userID, err)
+	j.resetMu.Lock()
+	if j.resets == nil {
+		j.resets = map[string]struct{}{}
+	}
+	j.resets[userID] = struct{}{}
+	n := len(j.resets)
+	j.resetMu.Unlock()
+	if n == 1 {
+		select {
+		case j.resetWake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
+}
+
+// resetLinger is how long queued failure resets wait for more.
+const resetLinger = 20 * time.Millisecond
+
+// resetFlusher deletes queued failure counts in batches until halt.
+func (s *Store) resetFlusher() {
+	j := s.pg
+	defer close(j.resetDone)
+	for {
+		select {
+		case <-j.stop:
+			s.flushResets()
+			return
+		case <-j.resetWake:
+		}
+		select {
+		case <-j.stop:
+		case <-time.After(resetLinger):
+		}
+		s.flushResets()
+	}
+}
+
+func (s *Store) flushResets() {
+	j := s.pg
+	j.resetMu.Lock()
+	ids := make([]string, 0, len(j.resets))
+	for id := range j.resets {
+		ids = append(ids, id)
+	}
+	j.resets = nil
+	j.resetMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), j.timeout)
+	defer cancel()
+	if _, err := j.pool.Exec(ctx, `DELETE FROM gw_failures WHERE user_id = ANY($1)`, ids); err != nil {
+		s.log.Warn("resetting failed-password counts in PostgreSQL failed; they run out with their window",
+			"users", len(ids), "err", j.unavailable("resetting failure counts", err))
+	}
 }

@@ -215,6 +215,7 @@ func (s *Store) openPostgres(o PostgresOptions) (*Store, error) {
 	}
 	go s.eventWriter()
 	go s.follow()
+	go s.resetFlusher()
 	return s, nil
 }
 

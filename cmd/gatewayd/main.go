@@ -3,7 +3,7 @@
 //	gatewayd [serve] [-config FILE]       run the daemon (embedded example config when -config is absent)
 //	gatewayd check-config -config FILE    validate and exit non-zero with file:line problems
 //	gatewayd user|group|events ...        administer a running daemon through its API
-//	gatewayd store verify|accept-rollback  check or repair a stopped daemon's journal
+//	gatewayd store verify|accept-rollback|migrate  check, repair or move the store
 package main
 
 import (
@@ -94,7 +94,9 @@ const usage = `usage:
   gatewayd ad pause|resume NAME             the domain's import and its write-back directories together (SPEC 6.6)
   gatewayd events [-user U] [-group G] [-type T] [-directory D] [-outcome success|failure] [-reason R]
                   [-since RFC3339] [-until RFC3339] [-limit N] [-after CURSOR]
-  gatewayd store verify                     with the daemon stopped: read the journal (read-only) and name every damaged record
+  gatewayd store verify                     bbolt, with the daemon stopped: read the journal (read-only) and name every damaged record;
+                                            postgres: check every record and the indexes built from them (replicas may run)
   gatewayd store accept-rollback            with the daemon stopped: continue from the older bbolt meta page when the newest is unreadable
+  gatewayd store migrate                    with the daemon stopped: copy the bbolt journal in data_dir into the empty PostgreSQL database of [store] dsn, then verify the copy
 Every CLI command takes -config FILE (to find the admin address and token) and -o table|json.
 `

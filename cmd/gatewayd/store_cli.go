@@ -1,29 +1,35 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/gatewayd/gatewayd/config"
 
 	"github.com/gatewayd/gatewayd/store"
 )
 
-// storeCommand runs `gatewayd store verify|accept-rollback`: work on a
-// stopped daemon's journal, found through the config's data_dir. They do
-// not talk to the admin API.
+// storeCommand runs `gatewayd store verify|accept-rollback|migrate`:
+// work on the store the config names (the journal in data_dir, or the
+// PostgreSQL database of [store] dsn), not through the admin API.
 func storeCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &exitError{code: 2, msg: "gatewayd store: which subcommand? (verify or accept-rollback)\n\n" + usage}
+		return &exitError{code: 2, msg: "gatewayd store: which subcommand? (verify, accept-rollback or migrate)\n\n" + usage}
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("store "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "config file whose data_dir holds the journal (default: the embedded example)")
+	configPath := fs.String("config", "", "config file naming the store: data_dir, [store] (default: the embedded example)")
 	output := fs.String("o", "table", "output: table or json")
-	if sub != "verify" && sub != "accept-rollback" {
+	if sub != "verify" && sub != "accept-rollback" && sub != "migrate" {
 		return &exitError{code: 2, msg: fmt.Sprintf("gatewayd: unknown command %q\n\n%s", "store "+sub, usage)}
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
@@ -32,14 +38,66 @@ func storeCommand(args []string, stdout, stderr io.Writer) error {
 	if *output != "table" && *output != "json" {
 		return &exitError{code: 2, msg: "gatewayd: -o must be table or json"}
 	}
-	cfg, err := loadCLIConfig(*configPath)
+	cfg, err := load(*configPath, config.Options{Only: []string{"data_dir", "store"}})
 	if err != nil {
 		return err
 	}
-	if sub == "verify" {
+	pg := cfg.Store.Postgres()
+	switch {
+	case sub == "migrate":
+		if pg == nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("gatewayd store migrate copies the bbolt journal in data_dir into PostgreSQL: set [store] backend = %q and dsn in %s first", store.BackendPostgres, cfg.Path())}
+		}
+		return storeMigrate(cfg.DataDir, pg.DSN, *output, stdout, stderr)
+	case sub == "verify" && pg != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		rep, err := store.VerifyPostgres(ctx, pg.DSN)
+		if err != nil {
+			return err
+		}
+		return printVerify(rep, *output, stdout)
+	case sub == "verify":
 		return storeVerify(cfg.DataDir, *output, stdout)
+	case pg != nil:
+		return &exitError{code: 2, msg: "gatewayd store accept-rollback is for the bbolt journal; a PostgreSQL store has no meta pages to choose between"}
 	}
 	return storeAcceptRollback(cfg.DataDir, *output, stdout, stderr)
+}
+
+// storeMigrate copies the bbolt journal into PostgreSQL and verifies the
+// copy.
+func storeMigrate(dataDir, dsn, output string, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, err := store.MigrateToPostgres(ctx, dataDir, dsn, log)
+	if err != nil {
+		return err
+	}
+	ver, err := store.VerifyPostgres(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("the copy was made but cannot be verified: %w", err)
+	}
+	if output == "json" {
+		b, _ := json.MarshalIndent(map[string]any{"migrated": rep, "verify": ver}, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		fmt.Fprintf(stdout, "copied %s into %s:\n", rep.Journal, rep.Database)
+		for _, t := range slices.Sorted(maps.Keys(rep.Records)) {
+			fmt.Fprintf(stdout, "  %-12s %d\n", t, rep.Records[t])
+		}
+	}
+	if !ver.OK() {
+		if output != "json" {
+			_ = printVerify(ver, output, stdout)
+		}
+		return &exitError{code: 1, msg: "gatewayd: the copy in PostgreSQL does not verify (see above); the bbolt journal is unchanged"}
+	}
+	if output != "json" {
+		fmt.Fprintf(stdout, "verified: %d records; the bbolt journal is unchanged (keep it as a backup)\n", ver.Records)
+	}
+	return nil
 }
 
 // storeVerify prints every damaged record; it exits 1 when there is one.
@@ -48,6 +106,10 @@ func storeVerify(dataDir, output string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return printVerify(rep, output, stdout)
+}
+
+func printVerify(rep *store.JournalReport, output string, stdout io.Writer) error {
 	if output == "json" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
