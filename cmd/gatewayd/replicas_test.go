@@ -662,3 +662,83 @@ func TestReplicasDatabaseRestart(t *testing.T) {
 	}
 	t.Logf("%d logins accepted, %d while PostgreSQL was down; all %d events listed on both replicas", total, duringOutage, total)
 }
+
+// TestStoreMigrate: users and groups written through a daemon on the
+// embedded journal are copied into PostgreSQL by `gatewayd store migrate
+// -config FILE` (same data_dir, [store] backend = "postgres"), `gatewayd
+// store verify -config FILE` passes on the database, and daemons on
+// PostgreSQL serve them: the migrated one, and a replica with an empty
+// data_dir of its own, over the admin API, RADIUS and LDAP.
+func TestStoreMigrate(t *testing.T) {
+	testutil.RequireBinary(t, "ldapsearch")
+	pg := testutil.StartPostgres(t)
+	t.Setenv(pgDSNEnv, pg.DSN())
+	dir := t.TempDir()
+	text, radiusAddr := doorsConfig(t, dir)
+	ldapAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	text = strings.Replace(text, "[ldap]\nlisten = \"\"\n", fmt.Sprintf("[ldap]\nlisten = %q\nbase_dn = %q\n", ldapAddr, replicaBaseDN), 1)
+	bolt := startDaemon(t, dir, writeConfig(t, dir, text))
+	const users = 20
+	groups := []string{"staff", "admins", "contractors"}
+	for _, g := range groups {
+		mustAPI(t, bolt, "POST", "/v1/groups", map[string]any{"name": g}, nil)
+	}
+	wantMembers := map[string]int{}
+	for i := 0; i < users; i++ {
+		name := fmt.Sprintf("m%02d", i)
+		wantMembers[groups[i%len(groups)]]++
+		addUser(t, bolt, name, "Migrate-Pass-"+name)
+		mustAPI(t, bolt, "PUT", fmt.Sprintf("/v1/groups/%s/members/%s", groups[i%len(groups)], name), nil, nil)
+	}
+	mustAPI(t, bolt, "POST", "/v1/users/m03/suspend", nil, nil)
+	bolt.stop()
+
+	// The same file, now naming the database; data_dir still holds the
+	// bbolt journal that migrate copies.
+	cfgPath := writeConfig(t, dir, text+pgStoreBlock("migrated", ""))
+	out, err := runBinary("store", "migrate", "-config", cfgPath)
+	if err != nil {
+		t.Fatalf("store migrate: %v\n%s", err, out)
+	}
+	t.Logf("store migrate:\n%s", out)
+	if out, err := runBinary("store", "verify", "-config", cfgPath); err != nil {
+		t.Fatalf("store verify on PostgreSQL after the migration: %v\n%s", err, out)
+	}
+	// A second migrate must not copy over a database that has data.
+	if out, err := runBinary("store", "migrate", "-config", cfgPath); err == nil {
+		t.Fatalf("store migrate into a database that already holds a store succeeded:\n%s", out)
+	}
+
+	migrated := startDaemon(t, dir, cfgPath)
+	other := startReplicas(t, pg.DSN(), 1, replicaOpts{})[0]
+	for _, c := range []struct {
+		name   string
+		p      *proc
+		radius string
+		ldap   string
+	}{{"migrated daemon", migrated, radiusAddr, "ldap://" + ldapAddr}, {"fresh replica", other.proc, other.radius, other.ldap}} {
+		var page struct {
+			Users []apiUser `json:"users"`
+		}
+		mustAPI(t, c.p, "GET", "/v1/users?limit=1000", nil, &page)
+		if len(page.Users) != users {
+			t.Fatalf("%s: %d users listed, %d migrated", c.name, len(page.Users), users)
+		}
+		for _, g := range groups {
+			if got := len(members(t, c.p, g)); got != wantMembers[g] {
+				t.Fatalf("%s: group %s has %d members", c.name, g, got)
+			}
+		}
+		for _, name := range []string{"m00", "m07", "m19"} {
+			if _, ok := radclient(t, c.radius, name, "Migrate-Pass-"+name); !ok {
+				t.Fatalf("%s: RADIUS login of migrated user %s refused", c.name, name)
+			}
+			if !ldapBind(t, c.ldap, "uid="+name+",ou=users,"+replicaBaseDN, "Migrate-Pass-"+name) {
+				t.Fatalf("%s: LDAP bind of migrated user %s refused", c.name, name)
+			}
+		}
+		if _, ok := radclient(t, c.radius, "m03", "Migrate-Pass-m03"); ok {
+			t.Fatalf("%s: the suspended user m03 logs in after the migration", c.name)
+		}
+	}
+}
