@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -460,6 +461,21 @@ func TestReplicasSync(t *testing.T) {
 		}
 	}
 	if c := fg.Count("POST", fakegraph.KindUsers); c != n+nk+nc {
+		posts := map[string][]string{}
+		for _, q := range fg.Requests() {
+			if q.Method == "POST" && q.Kind == fakegraph.KindUsers {
+				var b struct {
+					UPN string `json:"userPrincipalName"`
+				}
+				_ = json.Unmarshal([]byte(q.Body), &b)
+				posts[b.UPN] = append(posts[b.UPN], fmt.Sprintf("%s status %d", q.Time.Sub(killedAt).Round(time.Millisecond), q.Status))
+			}
+		}
+		for upn, p := range posts {
+			if len(p) > 1 {
+				t.Logf("POST /users of %s (times from the kill): %v", upn, p)
+			}
+		}
 		t.Fatalf("%d POST /users for %d users: a create was duplicated", c, n+nk+nc)
 	}
 	for i := 0; i < nc; i++ {
