@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/store"
 )
 
@@ -31,10 +32,26 @@ type apiUser struct {
 
 // TestCrashSafety: SIGKILL at random points under concurrent admin writes;
 // after each restart every acknowledged write is there and the indexes
-// agree with the data.
+// agree with the data. On each backend: the embedded journal, and
+// PostgreSQL (issue 16), where a write is acknowledged once its
+// transaction committed in the database.
 func TestCrashSafety(t *testing.T) {
+	for _, backend := range []string{store.BackendBolt, store.BackendPostgres} {
+		t.Run(backend, func(t *testing.T) { testCrashSafety(t, backend) })
+	}
+}
+
+func testCrashSafety(t *testing.T, backend string) {
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, testConfig(t, dir, ""))
+	text := testConfig(t, dir, "")
+	opts := store.Options{}
+	if backend == store.BackendPostgres {
+		pg := testutil.StartPostgres(t)
+		t.Setenv(pgDSNEnv, pg.DSN())
+		text += pgStoreBlock("crash", "")
+		opts.Postgres = &store.PostgresOptions{DSN: pg.DSN()}
+	}
+	cfgPath := writeConfig(t, dir, text)
 	rounds := 20
 	var mu sync.Mutex
 	acked := map[string]*ackedUser{} // by username
@@ -94,7 +111,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("only %d writes were acknowledged over %d rounds: the test did not exercise anything", len(acked), rounds)
 	}
 	// The journal itself: indexes agree with the data.
-	st, err := store.Open(filepath.Join(dir, "data"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, "data"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +119,7 @@ func TestCrashSafety(t *testing.T) {
 	if err := st.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d acknowledged users survived %d SIGKILLs", len(acked), rounds)
+	t.Logf("%s: %d acknowledged users survived %d SIGKILLs", backend, len(acked), rounds)
 }
 
 func verifyAcked(t *testing.T, p *proc, acked map[string]*ackedUser) {
