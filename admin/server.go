@@ -197,10 +197,34 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
+		if err := s.catchUp(r); err != nil {
+			s.renderError(rec, r, err)
+			return
+		}
 		if err := h(rec, r); err != nil {
 			s.renderError(rec, r, err)
 		}
 	})
+}
+
+// catchingUp is a store shared by several replicas (PostgreSQL): CatchUp
+// applies what the others committed before the call.
+type catchingUp interface {
+	CatchUp(ctx context.Context) error
+}
+
+// catchUp makes a write see every write acknowledged before it on any
+// replica: behind a load balancer, a user created on one replica and
+// then added to a group through another was not found there yet. A write
+// that cannot catch up fails (503 when the database is away). Reads are
+// served from this replica's view as it stands, like logins: they see
+// another replica's write once it has been followed (milliseconds).
+func (s *Server) catchUp(r *http.Request) error {
+	c, ok := s.st.(catchingUp)
+	if !ok || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	return c.CatchUp(r.Context())
 }
 
 func (s *Server) authorized(r *http.Request) bool {
