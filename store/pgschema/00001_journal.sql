@@ -34,7 +34,7 @@ INSERT INTO gw_meta (name, n) VALUES ('change_seq', 0), ('event_seq', 0), ('even
 CREATE TABLE gw_event_batches (
     first_seq bigint PRIMARY KEY,
     last_seq  bigint NOT NULL,
-    recs      bytea  NOT NULL
+    recs      bytea  COMPRESSION lz4 NOT NULL
 );
 
 -- Sync job claims and leader leases (store/coord.go).
