@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -182,7 +183,7 @@ func (s *Store) follow() {
 		_ = s.catchUp()
 		for {
 			wctx, wcancel := context.WithTimeout(ctx, j.poll)
-			_, err := conn.WaitForNotification(wctx)
+			n, err := conn.WaitForNotification(wctx)
 			wcancel()
 			if ctx.Err() != nil {
 				break
@@ -190,11 +191,26 @@ func (s *Store) follow() {
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				break // the connection is gone: reconnect
 			}
+			if n != nil && s.hasApplied(n.Payload) {
+				continue // our own write (LISTEN hears it too), or already followed
+			}
 			_ = s.catchUp()
 		}
 		conn.Close(context.Background())
 		cancel()
 	}
+}
+
+// hasApplied reports whether the change a notification names is already
+// in memory.
+func (s *Store) hasApplied(payload string) bool {
+	seq, err := strconv.ParseUint(payload, 10, 64)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return seq <= s.pg.applied
 }
 
 // catchUp applies what other replicas committed since this one last
