@@ -195,6 +195,11 @@ type loaded struct {
 // loadJournal decodes every bucket into a fresh memdb, checking what the
 // write paths guarantee (key matches the object, unique names, references
 // exist). Any failure is reported as damage; nothing is written.
+//
+// Decoding (JSON, checksums) runs on a second goroutine, a batch ahead of
+// the indexing, which must stay in journal order for its checks: at 100k
+// users the two were ~0.8 s and ~1.5 s of a ~2.4 s load, one after the
+// other on one core.
 func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 	mem, err := memdb.NewMemDB(schema())
 	if err != nil {
@@ -203,31 +208,94 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 	mtx := mem.Txn(true)
 	defer mtx.Abort()
 	res := &loaded{mem: mem, users: newUserIndexes()}
-	for _, table := range loadOrder {
-		b := tx.Bucket([]byte(table))
-		if b == nil {
-			return nil, damaged(path, "bucket %s is missing", table)
+	batches := make(chan []decodedRecord, 4)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		decodeJournal(path, tx, batches, stop)
+	}()
+	defer func() {
+		close(stop)
+		for range batches { // let the decoder see stop and end
 		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			where := func(format string, args ...any) error {
-				return damaged(path, "bucket %s, key %s: %s", table, printableKey(table, k), fmt.Sprintf(format, args...))
+		<-done // the records point into tx's pages
+	}()
+	for batch := range batches {
+		for _, r := range batch {
+			if r.err != nil {
+				return nil, r.err
 			}
-			obj, err := decodeRecord(table, k, v, true)
-			if err != nil {
-				return nil, where("%v; %s", err, verifyHint)
-			}
-			if obj == nil { // an event: checked, not kept in memory
+			if r.obj == nil { // an event: checked, not kept in memory
 				res.events++
 				continue
 			}
-			if err := admitRecord(mtx, res.users, table, obj, log, path); err != nil {
-				return nil, where("%v", err)
+			if err := admitRecord(mtx, res.users, r.table, r.obj, log, path); err != nil {
+				return nil, damaged(path, "bucket %s, key %s: %v", r.table, printableKey(r.table, r.key), err)
 			}
 		}
 	}
 	mtx.Commit()
 	return res, nil
+}
+
+// decodedRecord is one journal record as decodeJournal hands it over: the
+// object, or the damage that ends the load.
+type decodedRecord struct {
+	table string
+	key   []byte
+	obj   any
+	err   error
+}
+
+// decodeJournal decodes every bucket in load order into batches, ending
+// with the first damaged record, or when stop closes. It closes out.
+func decodeJournal(path string, tx *bolt.Tx, out chan<- []decodedRecord, stop <-chan struct{}) {
+	defer close(out)
+	const batchSize = 256
+	var batch []decodedRecord
+	send := func() bool {
+		select {
+		case out <- batch:
+			batch = make([]decodedRecord, 0, batchSize)
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	// A damaged file may point bbolt outside its mapping, on this
+	// goroutine as on the caller's (see guard).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			batch = append(batch, decodedRecord{err: damaged(path, "reading it failed: %v", r)})
+			send()
+		}
+	}()
+	for _, table := range loadOrder {
+		b := tx.Bucket([]byte(table))
+		if b == nil {
+			batch = append(batch, decodedRecord{err: damaged(path, "bucket %s is missing", table)})
+			send()
+			return
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			obj, err := decodeRecord(table, k, v, true)
+			if err != nil {
+				batch = append(batch, decodedRecord{err: damaged(path, "bucket %s, key %s: %v; %s", table, printableKey(table, k), err, verifyHint)})
+				send()
+				return
+			}
+			batch = append(batch, decodedRecord{table: table, key: k, obj: obj})
+			if len(batch) == batchSize && !send() {
+				return
+			}
+		}
+	}
+	if len(batch) > 0 {
+		send()
+	}
 }
 
 // decodeRecord checks one journal record as Open and VerifyJournal both
