@@ -71,12 +71,11 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	restoreGC()
 	if err == nil {
 		// Loading left the heap at up to 5x the live state (GOGC 400
-		// above); the runtime's scavenger hands the freed part back over
-		// minutes, so a restarted 100k-user daemon sat at ~300 MB RSS for
-		// a while with ~160 MB live (bench/scale). One collection and
-		// scavenge now, beside the listeners coming up rather than before
-		// them, so start-up time does not pay for it.
-		go debug.FreeOSMemory()
+		// above), and the runtime's scavenger hands the freed part back
+		// over minutes: a restarted 100k-user daemon answered /healthz at
+		// ~310 MB RSS with ~160 MB live (bench/scale). One collection and
+		// scavenge before serving costs that start ~0.2 s.
+		debug.FreeOSMemory()
 	}
 	if err != nil {
 		var ps config.Problems
