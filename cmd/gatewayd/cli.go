@@ -697,6 +697,11 @@ func (c *cli) directoryForget(pos []string) error {
 		err = c.client.do("DELETE", "/v1/directories/"+url.PathEscape(name), nil, &f)
 	}
 	if c.client == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		if c.cfg.Store.Backend == store.BackendPostgres {
+			// The state is in PostgreSQL, not in data_dir: an empty
+			// journal opened there would forget nothing.
+			return fmt.Errorf("the daemon does not answer; with [store] backend = %q the state is in PostgreSQL, not in data_dir: run this against any running replica (its [admin] address in -config)", store.BackendPostgres)
+		}
 		f, err = forgetOffline(c.cfg.DataDir, name)
 	}
 	if err != nil {
