@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	memdb "github.com/hashicorp/go-memdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -184,13 +183,11 @@ func (j *pgJournal) load(ctx context.Context, log *slog.Logger) (*loaded, error)
 	if err := tx.QueryRow(ctx, `SELECT n FROM gw_meta WHERE name = 'change_seq'`).Scan(&seq); err != nil {
 		return nil, j.unavailable("reading the change sequence", err)
 	}
-	mem, err := memdb.NewMemDB(schema())
+	res, mtx, err := newLoaded()
 	if err != nil {
 		return nil, err
 	}
-	mtx := mem.Txn(true)
 	defer mtx.Abort()
-	res := &loaded{mem: mem, users: newUserIndexes()}
 	for _, table := range loadOrder {
 		if table == TableEvents {
 			continue

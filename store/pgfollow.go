@@ -227,17 +227,12 @@ func (s *Store) catchUp() error {
 	if len(rows) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.mu.Unlock()
-		}
-	}()
+	locked, unlock := s.lockWriter()
+	defer unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	s.notifyLocked(s.applyRemote(rows), &locked)
+	s.notifyLocked(s.applyRemote(rows), locked)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	memdb "github.com/hashicorp/go-memdb"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -88,13 +87,8 @@ func (s *Store) verifyPostgres() error {
 	j := s.pg
 	ctx, cancel := context.WithTimeout(context.Background(), 2*j.timeout)
 	defer cancel()
-	s.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.mu.Unlock()
-		}
-	}()
+	locked, unlock := s.lockWriter()
+	defer unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -121,7 +115,7 @@ func (s *Store) verifyPostgres() error {
 	if err != nil {
 		return j.unavailable("verify", err)
 	}
-	s.notifyLocked(changes, &locked)
+	s.notifyLocked(changes, locked)
 	if len(bad) > 0 {
 		return fmt.Errorf("verify: %s, %s %s: %s", j.where(), bad[0].Bucket, bad[0].Key, bad[0].Problem)
 	}
@@ -161,12 +155,11 @@ func VerifyPostgres(ctx context.Context, dsn string) (*JournalReport, error) {
 	for _, b := range bad {
 		rep.damagedRecord(b.Bucket, b.Key, "%s", b.Problem)
 	}
-	mem, err := memdb.NewMemDB(schema())
+	ld, mtx, err := newLoaded()
 	if err != nil {
 		return nil, err
 	}
-	mtx := mem.Txn(true)
-	users := newUserIndexes()
+	users := ld.users
 	quiet := slog.New(slog.DiscardHandler)
 	for _, table := range loadOrder {
 		if table == TableEvents {
@@ -184,7 +177,7 @@ func VerifyPostgres(ctx context.Context, dsn string) (*JournalReport, error) {
 		}
 	}
 	mtx.Commit()
-	if err := verifyAgainst(&view{mem: mem, users: users}, rec); err != nil {
+	if err := verifyAgainst(&view{mem: ld.mem, users: users}, rec); err != nil {
 		rep.problem(err)
 	}
 	return rep, nil

@@ -363,13 +363,8 @@ type wtxn struct {
 // (fsync'd) first; only then the memdb one. If fn or the bbolt commit
 // fails, both are rolled back and nothing changed.
 func (s *Store) write(fn func(w *wtxn) error) error {
-	s.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.mu.Unlock()
-		}
-	}()
+	locked, unlock := s.lockWriter()
+	defer unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -391,7 +386,7 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 			w.mem.Abort()
 			tx.rollback()
 			if len(remote) > 0 {
-				s.notifyLocked(remote, &locked)
+				s.notifyLocked(remote, locked)
 			}
 		}
 	}()
@@ -413,8 +408,20 @@ func (s *Store) write(fn func(w *wtxn) error) error {
 	for _, f := range w.after {
 		f()
 	}
-	s.notifyLocked(w.changes, &locked)
+	s.notifyLocked(w.changes, locked)
 	return nil
+}
+
+// lockWriter takes the writer's lock. unlock releases it unless
+// notifyLocked (given locked) already has.
+func (s *Store) lockWriter() (locked *bool, unlock func()) {
+	s.mu.Lock()
+	held := true
+	return &held, func() {
+		if held {
+			s.mu.Unlock()
+		}
+	}
 }
 
 // notifyLocked reports changes to the subscribers, in commit order: it
