@@ -3,6 +3,7 @@ package ldapserver
 import (
 	"errors"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,6 +184,12 @@ func (e *entry) values(a *attrVals) []string {
 // members.
 type memberCheck interface {
 	IsMember(groupID, userID string) bool
+}
+
+// memberVisitor is an optional Directory method (the store has it): the
+// members of a group without a copy of each; fn must not keep the user.
+type memberVisitor interface {
+	EachMember(groupID string, fn func(*store.User) bool) error
 }
 
 // cleanName reports whether s holds only the characters of a username
@@ -714,31 +721,45 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 	}
 	if e.wantsName("member") || e.wantsName("memberUid") {
 		// member and memberUid share one lookup. Inactive users are left
-		// out: they are members again once reactivated.
-		var members []*store.User
+		// out: they are members again once reactivated. Only the names
+		// are needed, in MembersOf's order (by lowercased username).
+		var names []string
 		var loaded bool
 		var lerr error
-		load := func() ([]*store.User, error) {
-			if !loaded {
-				loaded = true
-				var all []*store.User
-				all, lerr = dir.MembersOf(g.ID)
-				now := t.now()
-				for _, m := range all {
+		load := func() ([]string, error) {
+			if loaded {
+				return names, lerr
+			}
+			loaded = true
+			now := t.now()
+			if mv, ok := dir.(memberVisitor); ok {
+				lerr = mv.EachMember(g.ID, func(m *store.User) bool {
 					if !t.inactive(m, now) {
-						members = append(members, m)
+						names = append(names, m.Username)
 					}
+					return true
+				})
+				slices.SortFunc(names, func(a, b string) int {
+					return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+				})
+				return names, lerr
+			}
+			var all []*store.User
+			all, lerr = dir.MembersOf(g.ID)
+			for _, m := range all {
+				if !t.inactive(m, now) {
+					names = append(names, m.Username)
 				}
 			}
-			return members, lerr
+			return names, lerr
 		}
 		e.addLazyDN("member", func() ([]string, []string, error) {
 			ms, err := load()
 			out := make([]string, 0, len(ms))
 			norm := make([]string, 0, len(ms))
-			for _, m := range ms {
-				out = append(out, t.userDN(m.Username))
-				norm = append(norm, dnNorm("uid", m.Username, t.usersNDN))
+			for _, name := range ms {
+				out = append(out, t.userDN(name))
+				norm = append(norm, dnNorm("uid", name, t.usersNDN))
 			}
 			if t.reference {
 				norm = nil
@@ -747,11 +768,7 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 		})
 		e.addLazy("memberUid", func() ([]string, error) {
 			ms, err := load()
-			out := make([]string, 0, len(ms))
-			for _, m := range ms {
-				out = append(out, m.Username)
-			}
-			return out, err
+			return slices.Clone(ms), err
 		})
 		if mc, ok := dir.(memberCheck); ok && !t.reference {
 			// (memberUid=x) and (member=dn), the initgroups lookups of

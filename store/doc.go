@@ -16,6 +16,7 @@
 //	CreateGroup / UpdateGroup / DeleteGroup / GroupByID / GroupByName / ListGroups
 //	AddMember(groupID, userID string) error / RemoveMember(groupID, userID string) error
 //	GroupsOfUser(userID string) ([]*Group, error) / MembersOf(groupID string) ([]*User, error)
+//	EachMember(groupID string, fn func(*User) bool) error  // the store's own users, not copies: fn only reads
 //
 //	AppendEvents(evs ...Event) error                 // durable before return
 //	Emit(ev Event)                                   // group-committed in the background

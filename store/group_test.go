@@ -234,3 +234,43 @@ func TestSubscribersSeeCommitOrder(t *testing.T) {
 		t.Errorf("got %v\nwant %s", got, want)
 	}
 }
+
+func TestEachMember(t *testing.T) {
+	s := newStore(t, Options{})
+	g, err := s.CreateGroup(&Group{Name: "crew"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"Zed", "amy", "Bob"} {
+		u, err := s.CreateUser(&User{Username: n, Email: n + "@corp.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddMember(g.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := s.MembersOf(g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	if err := s.EachMember(g.ID, func(u *User) bool { seen[u.Username] = true; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("EachMember saw %v, MembersOf gives %d", seen, len(want))
+	}
+	for _, u := range want {
+		if !seen[u.Username] {
+			t.Fatalf("EachMember missed %s", u.Username)
+		}
+	}
+	n := 0
+	if err := s.EachMember(g.ID, func(*User) bool { n++; return false }); err != nil || n != 1 {
+		t.Fatalf("stopping after the first: %d calls, %v", n, err)
+	}
+	if err := s.EachMember("no-such-group", func(*User) bool { return true }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+}

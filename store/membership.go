@@ -81,6 +81,28 @@ func (s *Store) MembersOf(groupID string) ([]*User, error) {
 	return out, nil
 }
 
+// EachMember calls fn with each member of the group, in no order, until fn
+// returns false. Unlike every other read it hands fn the store's own
+// User, not a copy: fn must neither modify nor keep it, only read what it
+// needs. The LDAP door renders the member names of every group a search
+// returns, and copying each member was most of that work (MembersOf).
+func (s *Store) EachMember(groupID string, fn func(*User) bool) error {
+	txn := s.rtxn()
+	if o, _ := txn.First(TableGroups, "id", groupID); o == nil {
+		return notFoundf("group %q not found", groupID)
+	}
+	it, err := txn.Get(TableMemberships, "group_id", groupID)
+	if err != nil {
+		return err
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if u, _ := txn.First(TableUsers, "id", o.(*Membership).UserID); u != nil && !fn(u.(*User)) {
+			return nil
+		}
+	}
+	return nil
+}
+
 // IsMember reports whether the user is a direct member of the group.
 func (s *Store) IsMember(groupID, userID string) bool {
 	o, _ := s.rtxn().First(TableMemberships, "id", groupID, userID)
