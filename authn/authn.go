@@ -252,7 +252,6 @@ type Authenticator struct {
 	shared        FailureCounter
 	sharedRetryAt atomic.Int64 // unix ns: before it, the shared counter is not asked
 	sharedDown    atomic.Bool
-	resetSem      chan struct{}
 }
 
 // Option adjusts an Authenticator.
@@ -289,7 +288,6 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		failures: newFailureTracker(),
 		budget:   newBudget(),
 		flights:  newFlights(),
-		resetSem: make(chan struct{}, maxSharedResets),
 	}
 	for _, o := range opts {
 		o(a)

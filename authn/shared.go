@@ -22,7 +22,9 @@ type FailureCounter interface {
 	// CountFailure adds one failure for userID in the window starting
 	// at its first failure and returns the count in the window.
 	CountFailure(ctx context.Context, userID string, window time.Duration, now time.Time) (int, error)
-	// ResetFailures forgets userID's count.
+	// ResetFailures forgets userID's count. It is called on every
+	// successful login, so it must return at once: the store queues the
+	// reset and sends it with others (store/pgcoord.go).
 	ResetFailures(ctx context.Context, userID string) error
 }
 
@@ -44,10 +46,6 @@ const (
 	// in memory this long before it is tried again, so an outage does
 	// not add sharedTimeout to every failed login.
 	sharedPause = 10 * time.Second
-	// maxSharedResets bounds the resets in flight (they run off the
-	// login path); past it a reset is dropped, which can only lock a
-	// user sooner, never later.
-	maxSharedResets = 16
 )
 
 // countFailure records one failure of userID and reports whether the user
@@ -74,23 +72,14 @@ func (a *Authenticator) countFailure(userID string, p LockoutPolicy, now time.Ti
 }
 
 // resetFailures forgets userID's count, here and in the shared counter.
-// The shared reset runs off the login path: a login never waits for the
-// database (issue 16). A failure counted meanwhile may be reset with it.
+// A login never waits for the database: the shared reset is queued by the
+// counter (see FailureCounter). A failure counted meanwhile on another
+// replica may be reset with it.
 func (a *Authenticator) resetFailures(userID string) {
 	a.failures.reset(userID)
-	if a.shared == nil {
-		return
-	}
-	select {
-	case a.resetSem <- struct{}{}:
-	default:
-		a.log.Debug("login: shared failure reset dropped (too many in flight)", "user_id", userID)
-		return
-	}
-	go func() {
-		defer func() { <-a.resetSem }()
+	if a.shared != nil {
 		a.resetShared(userID)
-	}()
+	}
 }
 
 func (a *Authenticator) resetShared(userID string) {
