@@ -82,8 +82,7 @@ type pgJournal struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	replicaOnce sync.Once
-	replicaName string // PostgresOptions.Replica; see replica()
+	replica string // PostgresOptions.Replica, or defaultReplica()
 
 	// Failure resets waiting for resetFlusher (pgcoord.go).
 	resetMu   sync.Mutex
@@ -117,7 +116,7 @@ func openPostgres(ctx context.Context, o PostgresOptions, log *slog.Logger) (*pg
 	}
 	cfg.MaxConns = 8
 	j := &pgJournal{
-		dsn: o.DSN, timeout: o.Timeout, poll: o.Poll, log: log, replicaName: o.Replica,
+		dsn: o.DSN, timeout: o.Timeout, poll: o.Poll, log: log, replica: o.Replica,
 		name: net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))) + "/" + cfg.ConnConfig.Database,
 		stop: make(chan struct{}), done: make(chan struct{}),
 		resetWake: make(chan struct{}, 1), resetDone: make(chan struct{}),
@@ -127,6 +126,9 @@ func openPostgres(ctx context.Context, o PostgresOptions, log *slog.Logger) (*pg
 	}
 	if j.poll <= 0 {
 		j.poll = 500 * time.Millisecond
+	}
+	if j.replica == "" {
+		j.replica = defaultReplica()
 	}
 	if j.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, nil, j.unavailable("connecting", err)
@@ -305,8 +307,8 @@ func collectRows(rows pgx.Rows) ([]pgRow, error) {
 }
 
 // since reads other replicas' commits after seq (outside any write).
-func (j *pgJournal) since(seq uint64) ([]pgRow, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), j.timeout)
+func (j *pgJournal) since(ctx context.Context, seq uint64) ([]pgRow, error) {
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	rows, err := j.pool.Query(ctx, `SELECT tbl, key, val, deleted, seq FROM gw_records WHERE seq > $1 ORDER BY seq`, int64(seq))
 	if err != nil {

@@ -23,18 +23,14 @@ import (
 // after expiry cannot end the next holder's claim.
 var claimSerial atomic.Uint64
 
-func (j *pgJournal) replica() string {
-	j.replicaOnce.Do(func() {
-		if j.replicaName == "" {
-			// The pid and a random tag: two stores in one process (and a
-			// restarted daemon) are different holders.
-			host, _ := os.Hostname()
-			var tag [4]byte
-			_, _ = rand.Read(tag[:])
-			j.replicaName = host + "/" + strconv.Itoa(os.Getpid()) + "/" + hex.EncodeToString(tag[:])
-		}
-	})
-	return j.replicaName
+// defaultReplica names a replica whose config gives no name: the host
+// name, the pid and a random tag, so two stores in one process (and a
+// restarted daemon) are different holders.
+func defaultReplica() string {
+	host, _ := os.Hostname()
+	var tag [4]byte
+	_, _ = rand.Read(tag[:])
+	return host + "/" + strconv.Itoa(os.Getpid()) + "/" + hex.EncodeToString(tag[:])
 }
 
 // pgClaimJob claims key for ttl. A free key is inserted; an expired claim
@@ -46,7 +42,7 @@ func (j *pgJournal) replica() string {
 func (s *Store) pgClaimJob(ctx context.Context, key string, ttl time.Duration) (func(), error) {
 	j := s.pg
 	name := "job/" + key
-	holder := j.replica() + "#" + strconv.FormatUint(claimSerial.Add(1), 10)
+	holder := j.replica + "#" + strconv.FormatUint(claimSerial.Add(1), 10)
 	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	us := ttl.Microseconds()
@@ -94,7 +90,7 @@ func (s *Store) pgHoldLease(ctx context.Context, name string, ttl time.Duration)
 		VALUES ($1, $2, now() + $3 * interval '1 microsecond')
 		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires
 		WHERE gw_leases.holder = EXCLUDED.holder OR gw_leases.expires < now()
-		RETURNING holder`, "lease/"+name, j.replica(), ttl.Microseconds()).Scan(&holder)
+		RETURNING holder`, "lease/"+name, j.replica, ttl.Microseconds()).Scan(&holder)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

@@ -171,7 +171,7 @@ func (s *Store) follow() {
 		conn, err := pgx.Connect(ctx, j.dsn)
 		if err != nil {
 			cancel()
-			_ = s.catchUp() // a pool connection may still work
+			_ = s.catchUp(context.Background()) // a pool connection may still work
 			continue
 		}
 		if _, err := conn.Exec(ctx, "LISTEN "+pgChannel); err != nil {
@@ -180,7 +180,7 @@ func (s *Store) follow() {
 			continue
 		}
 		backoff = 0
-		_ = s.catchUp()
+		_ = s.catchUp(context.Background())
 		for {
 			wctx, wcancel := context.WithTimeout(ctx, j.poll)
 			n, err := conn.WaitForNotification(wctx)
@@ -194,7 +194,7 @@ func (s *Store) follow() {
 			if n != nil && s.hasApplied(n.Payload) {
 				continue // our own write (LISTEN hears it too), or already followed
 			}
-			_ = s.catchUp()
+			_ = s.catchUp(context.Background())
 		}
 		conn.Close(context.Background())
 		cancel()
@@ -216,11 +216,11 @@ func (s *Store) hasApplied(payload string) bool {
 // catchUp applies what other replicas committed since this one last
 // looked. The read runs outside the writer's lock; rows a local write
 // already applied meanwhile are skipped under it (applyRemote).
-func (s *Store) catchUp() error {
+func (s *Store) catchUp(ctx context.Context) error {
 	s.mu.Lock()
 	from := s.pg.applied
 	s.mu.Unlock()
-	rows, err := s.pg.since(from)
+	rows, err := s.pg.since(ctx, from)
 	if err != nil {
 		return s.pg.unavailable("catching up", err)
 	}
@@ -245,8 +245,5 @@ func (s *Store) CatchUp(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.catchUp(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return s.catchUp(ctx)
 }
