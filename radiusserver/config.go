@@ -161,6 +161,7 @@ func DefaultWorkers() int {
 type client struct {
 	name      string
 	secret    []byte
+	mac       *macKey // the secret's HMAC-MD5 key schedule
 	requireMA bool
 }
 
@@ -176,6 +177,7 @@ type clientTable struct {
 func (t *clientTable) wipe() {
 	for _, c := range t.clients {
 		clear(c.secret)
+		c.mac.wipe()
 	}
 }
 
@@ -232,6 +234,7 @@ func compileClients(clients []Client) (*clientTable, error) {
 			errs = append(errs, config.Errorf(at("networks"), "radius client %q: no networks (list the CIDRs its packets come from)", name))
 		}
 		cl := &client{name: name, secret: c.Secret.Value.Clone().Bytes(), requireMA: c.RequireMessageAuthenticator}
+		cl.mac = newMACKey(cl.secret)
 		t.clients = append(t.clients, cl)
 		for _, p := range c.Networks {
 			if !p.IsValid() {

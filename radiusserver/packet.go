@@ -3,9 +3,11 @@ package radiusserver
 import (
 	"crypto/hmac"
 	"crypto/md5"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"sync"
 
 	"layeh.com/radius"
@@ -100,70 +102,123 @@ func parsePacket(f frame, secret []byte) *radius.Packet {
 
 var zero16 [16]byte
 
-// scratch holds the contiguous MD5 input of one packet operation, so the
-// per-packet sums run on md5.Sum without allocating: hmac.New and
-// md5.New each allocate, and at tens of thousands of packets a second
-// those allocations were a fifth of the door's garbage.
-var scratch = sync.Pool{New: func() any { b := make([]byte, 0, md5BlockSize+maxPacketSize+64); return &b }}
+// macKey is a shared secret's HMAC-MD5 key schedule (RFC 2104): the MD5
+// states after the inner and the outer padded-key block, computed once
+// per client. Each Message-Authenticator then hashes only the packet and
+// the inner sum, two MD5 blocks fewer than keying from the secret each
+// time (what crypto/hmac's Reset does too). The states are as secret as
+// the key; wipe clears them.
+type macKey struct {
+	inner, outer []byte // marshaled MD5 states
+}
 
-const md5BlockSize = 64
-
-// hmacMD5 is HMAC-MD5(key, msg) (RFC 2104) with the 16 octets of msg at
-// zeroAt (when zeroAt > 0) taken as zeros: the Message-Authenticator
-// computation of RFC 3579 §3.2. It allocates nothing and leaves no key
-// material in the pooled buffer.
-func hmacMD5(key, msg []byte, zeroAt int) [md5.Size]byte {
+func newMACKey(secret []byte) *macKey {
 	var k [md5BlockSize]byte
-	if len(key) > md5BlockSize {
-		sum := md5.Sum(key)
+	if len(secret) > md5BlockSize {
+		sum := md5.Sum(secret)
 		copy(k[:], sum[:])
 	} else {
-		copy(k[:], key)
+		copy(k[:], secret)
 	}
-	bp := scratch.Get().(*[]byte)
-	buf := append((*bp)[:0], k[:]...)
-	for i := range md5BlockSize {
-		buf[i] ^= 0x36
+	state := func(pad byte) []byte {
+		var b [md5BlockSize]byte
+		for i := range b {
+			b[i] = k[i] ^ pad
+		}
+		h := md5.New()
+		h.Write(b[:])
+		clear(b[:])
+		st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			panic("radiusserver: crypto/md5 state does not marshal: " + err.Error())
+		}
+		return st
 	}
-	buf = append(buf, msg...)
-	if zeroAt > 0 {
-		clear(buf[md5BlockSize+zeroAt : md5BlockSize+zeroAt+16])
-	}
-	inner := md5.Sum(buf)
-	clear(buf[:md5BlockSize])
-	*bp = buf[:0]
-	scratch.Put(bp)
-	var outer [md5BlockSize + md5.Size]byte
-	for i := range md5BlockSize {
-		outer[i] = k[i] ^ 0x5c
-	}
-	copy(outer[md5BlockSize:], inner[:])
-	sum := md5.Sum(outer[:])
+	m := &macKey{inner: state(0x36), outer: state(0x5c)}
 	clear(k[:])
-	clear(outer[:md5BlockSize])
+	return m
+}
+
+func (m *macKey) wipe() {
+	clear(m.inner)
+	clear(m.outer)
+}
+
+// macHash is a pooled MD5 whose state a macKey is loaded into; out keeps
+// Sum from allocating.
+type macHash struct {
+	h   hash.Hash
+	out [md5.Size]byte
+}
+
+var macHashes = sync.Pool{New: func() any { return &macHash{h: md5.New()} }}
+
+// md5Blank is a fresh MD5's state. Loading it, unlike Reset, also clears
+// the digest's block buffer, so a pooled hash keeps neither a key state
+// nor the tail of what it hashed (the secret, for md5With).
+var md5Blank = func() []byte {
+	st, err := md5.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("radiusserver: crypto/md5 state does not marshal: " + err.Error())
+	}
+	return st
+}()
+
+func (mh *macHash) load(state []byte) {
+	if err := mh.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		panic("radiusserver: crypto/md5 state does not unmarshal: " + err.Error())
+	}
+}
+
+// put scrubs mh and returns it to the pool.
+func (mh *macHash) put() {
+	mh.load(md5Blank)
+	clear(mh.out[:])
+	macHashes.Put(mh)
+}
+
+// sum is HMAC-MD5 of msg with the 16 octets at zeroAt (when zeroAt > 0)
+// taken as zeros: the Message-Authenticator computation of RFC 3579 §3.2.
+// It allocates nothing.
+func (m *macKey) sum(msg []byte, zeroAt int) [md5.Size]byte {
+	mh := macHashes.Get().(*macHash)
+	mh.load(m.inner)
+	if zeroAt > 0 {
+		mh.h.Write(msg[:zeroAt])
+		mh.h.Write(zero16[:])
+		mh.h.Write(msg[zeroAt+16:])
+	} else {
+		mh.h.Write(msg)
+	}
+	inner := mh.h.Sum(mh.out[:0])
+	mh.load(m.outer)
+	mh.h.Write(inner)
+	sum := [md5.Size]byte(mh.h.Sum(mh.out[:0]))
+	mh.put()
 	return sum
 }
+
+const md5BlockSize = 64
 
 // md5With is MD5(msg || secret), the Response Authenticator's sum (RFC
 // 2865 §3), without allocating.
 func md5With(msg, secret []byte) [md5.Size]byte {
-	bp := scratch.Get().(*[]byte)
-	buf := append(append((*bp)[:0], msg...), secret...)
-	sum := md5.Sum(buf)
-	clear(buf[len(msg):])
-	*bp = buf[:0]
-	scratch.Put(bp)
+	mh := macHashes.Get().(*macHash) // blank: put scrubbed it
+	mh.h.Write(msg)
+	mh.h.Write(secret)
+	sum := [md5.Size]byte(mh.h.Sum(mh.out[:0]))
+	mh.put()
 	return sum
 }
 
 // verifyMA checks a request's Message-Authenticator (RFC 3579 §3.2):
 // HMAC-MD5 keyed by the shared secret over the whole packet, with the
 // Message-Authenticator value taken as 16 zero octets.
-func verifyMA(f frame, secret []byte) bool {
+func verifyMA(f frame, key *macKey) bool {
 	if f.maOff == 0 {
 		return false
 	}
-	sum := hmacMD5(secret, f.b, f.maOff)
+	sum := key.sum(f.b, f.maOff)
 	return hmac.Equal(sum[:], f.b[f.maOff:f.maOff+16])
 }
 
@@ -173,7 +228,7 @@ func verifyMA(f frame, secret []byte) bool {
 // response with the request authenticator in place, before the Response
 // Authenticator (RFC 3579 §3.2, RFC 2865 §3). The answer is one
 // allocation: it is kept in the duplicate cache.
-func encodeResponse(code radius.Code, identifier byte, reqAuth [16]byte, secret []byte, attrs []*radius.AVP) ([]byte, error) {
+func encodeResponse(code radius.Code, identifier byte, reqAuth [16]byte, secret []byte, key *macKey, attrs []*radius.AVP) ([]byte, error) {
 	n := headerLen + maAttrLen
 	for _, a := range attrs {
 		if len(a.Attribute) > 253 {
@@ -194,7 +249,7 @@ func encodeResponse(code radius.Code, identifier byte, reqAuth [16]byte, secret 
 		b = append(b, byte(a.Type), byte(2+len(a.Attribute)))
 		b = append(b, a.Attribute...)
 	}
-	ma := hmacMD5(secret, b, 0)
+	ma := key.sum(b, 0)
 	copy(b[headerLen+2:headerLen+maAttrLen], ma[:])
 	ra := md5With(b, secret) // code, id, length, request authenticator, attributes
 	copy(b[4:headerLen], ra[:])
@@ -218,5 +273,7 @@ func verifyResponse(resp []byte, reqAuth [16]byte, secret []byte) bool {
 	if f.maOff == 0 {
 		return true
 	}
-	return verifyMA(frame{b: c, maOff: f.maOff}, secret)
+	key := newMACKey(secret)
+	defer key.wipe()
+	return verifyMA(frame{b: c, maOff: f.maOff}, key)
 }

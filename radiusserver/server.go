@@ -520,7 +520,7 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 		return nil, false
 	}
 	if f.maOff != 0 {
-		if !verifyMA(f, c.secret) {
+		if !verifyMA(f, c.mac) {
 			s.m.drop(dropBadMA)
 			if s.warn.allow("badma:"+c.name, received) {
 				s.log.Warn("radius packet with a wrong Message-Authenticator dropped (is the shared secret right?)",
@@ -743,7 +743,7 @@ func (s *Server) respond(code radius.Code, req *radius.Packet, c *client, attrs 
 			out = append(out[:len(out):len(out)], a)
 		}
 	}
-	return encodeResponse(code, req.Identifier, req.Authenticator, c.secret, out)
+	return encodeResponse(code, req.Identifier, req.Authenticator, c.secret, c.mac, out)
 }
 
 // logLimiter lets a warning about one key through once per interval, and
