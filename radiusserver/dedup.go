@@ -70,19 +70,25 @@ func newDedupCache(ttl time.Duration, limit int) *dedupCache {
 	return &dedupCache{seed: maphash.MakeSeed(), base: time.Now(), idx: make(map[uint64]uint64), ttl: ttl, limit: max(limit, 1)}
 }
 
-// hashKey is a keyed (per-process random seed) hash of k, so a client
-// cannot aim requests at one map slot. A collision is checked against the
-// full key and then only costs the older request its dedup.
+// hashKey is a keyed (per-process random seed) hash of k's client,
+// source and Identifier, so a client cannot aim requests at one map slot.
+// The Request Authenticator is left out: a NAS reuses an Identifier only
+// for a new request (RFC 5080 §2.2.2), whose entry then takes the slot of
+// the one before, so the index holds one entry per (source, Identifier) —
+// at most 256 per NAS port, small enough to stay in cache, where an index
+// of every request of the last 30 seconds was a map of 65536 entries
+// missing the cache on each of its three operations per request. A lookup
+// is checked against the full key, so a collision, or a retransmission
+// of a request whose Identifier was reused since, is treated as new.
 func (c *dedupCache) hashKey(k dedupKey) uint64 {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteString(k.client)
-	var b [16 + 2 + 1 + 16]byte
+	var b [16 + 2 + 1]byte
 	a := k.src.Addr().As16()
 	copy(b[:16], a[:])
 	b[16], b[17] = byte(k.src.Port()>>8), byte(k.src.Port())
 	b[18] = k.id
-	copy(b[19:], k.auth[:])
 	h.Write(b[:])
 	return h.Sum64()
 }

@@ -848,3 +848,29 @@ func TestMACKeyMatchesHMAC(t *testing.T) {
 		t.Fatalf("md5With: got %x, want %x", got, sum)
 	}
 }
+
+// TestDedupIdentifierReused: a NAS reuses an Identifier only for a new
+// request (RFC 5080 §2.2.2). The new one takes the old one's index slot,
+// so the index holds one entry per (source, Identifier), and
+// retransmissions of the new one are still answered from the cache.
+func TestDedupIdentifierReused(t *testing.T) {
+	c := newDedupCache(time.Minute, 1000)
+	now := time.Now()
+	src := netip.MustParseAddrPort("192.0.2.1:4000")
+	for round := range 10 {
+		for id := range 256 {
+			k := dedupKey{client: "c", src: src, id: byte(id), auth: [16]byte{byte(round)}}
+			e, st, _ := c.begin(k, now)
+			if st != dedupNew {
+				t.Fatalf("round %d id %d: a new authenticator was state %v", round, id, st)
+			}
+			c.finish(e, []byte{byte(round), byte(id)})
+			if _, st, resp := c.begin(k, now); st != dedupCached || !bytes.Equal(resp, []byte{byte(round), byte(id)}) {
+				t.Fatalf("round %d id %d: retransmission got state %v, answer %v", round, id, st, resp)
+			}
+		}
+	}
+	if n := c.len(); n != 256 {
+		t.Fatalf("index holds %d entries for one port's 256 Identifiers, want 256", n)
+	}
+}
