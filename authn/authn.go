@@ -30,6 +30,15 @@ type Users interface {
 	UpdateUser(id string, fn func(*store.User) error) (*store.User, error)
 }
 
+// userViews is a Users that can also hand out its stored record itself,
+// not a copy (the store does). LoginCached uses it: a cached login reads
+// the user and never keeps or modifies it, and the copy was its largest
+// allocation.
+type userViews interface {
+	ViewUserByUsername(name string) (*store.User, error)
+	ViewUserByEmail(email string) (*store.User, error)
+}
+
 // Events receives audit events; the store group-commits them.
 type Events interface {
 	Emit(ev store.Event)
@@ -227,6 +236,7 @@ func (c *Config) setDefaults() {
 // Authenticator implements Login. Create it with New.
 type Authenticator struct {
 	users    Users
+	views    userViews // users, when it has the no-copy lookups; else nil
 	events   Events
 	log      *slog.Logger
 	now      func() time.Time
@@ -289,6 +299,7 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		budget:   newBudget(),
 		flights:  newFlights(),
 	}
+	a.views, _ = users.(userViews)
 	for _, o := range opts {
 		o(a)
 	}
@@ -362,7 +373,7 @@ func (a *Authenticator) Login(ctx context.Context, req Request) Result {
 // method) without any password work.
 func (a *Authenticator) Reject(ctx context.Context, req Request, reason Reason) {
 	res := Result{Reason: reason}
-	if u, err := a.resolve(req); err == nil {
+	if u, err := a.resolve(req, false); err == nil {
 		res.User = u
 	}
 	a.record(req, res, a.now())
@@ -372,11 +383,13 @@ func (a *Authenticator) Reject(ctx context.Context, req Request, reason Reason) 
 // when no password work is needed (a credential-cache hit, or a refusal
 // decided by state, lockout or rate limit) and then records the outcome
 // as Login would. When ok is false nothing was recorded or counted and
-// the caller must use Login, which may hash or ask AD.
+// the caller must use Login, which may hash or ask AD. Unlike Login's,
+// res.User may be the store's own record rather than a copy: read it
+// during the request, never modify it.
 func (a *Authenticator) LoginCached(req Request) (res Result, ok bool) {
 	cfg := a.policy()
 	start := a.now()
-	res, next := a.precheck(req, cfg, start)
+	res, next := a.precheckWith(req, cfg, start, true)
 	switch {
 	case next == stepDone:
 	case next == stepLocal && cfg.CacheTTL > 0 && a.cache.match(res.User, req.Password, start):
@@ -401,10 +414,16 @@ const (
 // precheck runs the part of SPEC 3.2 that needs no password work. For
 // every step but stepUnknown, res.User is the resolved user.
 func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result, step) {
+	return a.precheckWith(req, cfg, now, false)
+}
+
+// precheckWith is precheck; with view set, res.User may be the store's
+// own record (see userViews), which the caller must not modify or keep.
+func (a *Authenticator) precheckWith(req Request, cfg Config, now time.Time, view bool) (Result, step) {
 	if !a.budget.allow(req, cfg.RateLimit, now) {
 		return Result{Reason: ReasonRateLimited}, stepDone
 	}
-	u, err := a.resolve(req)
+	u, err := a.resolve(req, view)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			a.log.Error("login: user lookup failed", "err", err)
@@ -596,15 +615,30 @@ func (a *Authenticator) expire(u *store.User) *store.User {
 }
 
 // resolve maps what the client typed to a user (SPEC 3.1).
-func (a *Authenticator) resolve(req Request) (*store.User, error) {
+func (a *Authenticator) resolve(req Request, view bool) (*store.User, error) {
 	id := strings.TrimSpace(req.Identifier)
 	if id == "" {
 		return nil, store.ErrNotFound
 	}
+	views := a.views
+	if !view {
+		views = nil
+	}
 	if req.ByUsername || !strings.Contains(id, "@") {
+		if views != nil {
+			return views.ViewUserByUsername(id)
+		}
 		return a.users.UserByUsername(id)
 	}
-	byEmail, err := a.users.UserByEmail(id)
+	var (
+		byEmail *store.User
+		err     error
+	)
+	if views != nil {
+		byEmail, err = views.ViewUserByEmail(id)
+	} else {
+		byEmail, err = a.users.UserByEmail(id)
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}

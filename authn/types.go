@@ -91,7 +91,8 @@ type Request struct {
 type Result struct {
 	OK     bool
 	Reason Reason
-	// User is a copy of the user's record, nil when no such user.
+	// User is a copy of the user's record, nil when no such user
+	// (LoginCached's may be the record itself: read-only).
 	User *store.User
 	// Cached: the password matched the verified-credential cache and no
 	// argon2 verify ran.

@@ -31,6 +31,9 @@ type batchConn struct {
 	io  batchIO
 	in  []batchMessage // Buffers[0] of each is owned by the caller
 	out []batchMessage // answers queued since the last flush
+	// outBufs backs out's one-element Buffers, so queueing an answer
+	// allocates nothing.
+	outBufs [][]byte
 }
 
 func newBatchConn(c *net.UDPConn, n int) *batchConn {
@@ -40,7 +43,7 @@ func newBatchConn(c *net.UDPConn, n int) *batchConn {
 		// but this keeps the address family explicit.
 		io = ipv6.NewPacketConn(c)
 	}
-	b := &batchConn{io: io, in: make([]batchMessage, n), out: make([]batchMessage, 0, n)}
+	b := &batchConn{io: io, in: make([]batchMessage, n), out: make([]batchMessage, 0, n), outBufs: make([][]byte, n)}
 	for i := range b.in {
 		b.in[i].Buffers = make([][]byte, 1)
 	}
@@ -65,7 +68,12 @@ func (b *batchConn) source(i int) (netip.AddrPort, bool) {
 // queueReply sends resp to addr at the next flush. resp must not be
 // reused before then.
 func (b *batchConn) queueReply(resp []byte, addr net.Addr) {
-	b.out = append(b.out, batchMessage{Buffers: [][]byte{resp}, Addr: addr})
+	i := len(b.out)
+	if i == len(b.outBufs) {
+		b.outBufs = append(b.outBufs, nil)
+	}
+	b.outBufs[i] = resp
+	b.out = append(b.out, batchMessage{Buffers: b.outBufs[i : i+1 : i+1], Addr: addr})
 }
 
 // flush sends the queued answers. An error drops the rest of the batch:
@@ -73,6 +81,7 @@ func (b *batchConn) queueReply(resp []byte, addr net.Addr) {
 func (b *batchConn) flush() error {
 	defer func() {
 		clear(b.out)
+		clear(b.outBufs)
 		b.out = b.out[:0]
 	}()
 	for sent := 0; sent < len(b.out); {

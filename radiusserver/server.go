@@ -50,7 +50,8 @@ type Authenticator interface {
 // the goroutine that read the packet and hands only the rest (argon2, AD)
 // to its workers: a warm login costs no goroutine handoff.
 type cachedLogins interface {
-	// LoginCached answers like Login when no password work is needed;
+	// LoginCached answers like Login when no password work is needed
+	// (res.User is then read-only: it may be the store's own record);
 	// ok false means nothing was recorded and Login must be called.
 	LoginCached(req authn.Request) (res authn.Result, ok bool)
 }
