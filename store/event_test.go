@@ -396,8 +396,9 @@ func TestListEventsFromJournalMatchesModel(t *testing.T) {
 	}
 	check := func(stage string) {
 		t.Helper()
-		// Pruned a batch at a time: at least the retention is kept, and
-		// less than the retention and the oldest kept batch.
+		// Pruned whole batches at a time, once a chunk is due: at least
+		// the retention is kept, and less than a full batch more than the
+		// retention and the chunk.
 		if s.eventCount < min(len(model), retention) || s.eventCount >= retention+maxEventBatch {
 			t.Fatalf("%s: %d events kept at retention %d", stage, s.eventCount, retention)
 		}
