@@ -18,8 +18,9 @@ type journal interface {
 	// begin starts a write transaction. Writers are serialized by the
 	// store's lock (and, across replicas, by the backend).
 	begin() (journalTx, error)
-	// listEvents calls fn with the framed records of the events after
-	// seq after, in ascending order, until fn says stop.
+	// listEvents calls fn with the key and the record (JSON, its
+	// checksum checked and its frame removed) of each event after seq
+	// after, in ascending order, until fn says stop.
 	listEvents(after uint64, fn func(k, v []byte) (stop bool, err error)) error
 	// where names the journal in messages: its file, or the database.
 	where() string

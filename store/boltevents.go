@@ -251,7 +251,11 @@ func eventDamage(k, v []byte) (n int, err error) {
 
 // listEvents reads the batches from the first that holds an event after
 // seq after; each batch's checksum is checked before its events are
-// handed over (ListEvents checks each record's own).
+// handed over. It covers every byte of the records inside, so their own
+// checksums (checked at start and by verify) are not computed again: on
+// a listing that scans the whole retention, the second pass made it
+// slower than it was with a value per event (BenchmarkListEvents
+// no-match: 24-32 ms with it, 22-23 ms without, on a shared 2-core VM).
 func (j *boltJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error)) error {
 	return j.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(TableEvents))
@@ -269,8 +273,11 @@ func (j *boltJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error
 				if seq <= after {
 					return false, nil
 				}
+				if len(rec) < recordHeader || rec[0] != recordTag {
+					return true, fmt.Errorf("%w: the record of seq %d has no checksum frame", ErrDamaged, seq)
+				}
 				var ferr error
-				stop, ferr = fn(eventKey(seq), rec)
+				stop, ferr = fn(eventKey(seq), rec[recordHeader:])
 				return stop, ferr
 			})
 			if errors.Is(err, ErrDamaged) {

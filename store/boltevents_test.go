@@ -390,3 +390,46 @@ func TestMigrationFromV4RefusesDamage(t *testing.T) {
 		t.Error("a failed upgrade modified the journal")
 	}
 }
+
+// TestEventBatchDamageWhileOpen: a listing is served from disk, so damage
+// after the start is caught by it (the batch named) and by Verify (the
+// event and its batch named), and nothing altered is listed.
+func TestEventBatchDamageWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{})
+	defer s.Close()
+	evs := make([]Event, 40)
+	for i := range evs {
+		evs[i] = Event{Type: "radius_auth", UserID: fmt.Sprintf("user-%02d", i+1), Outcome: OutcomeSuccess}
+	}
+	if err := s.AppendEvents(evs[:20]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(evs[20:]...); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, journalFile)
+	off, _ := liveMarker(t, path, []byte(`"user_id":"user-31"`))
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), int64(off+len(`"user_id":"user-3`))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if got, _, err := s.ListEvents(EventFilter{After: 10, Limit: 5}); err != nil || len(got) != 5 || got[0].Seq != 11 {
+		t.Errorf("the sound batch: %d events, %v", len(got), err)
+	}
+	for _, f := range []EventFilter{{After: 15}, {After: 25}, {UserID: "user-01"}} {
+		got, _, err := s.ListEvents(f)
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "bucket events, batch seq 40: checksum mismatch") {
+			t.Errorf("ListEvents(%+v): %d events, %v", f, len(got), err)
+		}
+	}
+	err = s.Verify()
+	if err == nil || !strings.Contains(err.Error(), "events key seq 31 (in batch seq 40): checksum mismatch") {
+		t.Errorf("Verify: %v", err)
+	}
+}
