@@ -42,7 +42,7 @@ import (
 // write makes). v is copied: the caller may reuse it.
 func (t *boltTx) putEvent(k, v []byte) error {
 	seq := binary.BigEndian.Uint64(k)
-	if t.evN > 0 && seq != t.evLast+1 {
+	if t.evLast != 0 && seq != t.evLast+1 { // across a split batch too
 		return fmt.Errorf("state journal %s: event seq %d does not follow seq %d in one batch", t.path, seq, t.evLast)
 	}
 	if t.evN == maxEventBatch {
