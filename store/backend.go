@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,8 +18,9 @@ type journal interface {
 	// begin starts a write transaction. Writers are serialized by the
 	// store's lock (and, across replicas, by the backend).
 	begin() (journalTx, error)
-	// listEvents calls fn with the framed records of the events after
-	// seq after, in ascending order, until fn says stop.
+	// listEvents calls fn with the key and the record (JSON, its
+	// checksum checked and its frame removed) of each event after seq
+	// after, in ascending order, until fn says stop.
 	listEvents(after uint64, fn func(k, v []byte) (stop bool, err error)) error
 	// where names the journal in messages: its file, or the database.
 	where() string
@@ -40,14 +40,16 @@ type journalTx interface {
 	setMeta(key string, n uint64) error
 	// eventSeq is the sequence number of the newest event ever written.
 	eventSeq() uint64
-	// putEvent stores one framed event record; the values must stay
-	// unmodified until commit.
+	// putEvent adds one framed event record to this write's batch (the
+	// events of a write get consecutive seqs). v is copied: the caller
+	// may reuse it.
 	putEvent(k, v []byte) error
 	setEventSeq(n uint64) error
-	// pruneEvents drops the oldest events so that at most retention are
-	// kept, at most limit in this transaction; count is how many the
-	// store believes it holds (with this transaction's). It returns how
-	// many it dropped.
+	// pruneEvents drops the oldest events beyond retention, whole
+	// batches at a time (so a few more than retention may be kept), at
+	// most about limit in this transaction; count is how many the store
+	// believes it holds (with this transaction's). It returns how many it
+	// dropped.
 	pruneEvents(count, retention, limit int) (int, error)
 	commit() error
 	rollback()
@@ -57,6 +59,9 @@ type journalTx interface {
 type boltJournal struct {
 	path string
 	db   *bolt.DB
+	// evBuf is the batch buffer the last write left, for the next one
+	// (writes are serialized by the store's lock).
+	evBuf []byte
 }
 
 func (j *boltJournal) where() string { return j.path }
@@ -67,30 +72,20 @@ func (j *boltJournal) begin() (journalTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &boltTx{path: j.path, tx: tx}, nil
-}
-
-func (j *boltJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error)) error {
-	return j.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(TableEvents))
-		if b == nil {
-			return fmt.Errorf("state journal %s: bucket %s is missing", j.path, TableEvents)
-		}
-		c := b.Cursor()
-		for k, v := c.Seek(eventKey(after + 1)); k != nil; k, v = c.Next() {
-			stop, err := fn(k, v)
-			if err != nil || stop {
-				return err
-			}
-		}
-		return nil
-	})
+	return &boltTx{j: j, path: j.path, tx: tx, evRecs: j.evBuf[:0]}, nil
 }
 
 type boltTx struct {
+	j      *boltJournal
 	path   string
 	tx     *bolt.Tx
 	events *bolt.Bucket // looked up once per transaction
+	// The events of this write, as one batch value (boltevents.go):
+	// evRecs is its frame and entries so far, evN their number, evLast
+	// the newest seq.
+	evRecs []byte
+	evN    int
+	evLast uint64
 }
 
 func (t *boltTx) wrap(err error) error {
@@ -123,37 +118,11 @@ func (t *boltTx) eventBucket() *bolt.Bucket {
 }
 
 func (t *boltTx) eventSeq() uint64           { return t.eventBucket().Sequence() }
-func (t *boltTx) putEvent(k, v []byte) error { return t.wrap(t.eventBucket().Put(k, v)) }
 func (t *boltTx) setEventSeq(n uint64) error { return t.wrap(t.eventBucket().SetSequence(n)) }
 
-// pruneEvents deletes the first keys of the bucket, since keys are
-// big-endian sequence numbers.
-//
-// One cursor does it: each key is deleted where the cursor stands, and
-// the cursor then seeks the next sequence number. bbolt's Delete(key)
-// builds a new cursor per call, and growing its stack was most of
-// pruning's cost; a cursor's Next after its Delete would skip a key.
-func (t *boltTx) pruneEvents(count, retention, limit int) (int, error) {
-	if retention <= 0 || count <= retention {
-		return 0, nil
+func (t *boltTx) rollback() {
+	_ = t.tx.Rollback()
+	if cap(t.evRecs) <= maxKeptBatchBuffer {
+		t.j.evBuf = t.evRecs[:0]
 	}
-	excess := min(count-retention, limit)
-	c := t.eventBucket().Cursor()
-	var next [8]byte
-	n := 0
-	for k, _ := c.First(); k != nil && n < excess; k, _ = c.Seek(next[:]) {
-		if len(k) != len(next) {
-			return n, fmt.Errorf("state journal %s: bucket %s holds key %s, which is not a sequence number; %s",
-				t.path, TableEvents, printableKey(TableEvents, k), verifyHint)
-		}
-		binary.BigEndian.PutUint64(next[:], binary.BigEndian.Uint64(k)+1)
-		if err := c.Delete(); err != nil {
-			return n, t.wrap(err)
-		}
-		n++
-	}
-	return n, nil
 }
-
-func (t *boltTx) commit() error { return t.tx.Commit() }
-func (t *boltTx) rollback()     { _ = t.tx.Rollback() }

@@ -25,12 +25,14 @@ const (
 	defaultPGEventQueue = 100000
 	// maxEventBatch caps one group commit (a retried one included).
 	maxEventBatch = 4096
-	// maxPrunePerWrite bounds the deletions one write does when the
-	// retention is lowered a lot; the rest go with the next writes.
-	maxPrunePerWrite = 50000
 	// closeRetries is how often Close retries a failing final batch.
 	closeRetries = 3
 )
+
+// maxPrunePerWrite bounds the events one write prunes when the retention
+// is lowered a lot (whole batches: one more batch may go); the rest go
+// with the next writes. A variable for tests.
+var maxPrunePerWrite = 50000
 
 // retryBackoff is the writer's wait after a failed batch (doubling).
 var retryBackoff = [2]time.Duration{50 * time.Millisecond, 5 * time.Second}
@@ -323,38 +325,35 @@ func isClosed(ch chan struct{}) bool {
 // each login paid a copy-on-write radix insert.
 //
 // This is the cost every login pays (issue 14), so it is written for it:
-// records are encoded by appendEventJSON straight into framed values cut
-// from one buffer per batch (bbolt keeps the values, not copies, until
-// the commit), the sequence is moved once per batch, the login stamps are
-// coalesced per user before memdb is asked, and pruning walks the oldest
-// keys with one cursor.
+// each record is encoded by appendEventJSON straight into one reused
+// buffer, framed there and handed to the journal, which copies it into
+// the batch it stores as one value (or one row); the sequence is moved
+// once per batch, the login stamps are coalesced per user before memdb
+// is asked, and pruning drops whole old batches.
 func (w *wtxn) appendEvents(evs []Event) error {
 	first := w.tx.eventSeq() + 1
 	var (
-		arena  []byte
+		buf    []byte
 		logins loginStamps
 	)
 	for i := range evs {
 		ev := &evs[i]
 		seq := first + uint64(i)
-		if need := eventRecordSize(ev); cap(arena)-len(arena) < need {
-			arena = make([]byte, 0, max(eventArenaSize, need))
+		if need := eventRecordSize(ev); cap(buf) < need {
+			buf = make([]byte, 0, max(eventBufSize, need))
 		}
 		// The key goes in the buffer too: on the stack it would escape
 		// into the checksum and be allocated anyway.
-		ks := len(arena)
-		arena = binary.BigEndian.AppendUint64(arena, seq)
-		vs := len(arena)
-		arena = appendFrameHeader(arena)
+		buf = binary.BigEndian.AppendUint64(buf[:0], seq)
+		buf = appendFrameHeader(buf)
 		var ok bool
-		if arena, ok = appendEventJSON(arena, ev, seq); !ok {
+		if buf, ok = appendEventJSON(buf, ev, seq); !ok {
 			if _, err := encodeEvent(ev, seq); err != nil {
 				return err // json.Marshal's word on why
 			}
 			return fmt.Errorf("encoding %s record: the event cannot be written", TableEvents)
 		}
-		k := arena[ks:vs:vs]
-		v := arena[vs:len(arena):len(arena)] // later appends never reach it
+		k, v := buf[:8:8], buf[8:]
 		sealFrame(k, v)
 		if err := w.tx.putEvent(k, v); err != nil {
 			return err
@@ -378,10 +377,9 @@ func (w *wtxn) appendEvents(evs []Event) error {
 	return nil
 }
 
-// eventArenaSize is the buffer the records of a batch are cut from: big
-// enough for ~300 typical login records, small enough that a batch of a
-// few events wastes little.
-const eventArenaSize = 64 << 10
+// eventBufSize is the buffer one record is encoded in: room for any
+// ordinary login event (a longer one gets a bigger buffer).
+const eventBufSize = 1 << 10
 
 // eventRecordSize is a framed record's size when nothing in it needs
 // escaping (an escape makes the append grow the buffer, which is fine).
@@ -546,14 +544,10 @@ func (s *Store) ListEvents(f EventFilter) ([]Event, uint64, error) {
 		out  []Event
 		next uint64
 	)
-	err := s.j.listEvents(f.After, func(k, raw []byte) (bool, error) {
-		// Checked at start and by verify; checked again here because a
-		// listing is served from disk, not from the loaded copy.
-		v, err := unframeRecord(k, raw)
-		if err != nil {
-			return true, fmt.Errorf("state journal %s: bucket %s, key %s: %w; %s",
-				s.j.where(), TableEvents, printableKey(TableEvents, k), err, verifyHint)
-		}
+	// Checksums were checked at start and by verify; the journal checks
+	// them again because a listing is served from disk, not from the
+	// loaded copy.
+	err := s.j.listEvents(f.After, func(k, v []byte) (bool, error) {
 		if !pre.mayMatch(v) {
 			return false, nil
 		}

@@ -231,14 +231,30 @@ func TestEventRetention(t *testing.T) {
 	}
 	s = openAt(t, dir, Options{EventRetention: 10})
 	check(s)
-	// A batch bigger than the retention keeps only its newest events;
-	// sequence numbers continue.
+	// A batch bigger than the retention is kept whole (events are pruned
+	// a stored batch at a time) until every event in it is beyond the
+	// retention; sequence numbers continue.
 	if err := s.AppendEvents(make1500(t)...); err != nil {
 		t.Fatal(err)
 	}
-	evs, _, _ := s.ListEvents(EventFilter{})
-	if len(evs) != 10 || evs[0].Seq != 1516 {
-		t.Errorf("after big batch: %d events, first seq %d", len(evs), evs[0].Seq)
+	evs, _, _ := s.ListEvents(EventFilter{Limit: 1000})
+	if s.eventCount != 1500 || len(evs) != 1000 || evs[0].Seq != 26 {
+		t.Errorf("after big batch: %d events, first seq %d", s.eventCount, evs[0].Seq)
+	}
+	if err := s.Verify(); err != nil {
+		t.Error(err)
+	}
+	for i := range 10 {
+		if err := s.AppendEvents(Event{Type: "t", Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if want := 1501 + i; i < 9 && s.eventCount != want {
+			t.Errorf("%d events after the big batch: kept %d, want %d", i+1, s.eventCount, want)
+		}
+	}
+	evs, _, _ = s.ListEvents(EventFilter{})
+	if len(evs) != 10 || evs[0].Seq != 1526 || evs[9].Seq != 1535 {
+		t.Errorf("once the big batch is all beyond retention: %d events, first %+v", len(evs), evs[0])
 	}
 	if err := s.Verify(); err != nil {
 		t.Error(err)
@@ -380,7 +396,13 @@ func TestListEventsFromJournalMatchesModel(t *testing.T) {
 	}
 	check := func(stage string) {
 		t.Helper()
-		kept := model[max(0, len(model)-retention):]
+		// Pruned whole batches at a time, once a chunk is due: at least
+		// the retention is kept, and less than a full batch more than the
+		// retention and the chunk.
+		if s.eventCount < min(len(model), retention) || s.eventCount >= retention+maxEventBatch {
+			t.Fatalf("%s: %d events kept at retention %d", stage, s.eventCount, retention)
+		}
+		kept := model[len(model)-s.eventCount:]
 		for _, f := range filters {
 			var want []uint64
 			for i := range kept {
@@ -430,9 +452,15 @@ func TestListEventsFromJournalMatchesModel(t *testing.T) {
 			t.Errorf("%s: %v", stage, err)
 		}
 	}
-	add(400)
+	// Batches of different sizes, so that pages and cursors fall inside
+	// batches and across their boundaries, and pruning drops some whole
+	// and keeps the one holding the boundary.
+	add(150)
+	add(250)
 	check("below retention")
-	add(500)
+	for _, n := range []int{137, 1, 250, 112} {
+		add(n)
+	}
 	for range 30 {
 		s.Emit(Event{Type: "radius_auth", UserID: "u1", Outcome: OutcomeSuccess, Login: true, Time: base})
 		model = append(model, Event{Seq: uint64(len(model) + 1), Type: "radius_auth", UserID: "u1", Outcome: OutcomeSuccess, Login: true, Time: base})
@@ -475,8 +503,8 @@ func TestEventRecordsCheckedAtOpen(t *testing.T) {
 		record string
 		want   string // "" = accepted
 	}{
-		{"bad JSON", `{"seq":3,"time":"2025-01-02T03:04:05Z","type":"ldap_b`, "bucket events, key seq 3: value does not decode"},
-		{"wrong key", `{"seq":4,"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "bucket events, key seq 3: the record inside belongs to key seq 4"},
+		{"bad JSON", `{"seq":3,"time":"2025-01-02T03:04:05Z","type":"ldap_b`, "bucket events, key seq 3 (in batch seq 3): value does not decode"},
+		{"wrong key", `{"seq":4,"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "bucket events, key seq 3 (in batch seq 3): the record inside belongs to key seq 4"},
 		{"wrong key, seq not first", `{"type":"ldap_bind","seq":4}`, "belongs to key seq 4"},
 		{"no seq", `{"time":"2025-01-02T03:04:05Z","type":"ldap_bind"}`, "event without sequence number"},
 		{"seq not a number", `{"seq":"3","type":"ldap_bind"}`, "value does not decode"},
@@ -490,7 +518,8 @@ func TestEventRecordsCheckedAtOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				return putFramed(tx.Bucket([]byte(TableEvents)), eventKey(3), []byte(tc.record))
+				// Each AppendEvents above was a batch of its own.
+				return putEventBatch(tx.Bucket([]byte(TableEvents)), 3, []byte(tc.record))
 			})
 			s, err := Open(dir, Options{Logger: quiet})
 			if tc.want == "" {

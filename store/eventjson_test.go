@@ -184,17 +184,24 @@ func TestEventRecordsAsMarshalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(TableEvents)).Cursor()
 		n := 0
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		var bad error
+		eachStoredEvent(t, tx, func(seq uint64, v []byte) {
+			if bad != nil {
+				return
+			}
 			want, err := encodeEvent(&evs[n], uint64(n+1))
 			if err != nil {
-				return err
+				bad = err
+				return
 			}
-			if !bytes.Equal(k, eventKey(uint64(n+1))) || !bytes.Equal(v, frameRecord(k, want)) {
-				return fmt.Errorf("record %d under key %x is %q, want %q", n, k, v, frameRecord(k, want))
+			if k := eventKey(seq); seq != uint64(n+1) || !bytes.Equal(v, frameRecord(k, want)) {
+				bad = fmt.Errorf("record %d under seq %d is %q, want %q", n, seq, v, frameRecord(k, want))
 			}
 			n++
+		})
+		if bad != nil {
+			return bad
 		}
 		if n != len(evs) {
 			return fmt.Errorf("%d records, want %d", n, len(evs))
@@ -206,14 +213,15 @@ func TestEventRecordsAsMarshalled(t *testing.T) {
 	}
 }
 
-// TestPruneAcrossManyPages: pruning walks the oldest keys with one cursor;
-// lowering the retention a lot deletes thousands of keys over hundreds of
-// pages in one write, and a retention well past one write's cap takes
-// several. Exactly the newest events stay, and bbolt's check passes.
+// TestPruneAcrossManyPages: pruning drops whole batches, oldest first,
+// once every event in one is beyond the retention; lowering the retention
+// a lot deletes batches over many pages in one write, and a retention
+// well past one write's cap takes several. The newest events stay, and
+// bbolt's check passes.
 func TestPruneAcrossManyPages(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{EventRetention: -1})
-	const total = 60000
+	const total = 60000 // 14 batches of 4096, then one of 2656 (57345-60000)
 	batch := make([]Event, maxEventBatch)
 	for i := range batch {
 		batch[i] = Event{Type: EventRADIUSAuth, UserID: "u1", Username: "bob", Outcome: OutcomeSuccess,
@@ -227,16 +235,22 @@ func TestPruneAcrossManyPages(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	const last = 57345 // the first seq of the last big batch
 	for _, tc := range []struct {
 		retention, add int
 		firstSeq       uint64 // the oldest event kept
 		count          int
 	}{
-		// 60000+1 events, retention 100: one write may prune 50000.
-		{100, 1, total + 1 - 100 + 1 - (total + 1 - 100 - maxPrunePerWrite), 100 + (total + 1 - 100 - maxPrunePerWrite)},
-		// the next write prunes the rest
-		{100, 1, total + 2 - 100 + 1, 100},
-		{7, 3, total + 5 - 7 + 1, 7},
+		// 60000+1 events, retention 100: one write may prune 50000, so
+		// 12 whole batches go (13 would be more).
+		{100, 1, 12*maxEventBatch + 1, total + 1 - 12*maxEventBatch},
+		// The next write prunes the rest but the batch holding events
+		// within the retention (57345-60000 holds the newest 100 but 2).
+		{100, 1, last, total + 2 - last + 1},
+		// Retention 7: 59999 and 60000 are within it, so that batch stays.
+		{7, 3, last, total + 5 - last + 1},
+		// Ten more: that batch and the three small ones go.
+		{7, 10, total + 6, 10},
 	} {
 		s = openAt(t, dir, Options{EventRetention: tc.retention})
 		if err := s.AppendEvents(batch[:tc.add]...); err != nil {

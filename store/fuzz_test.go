@@ -2,6 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -119,6 +122,62 @@ func FuzzEventBatch(f *testing.F) {
 		}
 		if len(got) != 2 || seqs[0] != seq || seqs[1] != seq+1 || !bytes.Equal(got[0], rec) || !bytes.Equal(got[1], raw) {
 			t.Fatalf("round trip: %v %q", seqs, got)
+		}
+	})
+}
+
+// FuzzBoltEventBatch: checkEventBatch (the start-up, verify and migrate
+// check of a bbolt events value) never panics on any key and value; a
+// value it passes lists as consecutive events ending at its key; a batch
+// built as the writer builds it passes, and any one flipped byte in it is
+// reported.
+func FuzzBoltEventBatch(f *testing.F) {
+	f.Add([]byte{}, []byte{}, uint64(1), []byte(`{"seq":1}`), 0)
+	f.Add(eventKey(3), []byte{recordTag, 0, 0, 0, 0}, uint64(3), []byte(`{"seq":3,"type":"t"}`), 7)
+	f.Fuzz(func(t *testing.T, k, v []byte, first uint64, payload []byte, flip int) {
+		problems := 0
+		n := checkEventBatch(k, v, func(uint64, error) { problems++ })
+		if problems == 0 {
+			body, err := unframeRecord(k, v)
+			if err != nil {
+				t.Fatalf("passed a value whose frame fails: %v", err)
+			}
+			want, seen := binary.BigEndian.Uint64(body), 0
+			if err := eachEventEntry(body, func(seq uint64, _ []byte) (bool, error) {
+				if seq != want {
+					t.Fatalf("passed seq %d where %d follows", seq, want)
+				}
+				want++
+				seen++
+				return false, nil
+			}); err != nil || seen != n || want-1 != binary.BigEndian.Uint64(k) {
+				t.Fatalf("passed a batch that lists %d of %d events up to %d under key %x: %v", seen, n, want-1, k, err)
+			}
+		}
+
+		// A batch of three events as the writer stores it.
+		first = max(1, first%(1<<62))
+		v = appendFrameHeader(nil)
+		typ, _ := json.Marshal(string(payload))
+		for i := range uint64(3) {
+			seq := first + i
+			rec := fmt.Appendf(nil, `{"seq":%d,"type":%s}`, seq, typ)
+			v = appendEventEntry(v, seq, frameRecord(eventKey(seq), rec))
+		}
+		k = eventKey(first + 2)
+		sealFrame(k, v)
+		problems = 0
+		if n := checkEventBatch(k, v, func(uint64, error) { problems++ }); n != 3 || problems != 0 {
+			t.Fatalf("a written batch: %d events, %d problems", n, problems)
+		}
+		if flip < 0 {
+			flip = -(flip + 1)
+		}
+		v[flip%len(v)] ^= byte(1 + flip%255)
+		problems = 0
+		checkEventBatch(k, v, func(uint64, error) { problems++ })
+		if problems == 0 {
+			t.Fatalf("a byte flipped at %d went unnoticed", flip%len(v))
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -166,4 +167,63 @@ func payloadOf(t testing.TB, key, v []byte) []byte {
 		t.Fatalf("key %q: %v", key, err)
 	}
 	return p
+}
+
+// putEventBatch stores payloads (event JSON, seqs first, first+1, ...)
+// as one batch value the way the store does, for tests that edit the
+// events bucket behind its back.
+func putEventBatch(b *bolt.Bucket, first uint64, payloads ...[]byte) error {
+	v := appendFrameHeader(nil)
+	for i, p := range payloads {
+		seq := first + uint64(i)
+		v = appendEventEntry(v, seq, frameRecord(eventKey(seq), p))
+	}
+	k := eventKey(first + uint64(len(payloads)) - 1)
+	sealFrame(k, v)
+	return b.Put(k, v)
+}
+
+// eachStoredEvent calls fn with every event record of the events bucket
+// (schema version 5: batch values), in order: its seq and framed record.
+func eachStoredEvent(t testing.TB, tx *bolt.Tx, fn func(seq uint64, framed []byte)) {
+	t.Helper()
+	c := tx.Bucket([]byte(TableEvents)).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := eachEventEntry(payloadOf(t, k, v), func(seq uint64, rec []byte) (bool, error) {
+			fn(seq, rec)
+			return false, nil
+		}); err != nil {
+			t.Fatalf("batch %x: %v", k, err)
+		}
+	}
+}
+
+// eventsAsV4 rewrites a current journal's events bucket as schema
+// version 4 stored it, a framed record per event under its seq (the very
+// bytes the v4 writer stored: a batch entry is that record), and sets the
+// schema version to 4. The bucket's sequence is kept.
+func eventsAsV4(t testing.TB, tx *bolt.Tx) error {
+	t.Helper()
+	b := tx.Bucket([]byte(TableEvents))
+	seq := b.Sequence()
+	var keys, vals [][]byte
+	eachStoredEvent(t, tx, func(s uint64, rec []byte) {
+		keys, vals = append(keys, eventKey(s)), append(vals, bytes.Clone(rec))
+	})
+	if err := tx.DeleteBucket([]byte(TableEvents)); err != nil {
+		return err
+	}
+	b, err := tx.CreateBucket([]byte(TableEvents))
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		if err := b.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+	}
+	if err := b.SetSequence(seq); err != nil {
+		return err
+	}
+	return putMetaInt(tx, metaSchemaVersion, 4)
 }

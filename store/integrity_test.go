@@ -132,6 +132,16 @@ func TestFlippedByteInRecordIsRefused(t *testing.T) {
 			}
 			db.View(func(tx *bolt.Tx) error {
 				v := tx.Bucket([]byte(tc.bucket)).Get(key)
+				if tc.bucket == TableEvents { // the record inside its batch
+					_, batch := tx.Bucket([]byte(tc.bucket)).Cursor().Seek(key)
+					v = nil
+					_ = eachEventEntry(batch[recordHeader:], func(seq uint64, rec []byte) (bool, error) {
+						if seq == 77 {
+							v = rec
+						}
+						return seq == 77, nil
+					})
+				}
 				if v == nil || !json.Valid(v[recordHeader:]) {
 					t.Errorf("the altered record does not decode: %q", v)
 				}
@@ -184,7 +194,9 @@ func TestMigrationFromV3(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, journalFile)
-	// Write it back as version 3 wrote it: bare values, version "3".
+	// Write it back as version 3 wrote it: an event to a value, bare
+	// values, version "3".
+	rawUpdate(t, path, func(tx *bolt.Tx) error { return eventsAsV4(t, tx) })
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			var keys, vals [][]byte
@@ -242,9 +254,21 @@ func TestMigrationFromV3(t *testing.T) {
 			})
 		})
 	})
+	// The events, regrouped by the v4->v5 step into batch values, each
+	// with its own frame too.
+	events := 0
+	db.View(func(tx *bolt.Tx) error {
+		eachStoredEvent(t, tx, func(seq uint64, rec []byte) {
+			events++
+			if !isFramed(eventKey(seq), rec) {
+				t.Errorf("event seq %d is not framed after the upgrade", seq)
+			}
+		})
+		return nil
+	})
 	db.Close()
-	if n < 60 {
-		t.Fatalf("only %d values", n)
+	if n < 40 || events < 20 {
+		t.Fatalf("only %d values, %d events", n, events)
 	}
 	if v, _ := inspectJournal(path, quiet); v == nil || v.version != schemaVersion {
 		t.Fatalf("after the upgrade: %+v", v)

@@ -19,9 +19,10 @@ import (
 )
 
 // The journal is a bbolt file: one bucket per table (key = primary id,
-// value = JSON of the object) plus a meta bucket holding the schema
-// version, the uid/gid counters and Health's probe stamp. Every value is
-// framed with a checksum (record.go).
+// value = JSON of the object; events are a batch to a value, see
+// boltevents.go) plus a meta bucket holding the schema version, the
+// uid/gid counters and Health's probe stamp. Every value is framed with a
+// checksum (record.go).
 
 const (
 	journalFile = "gatewayd.db"
@@ -224,8 +225,8 @@ func loadJournal(path string, tx *bolt.Tx, log *slog.Logger) (*loaded, error) {
 			if r.err != nil {
 				return nil, r.err
 			}
-			if r.obj == nil { // an event: checked, not kept in memory
-				res.events++
+			if r.obj == nil { // a batch of events: checked, not kept in memory
+				res.events += r.events
 				continue
 			}
 			if err := admitRecord(mtx, res.users, r.table, r.obj, log, path); err != nil {
@@ -250,10 +251,11 @@ func newLoaded() (*loaded, *memdb.Txn, error) {
 // decodedRecord is one journal record as decodeJournal hands it over: the
 // object, or the damage that ends the load.
 type decodedRecord struct {
-	table string
-	key   []byte
-	obj   any
-	err   error
+	table  string
+	key    []byte
+	obj    any
+	events int // in an events batch
+	err    error
 }
 
 // decodeJournal decodes every bucket in load order into batches, ending
@@ -289,6 +291,19 @@ func decodeJournal(path string, tx *bolt.Tx, out chan<- []decodedRecord, stop <-
 		}
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if table == TableEvents {
+				n, err := eventDamage(k, v)
+				if err != nil {
+					batch = append(batch, decodedRecord{err: damaged(path, "bucket %s, %v; %s", table, err, verifyHint)})
+					send()
+					return
+				}
+				batch = append(batch, decodedRecord{table: table, key: k, events: n})
+				if len(batch) == batchSize && !send() {
+					return
+				}
+				continue
+			}
 			obj, err := decodeRecord(table, k, v, true)
 			if err != nil {
 				batch = append(batch, decodedRecord{err: damaged(path, "bucket %s, key %s: %v; %s", table, printableKey(table, k), err, verifyHint)})
@@ -308,8 +323,9 @@ func decodeJournal(path string, tx *bolt.Tx, out chan<- []decodedRecord, stop <-
 
 // decodeRecord checks one journal record as Open and VerifyJournal both
 // do: its frame (when the journal is framed), then its decoding and that
-// it belongs to its key. An event is checked but not built (events are
-// not kept in memory, see ListEvents): obj is nil for one.
+// it belongs to its key. An event (one record of a batch, or of a journal
+// older than schema version 5) is checked but not built (events are not
+// kept in memory, see ListEvents): obj is nil for one.
 func decodeRecord(table string, k, v []byte, framed bool) (obj any, err error) {
 	if v == nil {
 		return nil, errors.New("unexpected nested bucket")

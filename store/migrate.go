@@ -10,11 +10,15 @@ import (
 
 // schemaVersion is the journal layout this binary writes. Bump it and add
 // a migration whenever the layout or the meaning of a stored field changes.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // framedSchemaVersion is the first version whose values all carry a
 // checksum frame (record.go).
 const framedSchemaVersion = 4
+
+// batchedEventsVersion is the first version that stores events a batch
+// to a value (boltevents.go).
+const batchedEventsVersion = 5
 
 // migrations[v] upgrades a journal from version v to v+1. Open runs every
 // step from the stored version up to schemaVersion, in order, inside one
@@ -26,6 +30,7 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 	1: migrateV1toV2,
 	2: migrateV2toV3,
 	3: migrateV3toV4,
+	4: migrateV4toV5, // boltevents.go
 }
 
 // migrateV3toV4 frames every value of every bucket with its checksum

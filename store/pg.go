@@ -344,8 +344,12 @@ func (j *pgJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error))
 				if seq <= from {
 					return false, nil
 				}
-				var ferr error
-				stop, ferr = fn(eventKey(seq), v)
+				k := eventKey(seq)
+				rec, ferr := unframeRecord(k, v)
+				if ferr != nil {
+					return true, fmt.Errorf("%w: bucket %s, key %s: %v", ErrDamaged, TableEvents, printableKey(TableEvents, k), ferr)
+				}
+				stop, ferr = fn(k, rec)
 				return stop, ferr
 			})
 		})

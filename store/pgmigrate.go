@@ -77,30 +77,27 @@ func MigrateToPostgres(ctx context.Context, dir, dsn string, log *slog.Logger) (
 			b := btx.Bucket([]byte(table))
 			c := b.Cursor()
 			rows := [][]any{}
-			var (
-				evLast          uint64
-				evCount, events int
-			)
+			events := 0
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				// Checked again record by record: what is copied is what
 				// a start on it would accept.
+				if table == TableEvents {
+					// A batch value is a gw_event_batches row once its
+					// frame is off: the same entries.
+					n, err := eventDamage(k, v)
+					if err != nil {
+						return damaged(path, "bucket %s, %v; %s", table, err, verifyHint)
+					}
+					body, _ := unframeRecord(k, v)
+					first := binary.BigEndian.Uint64(body)
+					rows = append(rows, []any{int64(first), int64(binary.BigEndian.Uint64(k)), body})
+					events += n
+					continue
+				}
 				if _, err := decodeRecord(table, k, v, true); err != nil {
 					return damaged(path, "bucket %s, key %s: %v; %s", table, printableKey(table, k), err, verifyHint)
 				}
-				if table == TableEvents {
-					seq := binary.BigEndian.Uint64(k)
-					if n := len(rows); n == 0 || evCount == maxEventBatch || seq != evLast+1 {
-						rows = append(rows, []any{int64(seq), int64(seq), []byte(nil)})
-						evCount = 0
-					}
-					r := rows[len(rows)-1]
-					r[1], r[2] = int64(seq), appendEventEntry(r[2].([]byte), seq, v)
-					evLast = seq
-					evCount++
-					events++
-				} else {
-					rows = append(rows, []any{table, k, v, false, int64(1)})
-				}
+				rows = append(rows, []any{table, k, v, false, int64(1)})
 			}
 			rep.Records[table] = len(rows)
 			var err error

@@ -151,24 +151,27 @@ func verifyAgainst(v *view, rec records) error {
 }
 
 // verifyEvents checks the events bucket, which has no memdb copy: every
-// record decodes and belongs to its key, and the retention counter agrees
-// with the number of records.
+// batch passes checkEventBatch, every record decodes in full, and the
+// retention counter agrees with the number of events.
 func verifyEvents(b *bolt.Bucket, want int) error {
 	n := 0
 	c := b.Cursor()
-	for k, raw := c.First(); k != nil; k, raw = c.Next() {
-		n++
-		name := fmt.Sprintf("%s %s", TableEvents, printableKey(TableEvents, k))
-		v, err := unframeRecord(k, raw)
-		if err != nil {
-			return fmt.Errorf("verify: %s: %w", name, err)
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if _, err := eventDamage(k, v); err != nil {
+			return fmt.Errorf("verify: %s %w", TableEvents, err)
 		}
-		o, err := decoders[TableEvents](v)
+		body, _ := unframeRecord(k, v)
+		err := eachEventEntry(body, func(seq uint64, rec []byte) (bool, error) {
+			n++
+			name := fmt.Sprintf("%s %s (in %s)", TableEvents, printableKey(TableEvents, eventKey(seq)), batchName(k))
+			raw, _ := unframeRecord(eventKey(seq), rec)
+			if _, err := decoders[TableEvents](raw); err != nil {
+				return true, fmt.Errorf("verify: %s: journal record does not decode: %w", name, err)
+			}
+			return false, nil
+		})
 		if err != nil {
-			return fmt.Errorf("verify: %s: journal record does not decode: %w", name, err)
-		}
-		if got := objectKey(o); !bytes.Equal(got, k) {
-			return fmt.Errorf("verify: %s holds the record of %s", name, printableKey(TableEvents, got))
+			return err
 		}
 	}
 	if n != want {
@@ -470,6 +473,10 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 			c := b.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				last = bytes.Clone(k)
+				if table == TableEvents && rep.SchemaVersion >= batchedEventsVersion {
+					rep.Records += verifyEventBatch(rep, k, v)
+					continue
+				}
 				rep.Records++
 				bad := func(format string, args ...any) {
 					rep.damagedRecord(table, printableKey(table, k), format, args...)
@@ -505,6 +512,23 @@ func verifyJournalTx(path string, db *bolt.DB, size int64, rep *JournalReport) e
 		}
 	}
 	return nil
+}
+
+// verifyEventBatch reports what checkEventBatch finds in one events
+// value: a damaged event by its seq, with the batch in the problem;
+// damage to the batch as a whole as "batch seq N". It returns how many
+// records were read (events, or the value when none could be).
+func verifyEventBatch(rep *JournalReport, k, v []byte) int {
+	entries := 0
+	n := checkEventBatch(k, v, func(seq uint64, err error) {
+		if seq == 0 {
+			rep.damagedRecord(TableEvents, batchName(k), "%v", err)
+			return
+		}
+		entries++
+		rep.damagedRecord(TableEvents, printableKey(TableEvents, eventKey(seq)), "in %s: %v", batchName(k), err)
+	})
+	return max(n+entries, 1) // a batch with nothing readable is one record
 }
 
 // refersToDamaged reports an object that names a record VerifyJournal

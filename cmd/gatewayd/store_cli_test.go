@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,6 +123,25 @@ func TestStoreVerifyAndAcceptRollbackCLI(t *testing.T) {
 		out, code = runGatewayd(t, "store", "verify", "-config", cfgPath, "-o", "json")
 		if code != 1 || !strings.Contains(out, `"key": "\"`+carol.ID+`\""`) {
 			t.Fatalf("store verify -o json: exit %d\n%s", code, out)
+		}
+	})
+
+	t.Run("flipped byte in an event batch", func(t *testing.T) {
+		if err := os.WriteFile(journal, healthy, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Events are stored a committed batch to a value: the damaged
+		// event is named by its seq, with the batch that holds it.
+		flipEvery(t, journal, `"type":"user_create","user_id":"`+carol.ID, len(`"type":"user_create","user_id":"`))
+		named := regexp.MustCompile(`bucket events, key seq (\d+) \(in batch seq (\d+)\): checksum mismatch`)
+		out, code := runGatewayd(t, "serve", "-config", cfgPath)
+		m := named.FindStringSubmatch(out)
+		if code == 0 || m == nil || !strings.Contains(out, "gatewayd store verify") {
+			t.Fatalf("serve on a damaged event: exit %d\n%s", code, out)
+		}
+		out, code = runGatewayd(t, "store", "verify", "-config", cfgPath)
+		if want := "damaged: bucket events, key seq " + m[1] + ": in batch seq " + m[2] + ": checksum mismatch"; code != 1 || !strings.Contains(out, want) {
+			t.Fatalf("store verify: exit %d, want %q\n%s", code, want, out)
 		}
 	})
 
