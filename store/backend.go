@@ -80,12 +80,13 @@ type boltTx struct {
 	path   string
 	tx     *bolt.Tx
 	events *bolt.Bucket // looked up once per transaction
-	// The events of this write, as one batch value (boltevents.go):
-	// evRecs is its frame and entries so far, evN their number, evLast
-	// the newest seq.
-	evRecs []byte
-	evN    int
-	evLast uint64
+	// The events of this write, as batch values (boltevents.go):
+	// evRecs holds them back to back, the one being built from evStart
+	// (its frame, then its evN entries); evLast is the newest seq.
+	evRecs  []byte
+	evStart int
+	evN     int
+	evLast  uint64
 }
 
 func (t *boltTx) wrap(err error) error {

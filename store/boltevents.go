@@ -38,21 +38,23 @@ import (
 // let ListEvents check each record as it does on either backend.
 
 // putEvent adds one event to this transaction's batch; the batch is
-// written at commit (so it is one value however many appendEvents a
-// write makes). v is copied: the caller may reuse it.
+// written when it reaches boltBatchBytes, and its last part at commit.
+// v is copied: the caller may reuse it.
 func (t *boltTx) putEvent(k, v []byte) error {
 	seq := binary.BigEndian.Uint64(k)
 	if t.evLast != 0 && seq != t.evLast+1 { // across a split batch too
 		return fmt.Errorf("state journal %s: event seq %d does not follow seq %d in one batch", t.path, seq, t.evLast)
 	}
-	if t.evN == maxEventBatch {
-		// A batch stays within what pruning and the start-up check
-		// expect; AppendEvents may be given more than that at once.
-		if err := t.putBatch(false); err != nil {
+	// A value stays within what pruning and the start-up check expect
+	// (maxEventBatch), and near boltBatchBytes, however many events a
+	// write has.
+	if t.evN == maxEventBatch || t.evN > 0 && len(t.evRecs)-t.evStart+eventEntryHeader+len(v) > boltBatchBytes {
+		if err := t.putBatch(); err != nil {
 			return err
 		}
 	}
 	if t.evN == 0 {
+		t.evStart = len(t.evRecs)
 		t.evRecs = appendFrameHeader(t.evRecs)
 	}
 	t.evRecs = appendEventEntry(t.evRecs, seq, v)
@@ -61,25 +63,34 @@ func (t *boltTx) putEvent(k, v []byte) error {
 	return nil
 }
 
-// putBatch writes the batch built so far. bbolt keeps the value, not a
-// copy, until the commit: only the last batch of a transaction, written
-// by commit, may be in the journal's reused buffer.
-func (t *boltTx) putBatch(last bool) error {
+// boltBatchBytes is about how big one events value gets. A write's
+// events are cut into values of this size rather than stored as one:
+// bbolt rewrites a whole leaf, with every value in it, whenever one key
+// of the leaf changes, and a leaf of up to four values never splits, so
+// each commit copied (and wrote to the file again) the three batches
+// before its own: at a login storm's 20 ms linger, ~700 kB per commit,
+// which made the commit cost as much as the per-event values it replaced.
+// At 4 kB the leaf rewritten is at most a few pages, and a value still
+// holds ~16 typical login events, so Puts and prunes stay rare.
+var boltBatchBytes = 4 << 10 // a variable for the tests of whole-write batches
+
+// putBatch writes the value built so far. Every value of a write is cut
+// from t.evRecs (a 3-index slice, so later appends never reach it);
+// bbolt keeps the values, not copies, until the commit, so the buffer is
+// only reused by the next write.
+func (t *boltTx) putBatch() error {
 	if t.evN == 0 {
 		return nil
 	}
 	k := eventKey(t.evLast)
-	v := t.evRecs
+	v := t.evRecs[t.evStart:len(t.evRecs):len(t.evRecs)]
 	sealFrame(k, v)
-	if !last {
-		t.evRecs = nil // the next batch gets a buffer of its own
-	}
 	t.evN = 0
 	return t.wrap(t.eventBucket().Put(k, v))
 }
 
 func (t *boltTx) commit() error {
-	if err := t.putBatch(true); err != nil {
+	if err := t.putBatch(); err != nil {
 		_ = t.tx.Rollback()
 		return err
 	}

@@ -433,3 +433,77 @@ func TestEventBatchDamageWhileOpen(t *testing.T) {
 		t.Errorf("Verify: %v", err)
 	}
 }
+
+// TestEventWriteCutIntoValues: a write's events are stored as values of
+// about boltBatchBytes (bbolt rewrites a whole leaf, so one value per
+// write made every commit copy the batches before it): each value holds
+// consecutive events, is no bigger than the bound unless it holds a
+// single event, and the listing and a restart see every event in order.
+func TestEventWriteCutIntoValues(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{EventRetention: -1})
+	evs := make([]Event, 3000)
+	for i := range evs {
+		evs[i] = Event{Type: EventRADIUSAuth, Username: fmt.Sprintf("user%d", i), Outcome: OutcomeSuccess, Login: true}
+	}
+	evs[1234].Detail = strings.Repeat("x", 3*boltBatchBytes) // bigger than a value on its own
+	if err := s.AppendEvents(evs...); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		values, want := 0, uint64(1)
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte(TableEvents)).ForEach(func(k, v []byte) error {
+				values++
+				n, err := batchSize(k, v)
+				if err != nil {
+					return err
+				}
+				if first := binary.BigEndian.Uint64(k) - uint64(n) + 1; first != want {
+					return fmt.Errorf("value %s starts at seq %d, want %d", printableKey(TableEvents, k), first, want)
+				}
+				if n > 1 && len(v) > boltBatchBytes+recordHeader {
+					return fmt.Errorf("value %s holds %d events in %d bytes, over the %d-byte bound", printableKey(TableEvents, k), n, len(v), boltBatchBytes)
+				}
+				want += uint64(n)
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want != 3001 || values < 3000*100/boltBatchBytes {
+			t.Fatalf("%d values hold events up to seq %d, want 3000 events in many values", values, want-1)
+		}
+		var got []Event
+		for f := (EventFilter{Limit: 1000}); ; {
+			page, next, err := s.ListEvents(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if next == 0 {
+				break
+			}
+			f.After = next
+		}
+		if len(got) != len(evs) {
+			t.Fatalf("listed %d events, want %d", len(got), len(evs))
+		}
+		for i := range got {
+			if got[i].Seq != uint64(i+1) || got[i].Username != evs[i].Username || got[i].Detail != evs[i].Detail {
+				t.Fatalf("event %d listed as %+v", i+1, got[i])
+			}
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, dir, Options{EventRetention: -1})
+	defer s.Close()
+	check(s)
+}

@@ -201,6 +201,7 @@ func TestCloseFlushesEmitted(t *testing.T) {
 }
 
 func TestEventRetention(t *testing.T) {
+	wholeWriteBatches(t)
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{EventRetention: 10})
 	for i := range 25 {

@@ -219,6 +219,7 @@ func TestEventRecordsAsMarshalled(t *testing.T) {
 // well past one write's cap takes several. The newest events stay, and
 // bbolt's check passes.
 func TestPruneAcrossManyPages(t *testing.T) {
+	wholeWriteBatches(t)
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{EventRetention: -1})
 	const total = 60000 // 14 batches of 4096, then one of 2656 (57345-60000)

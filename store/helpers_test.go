@@ -227,3 +227,12 @@ func eventsAsV4(t testing.TB, tx *bolt.Tx) error {
 	}
 	return putMetaInt(tx, metaSchemaVersion, 4)
 }
+
+// wholeWriteBatches makes each write's events one value (up to
+// maxEventBatch) for the rest of the test, as tests that count events in
+// whole written batches need.
+func wholeWriteBatches(t *testing.T) {
+	old := boltBatchBytes
+	boltBatchBytes = 1 << 30
+	t.Cleanup(func() { boltBatchBytes = old })
+}
