@@ -56,7 +56,6 @@ type attrVals struct {
 // hold no lazy attributes and are only read).
 type entry struct {
 	dn    string
-	ndn   string
 	kind  entryKind
 	attrs []attrVals
 	err   error // a lazy load failed
@@ -71,9 +70,9 @@ type entry struct {
 
 // newEntry starts an entry that renders the types in need, with room for
 // about n attributes.
-func newEntry(dn, ndn string, kind entryKind, need attrSet, n int) *entry {
+func newEntry(dn string, kind entryKind, need attrSet, n int) *entry {
 	n = min(n, bits.OnesCount64(uint64(need)))
-	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
+	return &entry{dn: dn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
 }
 
 // wants reports whether the entry renders t.
@@ -320,24 +319,12 @@ func (t *tree) userDN(username string) string {
 	return "uid=" + escapeDNValue(username) + "," + t.usersDN
 }
 
-func (t *tree) userNDN(username string) string {
-	return "uid=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.usersNDN
-}
-
 func (t *tree) groupDN(name string) string {
 	return "cn=" + escapeDNValue(name) + "," + t.groupsDN
 }
 
-func (t *tree) groupNDN(name string) string {
-	return "cn=" + escapeDNValue(prepCaseIgnore(name)) + "," + t.groupsNDN
-}
-
 func (t *tree) upgEntryDN(username string) string {
 	return "cn=" + escapeDNValue(username) + "," + t.upgDN
-}
-
-func (t *tree) upgEntryNDN(username string) string {
-	return "cn=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.upgNDN
 }
 
 // place says where a DN falls in the tree.
@@ -412,7 +399,7 @@ func (t *tree) locate(d parsedDN) place {
 func (t *tree) baseEntry() *entry { return t.base0 }
 
 func (t *tree) renderBase() *entry {
-	e := &entry{dn: t.baseDN, ndn: t.baseNDN, kind: kindBase}
+	e := &entry{dn: t.baseDN, kind: kindBase}
 	top := t.base[0].avas[0]
 	switch top.typ {
 	case "dc":
@@ -446,11 +433,11 @@ func (t *tree) renderContainer(c container) *entry {
 	var ou string
 	switch c {
 	case ctrUsers:
-		ou, e.dn, e.ndn = "users", t.usersDN, t.usersNDN
+		ou, e.dn = "users", t.usersDN
 	case ctrGroups:
-		ou, e.dn, e.ndn = "groups", t.groupsDN, t.groupsNDN
+		ou, e.dn = "groups", t.groupsDN
 	default:
-		ou, e.dn, e.ndn = "usergroups", t.upgDN, t.upgNDN
+		ou, e.dn = "usergroups", t.upgDN
 	}
 	e.add("objectClass", "top", "organizationalUnit")
 	e.add("ou", ou)
@@ -532,7 +519,7 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry { return t.renderU
 func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
 	now := t.now()
 	off := t.inactive(u, now)
-	e := newEntry(t.userDN(u.Username), t.userNDN(u.Username), kindUser, need, 40)
+	e := newEntry(t.userDN(u.Username), kindUser, need, 40)
 	var lastChange, maxDays string
 	var shadow bool
 	if e.wantsName("objectClass") || e.wantsName("shadowLastChange") || e.wantsName("shadowMax") || e.wantsName("pwdChangedTime") {
@@ -685,7 +672,7 @@ func (t *tree) upgEntry(u *store.User) *entry { return t.renderUPG(u, allAttrs) 
 
 // renderUPG renders the attributes in need of u's private group.
 func (t *tree) renderUPG(u *store.User, need attrSet) *entry {
-	e := newEntry(t.upgEntryDN(u.Username), t.upgEntryNDN(u.Username), kindUserGroup, need, 12)
+	e := newEntry(t.upgEntryDN(u.Username), kindUserGroup, need, 12)
 	e.add("objectClass", "top", "posixGroup")
 	e.add("cn", u.Username)
 	if e.wantsName("description") {
@@ -712,7 +699,7 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 
 // renderGroup renders the attributes in need of g.
 func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
-	e := newEntry(t.groupDN(g.Name), t.groupNDN(g.Name), kindGroup, need, 14)
+	e := newEntry(t.groupDN(g.Name), kindGroup, need, 14)
 	e.add("objectClass", "top", "groupOfNames", "posixGroup")
 	e.add("cn", g.Name)
 	e.add("description", g.Description)

@@ -31,18 +31,35 @@ type searchResult struct {
 	diag      string
 	controls  [][]byte
 	abandoned bool
+	// pending holds the last entries of the search, encoded and not yet
+	// written: the SearchResultDone goes out with them, in one write.
+	pending *berWriter
 }
 
-// finishSearch counts a search and sends its SearchResultDone.
+// finishSearch counts a search and sends its SearchResultDone, after the
+// entries still pending.
 func (c *conn) finishSearch(m *message, start time.Time, res searchResult) {
 	c.s.m.duration.WithLabelValues("search").Observe(time.Since(start).Seconds())
+	w := res.pending
+	if w == nil {
+		w = getWriter()
+	}
+	defer putWriter(w)
 	if res.abandoned {
 		c.s.m.searches.WithLabelValues("abandoned").Inc()
 		return
 	}
 	c.s.m.searches.WithLabelValues(searchOutcome(res.code)).Inc()
-	c.sendResult(m.id, appSearchDone, res.code, res.matched, res.diag, true, res.controls...)
+	w.appendResult(m.id, appSearchDone, res.code, res.matched, res.diag, res.controls...)
+	_ = c.write(w.b, true)
 }
+
+// entryBatch is how many bytes of encoded entries a search gathers
+// before writing them: a search of a few entries makes one write with
+// its SearchResultDone instead of one per entry (each write takes the
+// connection's write lock, sets its deadline and counts against
+// max_bytes_in_flight), and a large one still writes as it goes.
+const entryBatch = 8 << 10
 
 // rootDSE is the entry at the empty DN, readable by anyone.
 func (s *Server) rootDSE() *entry {
@@ -353,8 +370,9 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 	req, sel := j.req, j.sel
 	sent := 0
 	var next *pagePos
+	// w gathers encoded entries (entryBatch); what is left at the end
+	// goes to finishSearch with the result.
 	w := getWriter()
-	defer putWriter(w)
 	var attrs []outAttr
 	walkErr := c.walk(ctx, j.plan, j.start, j.need, func(e *entry, pos pagePos) error {
 		if err := ctx.err(); err != nil {
@@ -380,25 +398,28 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 		if e.err != nil {
 			return e.err
 		}
-		w.b, w.open = w.b[:0], w.open[:0]
 		w.appendEntry(j.m.id, e.dn, attrs, req.typesOnly)
-		if err := c.write(w.b, false); err != nil {
-			return errConnGone
-		}
 		sent++
+		if len(w.b) >= entryBatch {
+			err := c.write(w.b, false)
+			w.b, w.open = w.b[:0], w.open[:0]
+			if err != nil {
+				return errConnGone
+			}
+		}
 		return nil
 	})
 	switch {
 	case walkErr == nil, errors.Is(walkErr, errStop):
 	case errors.Is(walkErr, errConnGone), opCtx.Err() != nil:
-		return searchResult{abandoned: true}
+		return searchResult{abandoned: true, pending: w}
 	case errors.Is(walkErr, context.DeadlineExceeded):
-		return searchResult{code: rcTimeLimitExceeded, diag: "time limit exceeded"}
+		return searchResult{code: rcTimeLimitExceeded, diag: "time limit exceeded", pending: w}
 	default:
 		c.s.log.Error("ldap search failed", "conn", c.id, "err", walkErr)
-		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		return searchResult{code: rcOperationsError, diag: "directory unavailable", pending: w}
 	}
-	out := searchResult{code: rcSuccess}
+	out := searchResult{code: rcSuccess, pending: w}
 	var nextCookie []byte
 	if next != nil {
 		if j.limitIsSize {
