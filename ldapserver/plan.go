@@ -35,8 +35,7 @@ type lookupIndex interface {
 	UsersByUIDNumber(n int) ([]*store.User, error)
 	UsersByCommonName(cn string) ([]*store.User, error)
 	UsersByEntryUUID(uuid string) ([]*store.User, error)
-	UsersWithPrefix(k store.UserKey, prefix string, limit int) ([]*store.User, error)
-	CountUsersWithPrefix(k store.UserKey, prefix string, max int) int
+	EachUserWithPrefix(k store.UserKey, prefix string, fn func(*store.User) bool)
 	GroupsByGIDNumber(n int) ([]*store.Group, error)
 	GroupsByCommonName(cn string) ([]*store.Group, error)
 	GroupsByEntryUUID(uuid string) ([]*store.Group, error)
@@ -549,6 +548,11 @@ func (p *planner) groupsOf(desc, name string) *source {
 	})
 }
 
+// prefixMemo is the most candidates a prefix source keeps while counting
+// them, so that a search of a few (the count says whether it is) walks
+// the index once.
+const prefixMemo = 64
+
 // prefix plans a substrings assertion with an initial part.
 func (p *planner) prefix(t *attrType, initial string) *source {
 	ix := p.ix
@@ -556,9 +560,39 @@ func (p *planner) prefix(t *attrType, initial string) *source {
 		return nil
 	}
 	users := func(k store.UserKey) *source {
-		return userSource(t.name+"^",
-			func(max int) int { return ix.CountUsersWithPrefix(k, initial, max) },
-			func() ([]*store.User, error) { return ix.UsersWithPrefix(k, initial, 0) })
+		// The store's own users (EachUserWithPrefix): the search only
+		// reads them.
+		var memo []*store.User
+		complete := false
+		est := func(max int) int {
+			if complete {
+				return len(memo)
+			}
+			n := 0
+			var got []*store.User
+			ix.EachUserWithPrefix(k, initial, func(u *store.User) bool {
+				if n++; n <= prefixMemo {
+					got = append(got, u)
+				}
+				return max <= 0 || n < max
+			})
+			if (max <= 0 || n < max) && n <= prefixMemo {
+				memo, complete = got, true // the walk ended: these are all
+			}
+			return n
+		}
+		fetch := func() ([]*store.User, error) {
+			if complete {
+				return memo, nil
+			}
+			var out []*store.User
+			ix.EachUserWithPrefix(k, initial, func(u *store.User) bool {
+				out = append(out, u)
+				return true
+			})
+			return out, nil
+		}
+		return userSource(t.name+"^", est, fetch)
 	}
 	switch {
 	case p.kind == phUsers && t.key == "uid":
@@ -570,9 +604,21 @@ func (p *planner) prefix(t *attrType, initial string) *source {
 	case p.kind == phUserGroups && t.key == "cn":
 		return users(store.UserKeyUsername)
 	case p.kind == phGroups && t.key == "cn":
+		// Counted none: no need to look again (a cn prefix of users
+		// rarely names a group too).
+		none := false
 		return groupSource("cn^",
-			func(max int) int { return ix.CountGroupsWithPrefix(initial, max) },
-			func() ([]*store.Group, error) { return ix.GroupsWithPrefix(initial, 0) })
+			func(max int) int {
+				n := ix.CountGroupsWithPrefix(initial, max)
+				none = n == 0
+				return n
+			},
+			func() ([]*store.Group, error) {
+				if none {
+					return nil, nil
+				}
+				return ix.GroupsWithPrefix(initial, 0)
+			})
 	}
 	return nil
 }

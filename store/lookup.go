@@ -257,6 +257,18 @@ func (s *Store) UsersWithPrefix(k UserKey, prefix string, limit int) ([]*User, e
 	return out, nil
 }
 
+// EachUserWithPrefix calls fn with each user whose key starts with
+// prefix, in any case, ordered by that key, until fn returns false. Like
+// EachMember it hands fn the store's own User, not a copy, and fn must
+// not modify it. A write never modifies a stored User either (it stores
+// a new one), so the caller may go on reading it after fn returns: the
+// LDAP door counts a prefix's candidates and then renders the same ones,
+// and copying each was most of the lookup.
+func (s *Store) EachUserWithPrefix(k UserKey, prefix string, fn func(*User) bool) {
+	ix, fold := k.index(s.read().users)
+	withPrefix(ix, fold(prefix), fn)
+}
+
 // CountUsersWithPrefix counts the users UsersWithPrefix would return, up
 // to max (max <= 0: all), without copying them.
 func (s *Store) CountUsersWithPrefix(k UserKey, prefix string, max int) int {
