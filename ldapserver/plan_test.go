@@ -541,3 +541,26 @@ func TestSearchJobSmall(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareFold: the candidate lists' order is the walk's, by
+// strings.ToLower; compareFold must agree with it on ASCII and other names.
+func TestCompareFold(t *testing.T) {
+	names := []string{"", "a", "A", "ab", "aB", "Ab", "b", "B", "a-b", "a_b", "a.b", "Z", "[", "`", "_",
+		"é", "É", "aé", "aÉ", "ae", "ß", "straße", "STRASSE", "İ", "i", "\xff", "a\xff", "K", "\u212a", "k"}
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "A", "z", "Z", "0", "-", "_", ".", "é", "É", "\u212a", "\xff"}
+	for range 200 {
+		var b strings.Builder
+		for range r.IntN(6) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		names = append(names, b.String())
+	}
+	for _, a := range names {
+		for _, b := range names {
+			if got, want := compareFold(a, b), strings.Compare(strings.ToLower(a), strings.ToLower(b)); got != want {
+				t.Errorf("compareFold(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}

@@ -1,14 +1,16 @@
 package ldapserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"sort"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatewayd/gatewayd/store"
 )
@@ -741,30 +743,73 @@ type gidNumberIndex interface {
 	GroupByGIDNumber(n int) (*store.Group, error)
 }
 
+// sortUsers drops nils and repeats from a candidate list and puts it in
+// the walk's order (by lowercased username).
 func sortUsers(us []*store.User) []*store.User {
-	seen := make(map[string]bool, len(us))
-	out := us[:0]
-	for _, u := range us {
-		if u != nil && !seen[u.ID] {
-			seen[u.ID] = true
-			out = append(out, u)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Username) < strings.ToLower(out[j].Username) })
+	out := dedupe(us, func(u *store.User) string { return u.ID })
+	slices.SortFunc(out, func(a, b *store.User) int { return compareFold(a.Username, b.Username) })
 	return out
 }
 
 func sortGroups(gs []*store.Group) []*store.Group {
-	seen := make(map[string]bool, len(gs))
-	out := gs[:0]
-	for _, g := range gs {
-		if g != nil && !seen[g.ID] {
-			seen[g.ID] = true
-			out = append(out, g)
+	out := dedupe(gs, func(g *store.Group) string { return g.ID })
+	slices.SortFunc(out, func(a, b *store.Group) int { return compareFold(a.Name, b.Name) })
+	return out
+}
+
+// dedupe drops nils and repeated ids from xs, in place. A short list (a
+// search's few candidates) is checked without a map.
+func dedupe[T any](xs []*T, id func(*T) string) []*T {
+	out := xs[:0]
+	var seen map[string]bool
+	if len(xs) > 16 {
+		seen = make(map[string]bool, len(xs))
+	}
+next:
+	for _, x := range xs {
+		if x == nil {
+			continue
+		}
+		k := id(x)
+		if seen != nil {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		} else {
+			for _, y := range out {
+				if id(y) == k {
+					continue next
+				}
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// compareFold compares strings.ToLower(a) with strings.ToLower(b),
+// without lowering either (an allocation per call for a name with
+// capitals) while both are ASCII.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca >= utf8.RuneSelf || cb >= utf8.RuneSelf {
+			return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return cmp.Compare(ca, cb)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out
+	// Equal so far, and ASCII: lowering maps the rest rune by rune, to
+	// at least one byte per rune, so the longer one sorts after.
+	return cmp.Compare(len(a), len(b))
 }
 
 // --- paged results cookies ---

@@ -43,6 +43,10 @@ func (u *User) CommonName() string {
 	switch {
 	case u.DisplayName != "":
 		return u.DisplayName
+	case u.LastName == "" && u.FirstName != "":
+		return strings.TrimSpace(u.FirstName) // without concatenating (a copy per rendered entry)
+	case u.FirstName == "" && u.LastName != "":
+		return strings.TrimSpace(u.LastName)
 	case u.FirstName != "" || u.LastName != "":
 		return strings.TrimSpace(u.FirstName + " " + u.LastName)
 	}
