@@ -105,10 +105,6 @@ func (e *entry) addT(t *attrType, vals ...string) {
 	e.attrs = append(e.attrs, attrVals{t: t, vals: e.vbuf[start:end:end], loaded: true})
 }
 
-// wantsName is wants by canonical name, for a caller that can skip the
-// work of computing values nobody reads.
-func (e *entry) wantsName(name string) bool { return e.skip == 0 || e.wants(byName[name]) }
-
 func (e *entry) addLazy(name string, load func() ([]string, error)) {
 	t := byName[name]
 	if t == nil {
