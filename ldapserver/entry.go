@@ -75,6 +75,17 @@ func newEntry(dn string, kind entryKind, need attrSet, n int) *entry {
 	return &entry{dn: dn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
 }
 
+// reuse is newEntry in e's memory (e nil: a new entry), for a walk that
+// renders one entry after another and is done with each before the next.
+func (e *entry) reuse(dn string, kind entryKind, need attrSet, n int) *entry {
+	if e == nil {
+		return newEntry(dn, kind, need, n)
+	}
+	clear(e.attrs) // the last entry's values and loaders
+	*e = entry{dn: dn, kind: kind, skip: ^need, attrs: e.attrs[:0], vbuf: e.vbuf[:0]}
+	return e
+}
+
 // wants reports whether the entry renders t.
 func (e *entry) wants(t *attrType) bool { return e.skip&t.bit == 0 }
 
@@ -603,9 +614,14 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry { return t.renderU
 
 // renderUser renders the attributes of u in need (and may render more).
 func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
+	return t.renderUserInto(nil, u, dir, need)
+}
+
+// renderUserInto is renderUser reusing e (entry.reuse).
+func (t *tree) renderUserInto(e *entry, u *store.User, dir Directory, need attrSet) *entry {
 	now := t.now()
 	off := t.inactive(u, now)
-	e := newEntry(t.userDN(u.Username), kindUser, need, 40)
+	e = e.reuse(t.userDN(u.Username), kindUser, need, 40)
 	var lastChange, maxDays string
 	var shadow bool
 	if e.wants(atObjectClass) || e.wants(atShadowLastChange) || e.wants(atShadowMax) || e.wants(atPwdChangedTime) {
@@ -785,7 +801,12 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 
 // renderGroup renders the attributes in need of g.
 func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
-	e := newEntry(t.groupDN(g.Name), kindGroup, need, 14)
+	return t.renderGroupInto(nil, g, dir, need)
+}
+
+// renderGroupInto is renderGroup reusing e (entry.reuse).
+func (t *tree) renderGroupInto(e *entry, g *store.Group, dir Directory, need attrSet) *entry {
+	e = e.reuse(t.groupDN(g.Name), kindGroup, need, 14)
 	e.addT(atObjectClass, "top", "groupOfNames", "posixGroup")
 	e.addT(atCN, g.Name)
 	e.addT(atDescription, g.Description)

@@ -564,3 +564,48 @@ func TestCompareFold(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderReuse: a walk renders each user and group into the entry of
+// the one before (renderUserInto, renderGroupInto); what it returns must
+// be what a fresh entry holds, whatever the last one carried.
+func TestRenderReuse(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 15))
+	st := openTestStore(t)
+	pc := buildPropCorpus(t, st, r, 60, 10)
+	tr, _ := newTree(testBase, 0)
+	dump := func(e *entry, sel selection) string {
+		var b strings.Builder
+		b.WriteString(e.dn)
+		for _, a := range sel.pick(e) {
+			fmt.Fprintf(&b, "\n%s: %q", a.name, a.vals)
+		}
+		if e.err != nil {
+			fmt.Fprintf(&b, "\nerror: %v", e.err)
+		}
+		return b.String()
+	}
+	for round := range 20 {
+		sel := newSelection([]string{"*", "+"})
+		if round > 0 {
+			sel = newSelection(randAttrs(r))
+		}
+		need := sel.set()
+		var ue, ge *entry
+		for _, i := range r.Perm(len(pc.users)) {
+			u := pc.users[i]
+			ue = tr.renderUserInto(ue, u, st, need)
+			if got, want := dump(ue, sel), dump(tr.renderUser(u, st, need), sel); got != want {
+				t.Fatalf("user %s, reused entry:\n%s\nfresh:\n%s", u.Username, got, want)
+			}
+		}
+		for _, i := range r.Perm(len(pc.groups)) {
+			g := pc.groups[i]
+			ge = tr.renderGroupInto(ge, g, st, need)
+			if got, want := dump(ge, sel), dump(tr.renderGroup(g, st, need), sel); got != want {
+				t.Fatalf("group %s, reused entry:\n%s\nfresh:\n%s", g.Name, got, want)
+			}
+		}
+	}
+}

@@ -439,9 +439,17 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 var errConnGone = errors.New("connection gone")
 
 // walk calls fn for each entry of the plan from start on, with the
-// position of that entry. fn returning an error stops the walk.
+// position of that entry. fn returning an error stops the walk. fn must
+// be done with the entry when it returns: the next one may reuse it.
 func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
+	// The users and groups of list and walk phases are rendered into one
+	// entry each, reused: fn is done with an entry when it returns.
+	var ue, ge *entry
+	group := func(g *store.Group) *entry {
+		ge = tr.renderGroupInto(ge, g, dir, need)
+		return ge
+	}
 	// emitUser renders a user of a users or user-groups phase; hidden
 	// users (hide_inactive) are skipped.
 	emitUser := func(kind phaseKind, u *store.User, pos pagePos) error {
@@ -449,7 +457,8 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 			return nil
 		}
 		if kind == phUsers {
-			return fn(tr.renderUser(u, dir, need), pos)
+			ue = tr.renderUserInto(ue, u, dir, need)
+			return fn(ue, pos)
 		}
 		e, err := c.s.upgEntry(u, need)
 		if err != nil || e == nil {
@@ -489,7 +498,7 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 				return err
 			}
 			for i := skip; i < len(gs); i++ {
-				if err := fn(tr.renderGroup(gs[i], dir, need), pagePos{phase: pi, skip: i}); err != nil {
+				if err := fn(group(gs[i]), pagePos{phase: pi, skip: i}); err != nil {
 					return err
 				}
 			}
@@ -522,7 +531,7 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 					return err
 				}
 				for i := skip; i < len(batch); i++ {
-					if err := fn(tr.renderGroup(batch[i], dir, need), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+					if err := fn(group(batch[i]), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
 						return err
 					}
 				}
