@@ -744,7 +744,7 @@ func (e *entry) addTimes(created, modified time.Time) {
 // managerDN is the DN of the user named by a manager attribute, none
 // when no such user exists (or hide_inactive hides them).
 func (t *tree) managerDN(name string, dir Directory, now time.Time) ([]string, error) {
-	m, err := dir.UserByUsername(name)
+	m, err := readUserByUsername(dir, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
@@ -878,7 +878,7 @@ func (t *tree) renderGroupInto(e *entry, g *store.Group, dir Directory, need att
 				if !cleanName(a.s) {
 					return false, false
 				}
-				u, err := dir.UserByUsername(a.s)
+				u, err := readUserByUsername(dir, a.s)
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					return false, true
@@ -900,7 +900,7 @@ func (t *tree) renderGroupInto(e *entry, g *store.Group, dir Directory, need att
 				if !cleanName(name) {
 					return false, false
 				}
-				u, err := dir.UserByUsername(name)
+				u, err := readUserByUsername(dir, name)
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					return false, true

@@ -47,6 +47,33 @@ type lookupIndex interface {
 
 var _ lookupIndex = (*store.Store)(nil)
 
+// sharedUsers is the Directory's optional copy-free user reads (the
+// store's SharedUserByID and SharedUserByUsername): the door only reads
+// the users it looks up, and copying one was a tenth of the work of a
+// search for it.
+type sharedUsers interface {
+	SharedUserByID(id string) (*store.User, error)
+	SharedUserByUsername(name string) (*store.User, error)
+}
+
+var _ sharedUsers = (*store.Store)(nil)
+
+// readUserByID and readUserByUsername are the Directory's lookups for a
+// user the caller only reads.
+func readUserByID(dir Directory, id string) (*store.User, error) {
+	if s, ok := dir.(sharedUsers); ok {
+		return s.SharedUserByID(id)
+	}
+	return dir.UserByID(id)
+}
+
+func readUserByUsername(dir Directory, name string) (*store.User, error) {
+	if s, ok := dir.(sharedUsers); ok {
+		return s.SharedUserByUsername(name)
+	}
+	return dir.UserByUsername(name)
+}
+
 // noEstimate caps a count when there is nothing to beat yet.
 const noEstimate = 1 << 30
 
@@ -338,7 +365,7 @@ func (p *planner) equality(f *filter) *source {
 	case phUsers:
 		switch f.t.key {
 		case "uid":
-			return memoUsers("uid=", func() ([]*store.User, error) { return oneUser(dir.UserByUsername(v)) })
+			return memoUsers("uid=", func() ([]*store.User, error) { return oneUser(readUserByUsername(dir, v)) })
 		case "mail":
 			if e, ok := dir.(emailIndex); ok {
 				return memoUsers("mail=", func() ([]*store.User, error) { return oneUser(e.UserByEmail(v)) })
@@ -369,7 +396,7 @@ func (p *planner) equality(f *filter) *source {
 	case phUserGroups:
 		switch f.t.key {
 		case "cn":
-			return memoUsers("cn=", func() ([]*store.User, error) { return oneUser(dir.UserByUsername(v)) })
+			return memoUsers("cn=", func() ([]*store.User, error) { return oneUser(readUserByUsername(dir, v)) })
 		case "gidnumber":
 			return p.usersByNumber("gidNumber=", f.a)
 		case "entryuuid":
@@ -515,7 +542,7 @@ func (p *planner) groupsOf(desc, name string) *source {
 	user := func() (*store.User, error) {
 		if !looked {
 			looked = true
-			us, err := oneUser(p.s.dir.UserByUsername(strings.TrimSpace(name)))
+			us, err := oneUser(readUserByUsername(p.s.dir, strings.TrimSpace(name)))
 			if len(us) > 0 {
 				u = us[0]
 			}

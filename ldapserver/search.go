@@ -633,7 +633,7 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 			matched = tr.upgDN
 		}
 		noSuch := searchResult{code: rcNoSuchObject, matched: matched, diag: "no such object"}
-		u, err := c.s.dir.UserByUsername(p.name)
+		u, err := readUserByUsername(c.s.dir, p.name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 		}
