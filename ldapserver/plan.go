@@ -596,7 +596,7 @@ func (p *planner) prefix(t *attrType, initial string) *source {
 				return len(memo)
 			}
 			n := 0
-			var got []*store.User
+			got := make([]*store.User, 0, prefixMemo)
 			ix.EachUserWithPrefix(k, initial, func(u *store.User) bool {
 				if n++; n <= prefixMemo {
 					got = append(got, u)
