@@ -560,7 +560,7 @@ func (c *conn) viewer() (*store.User, error) {
 	if id == "" {
 		return nil, errNotBound
 	}
-	u, err := c.s.dir.UserByID(id)
+	u, err := readUserByID(c.s.dir, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			c.clearBound(id)

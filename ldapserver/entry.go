@@ -56,7 +56,6 @@ type attrVals struct {
 // hold no lazy attributes and are only read).
 type entry struct {
 	dn    string
-	ndn   string
 	kind  entryKind
 	attrs []attrVals
 	err   error // a lazy load failed
@@ -71,9 +70,20 @@ type entry struct {
 
 // newEntry starts an entry that renders the types in need, with room for
 // about n attributes.
-func newEntry(dn, ndn string, kind entryKind, need attrSet, n int) *entry {
+func newEntry(dn string, kind entryKind, need attrSet, n int) *entry {
 	n = min(n, bits.OnesCount64(uint64(need)))
-	return &entry{dn: dn, ndn: ndn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
+	return &entry{dn: dn, kind: kind, skip: ^need, attrs: make([]attrVals, 0, n), vbuf: make([]string, 0, n+4)}
+}
+
+// reuse is newEntry in e's memory (e nil: a new entry), for a walk that
+// renders one entry after another and is done with each before the next.
+func (e *entry) reuse(dn string, kind entryKind, need attrSet, n int) *entry {
+	if e == nil {
+		return newEntry(dn, kind, need, n)
+	}
+	clear(e.attrs) // the last entry's values and loaders
+	*e = entry{dn: dn, kind: kind, skip: ^need, attrs: e.attrs[:0], vbuf: e.vbuf[:0]}
+	return e
 }
 
 // wants reports whether the entry renders t.
@@ -105,10 +115,6 @@ func (e *entry) addT(t *attrType, vals ...string) {
 	end := len(e.vbuf)
 	e.attrs = append(e.attrs, attrVals{t: t, vals: e.vbuf[start:end:end], loaded: true})
 }
-
-// wantsName is wants by canonical name, for a caller that can skip the
-// work of computing values nobody reads.
-func (e *entry) wantsName(name string) bool { return e.skip == 0 || e.wants(byName[name]) }
 
 func (e *entry) addLazy(name string, load func() ([]string, error)) {
 	t := byName[name]
@@ -320,24 +326,12 @@ func (t *tree) userDN(username string) string {
 	return "uid=" + escapeDNValue(username) + "," + t.usersDN
 }
 
-func (t *tree) userNDN(username string) string {
-	return "uid=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.usersNDN
-}
-
 func (t *tree) groupDN(name string) string {
 	return "cn=" + escapeDNValue(name) + "," + t.groupsDN
 }
 
-func (t *tree) groupNDN(name string) string {
-	return "cn=" + escapeDNValue(prepCaseIgnore(name)) + "," + t.groupsNDN
-}
-
 func (t *tree) upgEntryDN(username string) string {
 	return "cn=" + escapeDNValue(username) + "," + t.upgDN
-}
-
-func (t *tree) upgEntryNDN(username string) string {
-	return "cn=" + escapeDNValue(prepCaseIgnore(username)) + "," + t.upgNDN
 }
 
 // place says where a DN falls in the tree.
@@ -412,29 +406,29 @@ func (t *tree) locate(d parsedDN) place {
 func (t *tree) baseEntry() *entry { return t.base0 }
 
 func (t *tree) renderBase() *entry {
-	e := &entry{dn: t.baseDN, ndn: t.baseNDN, kind: kindBase}
+	e := &entry{dn: t.baseDN, kind: kindBase}
 	top := t.base[0].avas[0]
 	switch top.typ {
 	case "dc":
-		e.add("objectClass", "top", "domain")
-		e.add("dc", top.val)
-		e.add("structuralObjectClass", "domain")
+		e.addT(atObjectClass, "top", "domain")
+		e.addT(atDC, top.val)
+		e.addT(atStructuralObjectClass, "domain")
 	case "o":
-		e.add("objectClass", "top", "organization")
-		e.add("o", top.val)
-		e.add("structuralObjectClass", "organization")
+		e.addT(atObjectClass, "top", "organization")
+		e.addT(atO, top.val)
+		e.addT(atStructuralObjectClass, "organization")
 	case "ou":
-		e.add("objectClass", "top", "organizationalUnit")
-		e.add("ou", top.val)
-		e.add("structuralObjectClass", "organizationalUnit")
+		e.addT(atObjectClass, "top", "organizationalUnit")
+		e.addT(atOU, top.val)
+		e.addT(atStructuralObjectClass, "organizationalUnit")
 	default:
-		e.add("objectClass", "top", "extensibleObject")
+		e.addT(atObjectClass, "top", "extensibleObject")
 		if schema[top.typ] != nil {
 			e.add(top.typ, top.val)
 		}
 	}
-	e.add("entryDN", t.baseDN)
-	e.add("hasSubordinates", "TRUE")
+	e.addT(atEntryDN, t.baseDN)
+	e.addT(atHasSubordinates, "TRUE")
 	return e
 }
 
@@ -446,17 +440,17 @@ func (t *tree) renderContainer(c container) *entry {
 	var ou string
 	switch c {
 	case ctrUsers:
-		ou, e.dn, e.ndn = "users", t.usersDN, t.usersNDN
+		ou, e.dn = "users", t.usersDN
 	case ctrGroups:
-		ou, e.dn, e.ndn = "groups", t.groupsDN, t.groupsNDN
+		ou, e.dn = "groups", t.groupsDN
 	default:
-		ou, e.dn, e.ndn = "usergroups", t.upgDN, t.upgNDN
+		ou, e.dn = "usergroups", t.upgDN
 	}
-	e.add("objectClass", "top", "organizationalUnit")
-	e.add("ou", ou)
-	e.add("structuralObjectClass", "organizationalUnit")
-	e.add("entryDN", e.dn)
-	e.add("hasSubordinates", "TRUE")
+	e.addT(atObjectClass, "top", "organizationalUnit")
+	e.addT(atOU, ou)
+	e.addT(atStructuralObjectClass, "organizationalUnit")
+	e.addT(atEntryDN, e.dn)
+	e.addT(atHasSubordinates, "TRUE")
 	return e
 }
 
@@ -473,20 +467,110 @@ const (
 	disabledUAC = "514"
 )
 
+// The types the renderers add, resolved once (resolveAttrTypes, from
+// the schema's init): a map lookup by name per attribute per entry was
+// about a fifth of the CPU of a search returning a few users.
+var (
+	atCN                    *attrType
+	atCreateTimestamp       *attrType
+	atDC                    *attrType
+	atDescription           *attrType
+	atDisplayName           *attrType
+	atEntryDN               *attrType
+	atEntryUUID             *attrType
+	atGIDNumber             *attrType
+	atGivenName             *attrType
+	atHasSubordinates       *attrType
+	atHomeDirectory         *attrType
+	atLoginDisabled         *attrType
+	atLoginShell            *attrType
+	atMail                  *attrType
+	atManager               *attrType
+	atMember                *attrType
+	atMemberOf              *attrType
+	atMemberUID             *attrType
+	atModifyTimestamp       *attrType
+	atNSAccountLock         *attrType
+	atO                     *attrType
+	atObjectClass           *attrType
+	atOU                    *attrType
+	atPwdAccountLockedTime  *attrType
+	atPwdChangedTime        *attrType
+	atShadowExpire          *attrType
+	atShadowLastChange      *attrType
+	atShadowMax             *attrType
+	atSN                    *attrType
+	atStructuralObjectClass *attrType
+	atUID                   *attrType
+	atUIDNumber             *attrType
+	atUserAccountControl    *attrType
+)
+
+// resolveAttrTypes sets the at* types and userAttrs' types; the schema
+// calls it once its types are defined.
+func resolveAttrTypes() {
+	must := func(name string) *attrType {
+		t := byName[name]
+		if t == nil {
+			panic("ldapserver: attribute not in schema: " + name)
+		}
+		return t
+	}
+	atCN = must("cn")
+	atCreateTimestamp = must("createTimestamp")
+	atDC = must("dc")
+	atDescription = must("description")
+	atDisplayName = must("displayName")
+	atEntryDN = must("entryDN")
+	atEntryUUID = must("entryUUID")
+	atGIDNumber = must("gidNumber")
+	atGivenName = must("givenName")
+	atHasSubordinates = must("hasSubordinates")
+	atHomeDirectory = must("homeDirectory")
+	atLoginDisabled = must("loginDisabled")
+	atLoginShell = must("loginShell")
+	atMail = must("mail")
+	atManager = must("manager")
+	atMember = must("member")
+	atMemberOf = must("memberOf")
+	atMemberUID = must("memberUid")
+	atModifyTimestamp = must("modifyTimestamp")
+	atNSAccountLock = must("nsAccountLock")
+	atO = must("o")
+	atObjectClass = must("objectClass")
+	atOU = must("ou")
+	atPwdAccountLockedTime = must("pwdAccountLockedTime")
+	atPwdChangedTime = must("pwdChangedTime")
+	atShadowExpire = must("shadowExpire")
+	atShadowLastChange = must("shadowLastChange")
+	atShadowMax = must("shadowMax")
+	atSN = must("sn")
+	atStructuralObjectClass = must("structuralObjectClass")
+	atUID = must("uid")
+	atUIDNumber = must("uidNumber")
+	atUserAccountControl = must("userAccountControl")
+	for i := range userAttrs {
+		userAttrs[i].t = must(userAttrs[i].ldap)
+	}
+}
+
 // userAttrs maps the gateway's attribute names (SPEC 2.1; sync.Attr*) to
 // the LDAP attributes that render them on a user entry. manager (a
 // username, rendered as that user's DN), loginShell and homeDirectory
 // are rendered apart; any other key of User.Attributes (ad_domain,
 // free-form ones) is not rendered.
-var userAttrs = []struct{ gateway, ldap string }{
-	{"title", "title"},
-	{"department", "departmentNumber"},
-	{"company", "o"},
-	{"location", "l"},
-	{"employeeType", "employeeType"},
-	{"telephoneNumber", "telephoneNumber"},
-	{"mobile", "mobile"},
-	{"postalAddress", "postalAddress"},
+var userAttrs = []struct {
+	gateway, ldap string
+	t             *attrType // ldap's type, set by resolveAttrTypes
+}{
+	{gateway: "title", ldap: "title"},
+	{gateway: "department", ldap: "departmentNumber"},
+	{gateway: "company", ldap: "o"},
+	{gateway: "location", ldap: "l"},
+	{gateway: "employeeType", ldap: "employeeType"},
+	{gateway: "telephoneNumber", ldap: "telephoneNumber"},
+	{gateway: "mobile", ldap: "mobile"},
+	{gateway: "postalAddress", ldap: "postalAddress"},
 }
 
 // daySeconds is one day of the shadow attributes, which count days since
@@ -530,38 +614,43 @@ func (t *tree) userEntry(u *store.User, dir Directory) *entry { return t.renderU
 
 // renderUser renders the attributes of u in need (and may render more).
 func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
+	return t.renderUserInto(nil, u, dir, need)
+}
+
+// renderUserInto is renderUser reusing e (entry.reuse).
+func (t *tree) renderUserInto(e *entry, u *store.User, dir Directory, need attrSet) *entry {
 	now := t.now()
 	off := t.inactive(u, now)
-	e := newEntry(t.userDN(u.Username), t.userNDN(u.Username), kindUser, need, 40)
+	e = e.reuse(t.userDN(u.Username), kindUser, need, 40)
 	var lastChange, maxDays string
 	var shadow bool
-	if e.wantsName("objectClass") || e.wantsName("shadowLastChange") || e.wantsName("shadowMax") || e.wantsName("pwdChangedTime") {
+	if e.wants(atObjectClass) || e.wants(atShadowLastChange) || e.wants(atShadowMax) || e.wants(atPwdChangedTime) {
 		lastChange, maxDays, shadow = t.shadowAges(u)
 	}
 	// shadowAccount holds the shadow attributes: a user carries it while
 	// inactive (shadowExpire) and whenever their password's age is known
 	// (shadowLastChange, shadowMax).
 	if off || shadow {
-		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount", "shadowAccount")
+		e.addT(atObjectClass, "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount", "shadowAccount")
 	} else {
-		e.add("objectClass", "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
+		e.addT(atObjectClass, "top", "person", "organizationalPerson", "inetOrgPerson", "posixAccount")
 	}
-	e.add("uid", u.Username)
+	e.addT(atUID, u.Username)
 	cn := userCN(u)
-	e.add("cn", cn)
+	e.addT(atCN, cn)
 	sn := u.LastName
 	if sn == "" {
 		sn = u.Username
 	}
-	e.add("sn", sn)
-	e.add("givenName", u.FirstName)
+	e.addT(atSN, sn)
+	e.addT(atGivenName, u.FirstName)
 	display := u.DisplayName
 	if display == "" {
 		display = cn
 	}
-	e.add("displayName", display)
-	e.add("mail", u.Email)
-	if e.wantsName("memberOf") {
+	e.addT(atDisplayName, display)
+	e.addT(atMail, u.Email)
+	if e.wants(atMemberOf) {
 		id := u.ID
 		e.addLazyDN("memberOf", func() ([]string, []string, error) {
 			if off {
@@ -583,79 +672,79 @@ func (t *tree) renderUser(u *store.User, dir Directory, need attrSet) *entry {
 			return out, norm, nil
 		})
 	}
-	if e.wantsName("uidNumber") {
-		e.add("uidNumber", strconv.Itoa(u.UIDNumber))
+	if e.wants(atUIDNumber) {
+		e.addT(atUIDNumber, strconv.Itoa(u.UIDNumber))
 	}
-	if e.wantsName("gidNumber") {
+	if e.wants(atGIDNumber) {
 		gid := u.UIDNumber
 		if t.userGID > 0 {
 			gid = t.userGID
 		}
-		e.add("gidNumber", strconv.Itoa(gid))
+		e.addT(atGIDNumber, strconv.Itoa(gid))
 	}
-	if e.wantsName("homeDirectory") {
+	if e.wants(atHomeDirectory) {
 		home := "/home/" + u.Username
 		if v := u.Attributes["homeDirectory"]; v != "" {
 			home = v
 		}
-		e.add("homeDirectory", home)
+		e.addT(atHomeDirectory, home)
 	}
 	shell := "/bin/bash"
 	if v := u.Attributes["loginShell"]; v != "" {
 		shell = v
 	}
-	e.add("loginShell", shell)
+	e.addT(atLoginShell, shell)
 	for _, a := range userAttrs {
-		if !e.wantsName(a.ldap) {
+		if !e.wants(a.t) {
 			continue
 		}
 		v := u.Attributes[a.gateway]
 		if a.ldap == "postalAddress" {
 			v = postalAddress(v)
 		}
-		e.add(a.ldap, strings.TrimSpace(v))
+		e.addT(a.t, strings.TrimSpace(v))
 	}
-	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" && e.wantsName("manager") {
+	if mgr := strings.TrimSpace(u.Attributes["manager"]); mgr != "" && e.wants(atManager) {
 		e.addLazy("manager", func() ([]string, error) { return t.managerDN(mgr, dir, now) })
 	}
 	if shadow {
-		e.add("shadowLastChange", lastChange)
-		e.add("shadowMax", maxDays)
-		if e.wantsName("pwdChangedTime") {
-			e.add("pwdChangedTime", generalizedTime(u.PasswordChangedAt))
+		e.addT(atShadowLastChange, lastChange)
+		e.addT(atShadowMax, maxDays)
+		if e.wants(atPwdChangedTime) {
+			e.addT(atPwdChangedTime, generalizedTime(u.PasswordChangedAt))
 		}
 	}
 	if off {
-		e.add("shadowExpire", disabledShadowExpire)
-		e.add("nsAccountLock", "TRUE")
-		e.add("loginDisabled", "TRUE")
-		e.add("userAccountControl", disabledUAC)
-		e.add("pwdAccountLockedTime", disabledPwdLockedTime)
+		e.addT(atShadowExpire, disabledShadowExpire)
+		e.addT(atNSAccountLock, "TRUE")
+		e.addT(atLoginDisabled, "TRUE")
+		e.addT(atUserAccountControl, disabledUAC)
+		e.addT(atPwdAccountLockedTime, disabledPwdLockedTime)
 	}
-	if e.wantsName("entryUUID") {
-		e.add("entryUUID", store.EntryUUID(u.ID))
+	if e.wants(atEntryUUID) {
+		e.addT(atEntryUUID, store.EntryUUID(u.ID))
 	}
-	e.add("entryDN", e.dn)
-	e.add("structuralObjectClass", "inetOrgPerson")
-	e.add("hasSubordinates", "FALSE")
+	e.addT(atEntryDN, e.dn)
+	e.addT(atStructuralObjectClass, "inetOrgPerson")
+	e.addT(atHasSubordinates, "FALSE")
 	e.addTimes(u.CreatedAt, userModified(u, now))
 	return e
 }
 
 // addTimes adds createTimestamp and modifyTimestamp (when known).
 func (e *entry) addTimes(created, modified time.Time) {
-	if !created.IsZero() && e.wantsName("createTimestamp") {
-		e.add("createTimestamp", generalizedTime(created))
+	if !created.IsZero() && e.wants(atCreateTimestamp) {
+		e.addT(atCreateTimestamp, generalizedTime(created))
 	}
-	if !modified.IsZero() && e.wantsName("modifyTimestamp") {
-		e.add("modifyTimestamp", generalizedTime(modified))
+	if !modified.IsZero() && e.wants(atModifyTimestamp) {
+		e.addT(atModifyTimestamp, generalizedTime(modified))
 	}
 }
 
 // managerDN is the DN of the user named by a manager attribute, none
 // when no such user exists (or hide_inactive hides them).
 func (t *tree) managerDN(name string, dir Directory, now time.Time) ([]string, error) {
-	m, err := dir.UserByUsername(name)
+	m, err := readUserByUsername(dir, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
@@ -685,21 +774,21 @@ func (t *tree) upgEntry(u *store.User) *entry { return t.renderUPG(u, allAttrs) 
 
 // renderUPG renders the attributes in need of u's private group.
 func (t *tree) renderUPG(u *store.User, need attrSet) *entry {
-	e := newEntry(t.upgEntryDN(u.Username), t.upgEntryNDN(u.Username), kindUserGroup, need, 12)
-	e.add("objectClass", "top", "posixGroup")
-	e.add("cn", u.Username)
-	if e.wantsName("description") {
-		e.add("description", "private group of "+u.Username)
+	e := newEntry(t.upgEntryDN(u.Username), kindUserGroup, need, 12)
+	e.addT(atObjectClass, "top", "posixGroup")
+	e.addT(atCN, u.Username)
+	if e.wants(atDescription) {
+		e.addT(atDescription, "private group of "+u.Username)
 	}
-	if e.wantsName("gidNumber") {
-		e.add("gidNumber", strconv.Itoa(u.UIDNumber))
+	if e.wants(atGIDNumber) {
+		e.addT(atGIDNumber, strconv.Itoa(u.UIDNumber))
 	}
-	if e.wantsName("entryUUID") {
-		e.add("entryUUID", store.UserGroupEntryUUID(u.ID))
+	if e.wants(atEntryUUID) {
+		e.addT(atEntryUUID, store.UserGroupEntryUUID(u.ID))
 	}
-	e.add("entryDN", e.dn)
-	e.add("structuralObjectClass", "posixGroup")
-	e.add("hasSubordinates", "FALSE")
+	e.addT(atEntryDN, e.dn)
+	e.addT(atStructuralObjectClass, "posixGroup")
+	e.addT(atHasSubordinates, "FALSE")
 	e.addTimes(u.CreatedAt, u.UpdatedAt)
 	return e
 }
@@ -712,14 +801,19 @@ func (t *tree) groupEntry(g *store.Group, dir Directory) *entry {
 
 // renderGroup renders the attributes in need of g.
 func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
-	e := newEntry(t.groupDN(g.Name), t.groupNDN(g.Name), kindGroup, need, 14)
-	e.add("objectClass", "top", "groupOfNames", "posixGroup")
-	e.add("cn", g.Name)
-	e.add("description", g.Description)
-	if e.wantsName("gidNumber") {
-		e.add("gidNumber", strconv.Itoa(g.GIDNumber))
+	return t.renderGroupInto(nil, g, dir, need)
+}
+
+// renderGroupInto is renderGroup reusing e (entry.reuse).
+func (t *tree) renderGroupInto(e *entry, g *store.Group, dir Directory, need attrSet) *entry {
+	e = e.reuse(t.groupDN(g.Name), kindGroup, need, 14)
+	e.addT(atObjectClass, "top", "groupOfNames", "posixGroup")
+	e.addT(atCN, g.Name)
+	e.addT(atDescription, g.Description)
+	if e.wants(atGIDNumber) {
+		e.addT(atGIDNumber, strconv.Itoa(g.GIDNumber))
 	}
-	if e.wantsName("member") || e.wantsName("memberUid") {
+	if e.wants(atMember) || e.wants(atMemberUID) {
 		// member and memberUid share one lookup. Inactive users are left
 		// out: they are members again once reactivated. Only the names
 		// are needed, in MembersOf's order (by lowercased username).
@@ -784,7 +878,7 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 				if !cleanName(a.s) {
 					return false, false
 				}
-				u, err := dir.UserByUsername(a.s)
+				u, err := readUserByUsername(dir, a.s)
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					return false, true
@@ -806,7 +900,7 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 				if !cleanName(name) {
 					return false, false
 				}
-				u, err := dir.UserByUsername(name)
+				u, err := readUserByUsername(dir, name)
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					return false, true
@@ -817,12 +911,12 @@ func (t *tree) renderGroup(g *store.Group, dir Directory, need attrSet) *entry {
 			})
 		}
 	}
-	if e.wantsName("entryUUID") {
-		e.add("entryUUID", store.EntryUUID(g.ID))
+	if e.wants(atEntryUUID) {
+		e.addT(atEntryUUID, store.EntryUUID(g.ID))
 	}
-	e.add("entryDN", e.dn)
-	e.add("structuralObjectClass", "groupOfNames")
-	e.add("hasSubordinates", "FALSE")
+	e.addT(atEntryDN, e.dn)
+	e.addT(atStructuralObjectClass, "groupOfNames")
+	e.addT(atHasSubordinates, "FALSE")
 	e.addTimes(g.CreatedAt, g.UpdatedAt)
 	return e
 }

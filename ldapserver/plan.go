@@ -35,8 +35,7 @@ type lookupIndex interface {
 	UsersByUIDNumber(n int) ([]*store.User, error)
 	UsersByCommonName(cn string) ([]*store.User, error)
 	UsersByEntryUUID(uuid string) ([]*store.User, error)
-	UsersWithPrefix(k store.UserKey, prefix string, limit int) ([]*store.User, error)
-	CountUsersWithPrefix(k store.UserKey, prefix string, max int) int
+	EachUserWithPrefix(k store.UserKey, prefix string, fn func(*store.User) bool)
 	GroupsByGIDNumber(n int) ([]*store.Group, error)
 	GroupsByCommonName(cn string) ([]*store.Group, error)
 	GroupsByEntryUUID(uuid string) ([]*store.Group, error)
@@ -47,6 +46,33 @@ type lookupIndex interface {
 }
 
 var _ lookupIndex = (*store.Store)(nil)
+
+// sharedUsers is the Directory's optional copy-free user reads (the
+// store's SharedUserByID and SharedUserByUsername): the door only reads
+// the users it looks up, and copying one was a tenth of the work of a
+// search for it.
+type sharedUsers interface {
+	SharedUserByID(id string) (*store.User, error)
+	SharedUserByUsername(name string) (*store.User, error)
+}
+
+var _ sharedUsers = (*store.Store)(nil)
+
+// readUserByID and readUserByUsername are the Directory's lookups for a
+// user the caller only reads.
+func readUserByID(dir Directory, id string) (*store.User, error) {
+	if s, ok := dir.(sharedUsers); ok {
+		return s.SharedUserByID(id)
+	}
+	return dir.UserByID(id)
+}
+
+func readUserByUsername(dir Directory, name string) (*store.User, error) {
+	if s, ok := dir.(sharedUsers); ok {
+		return s.SharedUserByUsername(name)
+	}
+	return dir.UserByUsername(name)
+}
 
 // noEstimate caps a count when there is nothing to beat yet.
 const noEstimate = 1 << 30
@@ -339,7 +365,7 @@ func (p *planner) equality(f *filter) *source {
 	case phUsers:
 		switch f.t.key {
 		case "uid":
-			return memoUsers("uid=", func() ([]*store.User, error) { return oneUser(dir.UserByUsername(v)) })
+			return memoUsers("uid=", func() ([]*store.User, error) { return oneUser(readUserByUsername(dir, v)) })
 		case "mail":
 			if e, ok := dir.(emailIndex); ok {
 				return memoUsers("mail=", func() ([]*store.User, error) { return oneUser(e.UserByEmail(v)) })
@@ -370,7 +396,7 @@ func (p *planner) equality(f *filter) *source {
 	case phUserGroups:
 		switch f.t.key {
 		case "cn":
-			return memoUsers("cn=", func() ([]*store.User, error) { return oneUser(dir.UserByUsername(v)) })
+			return memoUsers("cn=", func() ([]*store.User, error) { return oneUser(readUserByUsername(dir, v)) })
 		case "gidnumber":
 			return p.usersByNumber("gidNumber=", f.a)
 		case "entryuuid":
@@ -516,7 +542,7 @@ func (p *planner) groupsOf(desc, name string) *source {
 	user := func() (*store.User, error) {
 		if !looked {
 			looked = true
-			us, err := oneUser(p.s.dir.UserByUsername(strings.TrimSpace(name)))
+			us, err := oneUser(readUserByUsername(p.s.dir, strings.TrimSpace(name)))
 			if len(us) > 0 {
 				u = us[0]
 			}
@@ -549,6 +575,11 @@ func (p *planner) groupsOf(desc, name string) *source {
 	})
 }
 
+// prefixMemo is the most candidates a prefix source keeps while counting
+// them, so that a search of a few (the count says whether it is) walks
+// the index once.
+const prefixMemo = 64
+
 // prefix plans a substrings assertion with an initial part.
 func (p *planner) prefix(t *attrType, initial string) *source {
 	ix := p.ix
@@ -556,9 +587,39 @@ func (p *planner) prefix(t *attrType, initial string) *source {
 		return nil
 	}
 	users := func(k store.UserKey) *source {
-		return userSource(t.name+"^",
-			func(max int) int { return ix.CountUsersWithPrefix(k, initial, max) },
-			func() ([]*store.User, error) { return ix.UsersWithPrefix(k, initial, 0) })
+		// The store's own users (EachUserWithPrefix): the search only
+		// reads them.
+		var memo []*store.User
+		complete := false
+		est := func(max int) int {
+			if complete {
+				return len(memo)
+			}
+			n := 0
+			got := make([]*store.User, 0, prefixMemo)
+			ix.EachUserWithPrefix(k, initial, func(u *store.User) bool {
+				if n++; n <= prefixMemo {
+					got = append(got, u)
+				}
+				return max <= 0 || n < max
+			})
+			if (max <= 0 || n < max) && n <= prefixMemo {
+				memo, complete = got, true // the walk ended: these are all
+			}
+			return n
+		}
+		fetch := func() ([]*store.User, error) {
+			if complete {
+				return memo, nil
+			}
+			var out []*store.User
+			ix.EachUserWithPrefix(k, initial, func(u *store.User) bool {
+				out = append(out, u)
+				return true
+			})
+			return out, nil
+		}
+		return userSource(t.name+"^", est, fetch)
 	}
 	switch {
 	case p.kind == phUsers && t.key == "uid":
@@ -570,9 +631,21 @@ func (p *planner) prefix(t *attrType, initial string) *source {
 	case p.kind == phUserGroups && t.key == "cn":
 		return users(store.UserKeyUsername)
 	case p.kind == phGroups && t.key == "cn":
+		// Counted none: no need to look again (a cn prefix of users
+		// rarely names a group too).
+		none := false
 		return groupSource("cn^",
-			func(max int) int { return ix.CountGroupsWithPrefix(initial, max) },
-			func() ([]*store.Group, error) { return ix.GroupsWithPrefix(initial, 0) })
+			func(max int) int {
+				n := ix.CountGroupsWithPrefix(initial, max)
+				none = n == 0
+				return n
+			},
+			func() ([]*store.Group, error) {
+				if none {
+					return nil, nil
+				}
+				return ix.GroupsWithPrefix(initial, 0)
+			})
 	}
 	return nil
 }

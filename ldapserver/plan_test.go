@@ -541,3 +541,71 @@ func TestSearchJobSmall(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareFold: the candidate lists' order is the walk's, by
+// strings.ToLower; compareFold must agree with it on ASCII and other names.
+func TestCompareFold(t *testing.T) {
+	names := []string{"", "a", "A", "ab", "aB", "Ab", "b", "B", "a-b", "a_b", "a.b", "Z", "[", "`", "_",
+		"é", "É", "aé", "aÉ", "ae", "ß", "straße", "STRASSE", "İ", "i", "\xff", "a\xff", "K", "\u212a", "k"}
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "A", "z", "Z", "0", "-", "_", ".", "é", "É", "\u212a", "\xff"}
+	for range 200 {
+		var b strings.Builder
+		for range r.IntN(6) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		names = append(names, b.String())
+	}
+	for _, a := range names {
+		for _, b := range names {
+			if got, want := compareFold(a, b), strings.Compare(strings.ToLower(a), strings.ToLower(b)); got != want {
+				t.Errorf("compareFold(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+// TestRenderReuse: a walk renders each user and group into the entry of
+// the one before (renderUserInto, renderGroupInto); what it returns must
+// be what a fresh entry holds, whatever the last one carried.
+func TestRenderReuse(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 15))
+	st := openTestStore(t)
+	pc := buildPropCorpus(t, st, r, 60, 10)
+	tr, _ := newTree(testBase, 0)
+	dump := func(e *entry, sel selection) string {
+		var b strings.Builder
+		b.WriteString(e.dn)
+		for _, a := range sel.pick(e) {
+			fmt.Fprintf(&b, "\n%s: %q", a.name, a.vals)
+		}
+		if e.err != nil {
+			fmt.Fprintf(&b, "\nerror: %v", e.err)
+		}
+		return b.String()
+	}
+	for round := range 20 {
+		sel := newSelection([]string{"*", "+"})
+		if round > 0 {
+			sel = newSelection(randAttrs(r))
+		}
+		need := sel.set()
+		var ue, ge *entry
+		for _, i := range r.Perm(len(pc.users)) {
+			u := pc.users[i]
+			ue = tr.renderUserInto(ue, u, st, need)
+			if got, want := dump(ue, sel), dump(tr.renderUser(u, st, need), sel); got != want {
+				t.Fatalf("user %s, reused entry:\n%s\nfresh:\n%s", u.Username, got, want)
+			}
+		}
+		for _, i := range r.Perm(len(pc.groups)) {
+			g := pc.groups[i]
+			ge = tr.renderGroupInto(ge, g, st, need)
+			if got, want := dump(ge, sel), dump(tr.renderGroup(g, st, need), sel); got != want {
+				t.Fatalf("group %s, reused entry:\n%s\nfresh:\n%s", g.Name, got, want)
+			}
+		}
+	}
+}

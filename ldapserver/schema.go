@@ -135,6 +135,7 @@ func init() {
 	defAttr("modifyTimestamp", synTime, true, "2.5.18.2")
 	defAttr("structuralObjectClass", synOID, true, "2.5.21.9")
 	defAttr("hasSubordinates", synBoolean, true, "2.5.18.9")
+	resolveAttrTypes()
 }
 
 // lookupAttr resolves an attribute description. Options (";lang-en") make

@@ -1,14 +1,16 @@
 package ldapserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"sort"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatewayd/gatewayd/store"
 )
@@ -31,18 +33,35 @@ type searchResult struct {
 	diag      string
 	controls  [][]byte
 	abandoned bool
+	// pending holds the last entries of the search, encoded and not yet
+	// written: the SearchResultDone goes out with them, in one write.
+	pending *berWriter
 }
 
-// finishSearch counts a search and sends its SearchResultDone.
+// finishSearch counts a search and sends its SearchResultDone, after the
+// entries still pending.
 func (c *conn) finishSearch(m *message, start time.Time, res searchResult) {
 	c.s.m.duration.WithLabelValues("search").Observe(time.Since(start).Seconds())
+	w := res.pending
+	if w == nil {
+		w = getWriter()
+	}
+	defer putWriter(w)
 	if res.abandoned {
 		c.s.m.searches.WithLabelValues("abandoned").Inc()
 		return
 	}
 	c.s.m.searches.WithLabelValues(searchOutcome(res.code)).Inc()
-	c.sendResult(m.id, appSearchDone, res.code, res.matched, res.diag, true, res.controls...)
+	w.appendResult(m.id, appSearchDone, res.code, res.matched, res.diag, res.controls...)
+	_ = c.write(w.b, true)
 }
+
+// entryBatch is how many bytes of encoded entries a search gathers
+// before writing them: a search of a few entries makes one write with
+// its SearchResultDone instead of one per entry (each write takes the
+// connection's write lock, sets its deadline and counts against
+// max_bytes_in_flight), and a large one still writes as it goes.
+const entryBatch = 8 << 10
 
 // rootDSE is the entry at the empty DN, readable by anyone.
 func (s *Server) rootDSE() *entry {
@@ -353,8 +372,9 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 	req, sel := j.req, j.sel
 	sent := 0
 	var next *pagePos
+	// w gathers encoded entries (entryBatch); what is left at the end
+	// goes to finishSearch with the result.
 	w := getWriter()
-	defer putWriter(w)
 	var attrs []outAttr
 	walkErr := c.walk(ctx, j.plan, j.start, j.need, func(e *entry, pos pagePos) error {
 		if err := ctx.err(); err != nil {
@@ -380,25 +400,28 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 		if e.err != nil {
 			return e.err
 		}
-		w.b, w.open = w.b[:0], w.open[:0]
 		w.appendEntry(j.m.id, e.dn, attrs, req.typesOnly)
-		if err := c.write(w.b, false); err != nil {
-			return errConnGone
-		}
 		sent++
+		if len(w.b) >= entryBatch {
+			err := c.write(w.b, false)
+			w.b, w.open = w.b[:0], w.open[:0]
+			if err != nil {
+				return errConnGone
+			}
+		}
 		return nil
 	})
 	switch {
 	case walkErr == nil, errors.Is(walkErr, errStop):
 	case errors.Is(walkErr, errConnGone), opCtx.Err() != nil:
-		return searchResult{abandoned: true}
+		return searchResult{abandoned: true, pending: w}
 	case errors.Is(walkErr, context.DeadlineExceeded):
-		return searchResult{code: rcTimeLimitExceeded, diag: "time limit exceeded"}
+		return searchResult{code: rcTimeLimitExceeded, diag: "time limit exceeded", pending: w}
 	default:
 		c.s.log.Error("ldap search failed", "conn", c.id, "err", walkErr)
-		return searchResult{code: rcOperationsError, diag: "directory unavailable"}
+		return searchResult{code: rcOperationsError, diag: "directory unavailable", pending: w}
 	}
-	out := searchResult{code: rcSuccess}
+	out := searchResult{code: rcSuccess, pending: w}
 	var nextCookie []byte
 	if next != nil {
 		if j.limitIsSize {
@@ -416,9 +439,17 @@ func (c *conn) runSearch(opCtx context.Context, j *searchJob) searchResult {
 var errConnGone = errors.New("connection gone")
 
 // walk calls fn for each entry of the plan from start on, with the
-// position of that entry. fn returning an error stops the walk.
+// position of that entry. fn returning an error stops the walk. fn must
+// be done with the entry when it returns: the next one may reuse it.
 func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn func(*entry, pagePos) error) error {
 	tr, dir := c.s.tree, c.s.dir
+	// The users and groups of list and walk phases are rendered into one
+	// entry each, reused: fn is done with an entry when it returns.
+	var ue, ge *entry
+	group := func(g *store.Group) *entry {
+		ge = tr.renderGroupInto(ge, g, dir, need)
+		return ge
+	}
 	// emitUser renders a user of a users or user-groups phase; hidden
 	// users (hide_inactive) are skipped.
 	emitUser := func(kind phaseKind, u *store.User, pos pagePos) error {
@@ -426,7 +457,8 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 			return nil
 		}
 		if kind == phUsers {
-			return fn(tr.renderUser(u, dir, need), pos)
+			ue = tr.renderUserInto(ue, u, dir, need)
+			return fn(ue, pos)
 		}
 		e, err := c.s.upgEntry(u, need)
 		if err != nil || e == nil {
@@ -466,7 +498,7 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 				return err
 			}
 			for i := skip; i < len(gs); i++ {
-				if err := fn(tr.renderGroup(gs[i], dir, need), pagePos{phase: pi, skip: i}); err != nil {
+				if err := fn(group(gs[i]), pagePos{phase: pi, skip: i}); err != nil {
 					return err
 				}
 			}
@@ -499,7 +531,7 @@ func (c *conn) walk(ctx searchCtx, plan []phase, start pagePos, need attrSet, fn
 					return err
 				}
 				for i := skip; i < len(batch); i++ {
-					if err := fn(tr.renderGroup(batch[i], dir, need), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
+					if err := fn(group(batch[i]), pagePos{phase: pi, cursor: cursor, skip: i}); err != nil {
 						return err
 					}
 				}
@@ -601,7 +633,7 @@ func (c *conn) plan(viewer *store.User, seeAll bool, base parsedDN, req *searchR
 			matched = tr.upgDN
 		}
 		noSuch := searchResult{code: rcNoSuchObject, matched: matched, diag: "no such object"}
-		u, err := c.s.dir.UserByUsername(p.name)
+		u, err := readUserByUsername(c.s.dir, p.name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, searchResult{code: rcOperationsError, diag: "directory unavailable"}
 		}
@@ -720,30 +752,73 @@ type gidNumberIndex interface {
 	GroupByGIDNumber(n int) (*store.Group, error)
 }
 
+// sortUsers drops nils and repeats from a candidate list and puts it in
+// the walk's order (by lowercased username).
 func sortUsers(us []*store.User) []*store.User {
-	seen := make(map[string]bool, len(us))
-	out := us[:0]
-	for _, u := range us {
-		if u != nil && !seen[u.ID] {
-			seen[u.ID] = true
-			out = append(out, u)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Username) < strings.ToLower(out[j].Username) })
+	out := dedupe(us, func(u *store.User) string { return u.ID })
+	slices.SortFunc(out, func(a, b *store.User) int { return compareFold(a.Username, b.Username) })
 	return out
 }
 
 func sortGroups(gs []*store.Group) []*store.Group {
-	seen := make(map[string]bool, len(gs))
-	out := gs[:0]
-	for _, g := range gs {
-		if g != nil && !seen[g.ID] {
-			seen[g.ID] = true
-			out = append(out, g)
+	out := dedupe(gs, func(g *store.Group) string { return g.ID })
+	slices.SortFunc(out, func(a, b *store.Group) int { return compareFold(a.Name, b.Name) })
+	return out
+}
+
+// dedupe drops nils and repeated ids from xs, in place. A short list (a
+// search's few candidates) is checked without a map.
+func dedupe[T any](xs []*T, id func(*T) string) []*T {
+	out := xs[:0]
+	var seen map[string]bool
+	if len(xs) > 16 {
+		seen = make(map[string]bool, len(xs))
+	}
+next:
+	for _, x := range xs {
+		if x == nil {
+			continue
+		}
+		k := id(x)
+		if seen != nil {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		} else {
+			for _, y := range out {
+				if id(y) == k {
+					continue next
+				}
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// compareFold compares strings.ToLower(a) with strings.ToLower(b),
+// without lowering either (an allocation per call for a name with
+// capitals) while both are ASCII.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca >= utf8.RuneSelf || cb >= utf8.RuneSelf {
+			return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return cmp.Compare(ca, cb)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	return out
+	// Equal so far, and ASCII: lowering maps the rest rune by rune, to
+	// at least one byte per rune, so the longer one sorts after.
+	return cmp.Compare(len(a), len(b))
 }
 
 // --- paged results cookies ---

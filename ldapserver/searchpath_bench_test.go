@@ -266,6 +266,8 @@ func BenchmarkSearchPath(b *testing.B) {
 		{"memberUid", 1, func(i int) string { return "(&(objectClass=posixGroup)(memberUid=" + bc.users[i].Username + "))" }},
 		{"member", 1, func(i int) string { return "(member=uid=" + bc.users[i].Username + ",ou=users," + testBase + ")" }},
 		{"cnPrefix", 10, func(i int) string { return "(cn=" + bc.users[i].FirstName[:9] + "*)" }},
+		{"uidPrefix", 10, func(i int) string { return "(uid=" + bc.users[i].Username[:6] + "*)" }},
+		{"mailPrefix", 10, func(i int) string { return "(mail=" + bc.users[i].Email[:6] + "*)" }},
 		{"entryUUID", 1, func(i int) string { return "(entryUUID=" + store.EntryUUID(bc.users[i].ID) + ")" }},
 	}
 	grouped := min(n, ngroups*10)

@@ -43,6 +43,10 @@ func (u *User) CommonName() string {
 	switch {
 	case u.DisplayName != "":
 		return u.DisplayName
+	case u.LastName == "" && u.FirstName != "":
+		return strings.TrimSpace(u.FirstName) // without concatenating (a copy per rendered entry)
+	case u.FirstName == "" && u.LastName != "":
+		return strings.TrimSpace(u.LastName)
 	case u.FirstName != "" || u.LastName != "":
 		return strings.TrimSpace(u.FirstName + " " + u.LastName)
 	}
@@ -255,6 +259,18 @@ func (s *Store) UsersWithPrefix(k UserKey, prefix string, limit int) ([]*User, e
 	var out []*User
 	withPrefix(ix, fold(prefix), collectUsers(&out, limit))
 	return out, nil
+}
+
+// EachUserWithPrefix calls fn with each user whose key starts with
+// prefix, in any case, ordered by that key, until fn returns false. Like
+// EachMember it hands fn the store's own User, not a copy, and fn must
+// not modify it. A write never modifies a stored User either (it stores
+// a new one), so the caller may go on reading it after fn returns: the
+// LDAP door counts a prefix's candidates and then renders the same ones,
+// and copying each was most of the lookup.
+func (s *Store) EachUserWithPrefix(k UserKey, prefix string, fn func(*User) bool) {
+	ix, fold := k.index(s.read().users)
+	withPrefix(ix, fold(prefix), fn)
 }
 
 // CountUsersWithPrefix counts the users UsersWithPrefix would return, up

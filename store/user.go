@@ -192,6 +192,28 @@ func (s *Store) UserByID(id string) (*User, error) {
 	return nil, notFoundf("user %q not found", id)
 }
 
+// SharedUserByID and SharedUserByUsername are UserByID and
+// UserByUsername without the copy, for the LDAP door, which reads the
+// bound user on every request and looks most searches up by uid: the
+// store's own User, which the caller must not modify. A write never
+// modifies a stored User either (it stores a new one), so the caller may
+// go on reading it.
+func (s *Store) SharedUserByID(id string) (*User, error) {
+	o, _ := s.rtxn().First(TableUsers, "id", id)
+	if u, ok := o.(*User); ok {
+		return u, nil
+	}
+	return nil, notFoundf("user %q not found", id)
+}
+
+// SharedUserByUsername: see SharedUserByID.
+func (s *Store) SharedUserByUsername(username string) (*User, error) {
+	if u := s.read().users.byUsername(username); u != nil {
+		return u, nil
+	}
+	return nil, notFoundf("no user with username %q", username)
+}
+
 // UserByUsername looks a user up by username, in any case.
 func (s *Store) UserByUsername(username string) (*User, error) {
 	if u := s.read().users.byUsername(username); u != nil {
