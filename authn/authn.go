@@ -35,8 +35,8 @@ type Users interface {
 // the user and never keeps or modifies it, and the copy was its largest
 // allocation.
 type userViews interface {
-	ViewUserByUsername(name string) (*store.User, error)
-	ViewUserByEmail(email string) (*store.User, error)
+	SharedUserByUsername(name string) (*store.User, error)
+	SharedUserByEmail(email string) (*store.User, error)
 }
 
 // Events receives audit events; the store group-commits them.
@@ -626,7 +626,7 @@ func (a *Authenticator) resolve(req Request, view bool) (*store.User, error) {
 	}
 	if req.ByUsername || !strings.Contains(id, "@") {
 		if views != nil {
-			return views.ViewUserByUsername(id)
+			return views.SharedUserByUsername(id)
 		}
 		return a.users.UserByUsername(id)
 	}
@@ -635,7 +635,7 @@ func (a *Authenticator) resolve(req Request, view bool) (*store.User, error) {
 		err     error
 	)
 	if views != nil {
-		byEmail, err = views.ViewUserByEmail(id)
+		byEmail, err = views.SharedUserByEmail(id)
 	} else {
 		byEmail, err = a.users.UserByEmail(id)
 	}

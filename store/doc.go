@@ -11,6 +11,8 @@
 //	UpdateUser(id string, fn func(*User) error) (*User, error)
 //	DeleteUser(id string) error                      // also removes memberships
 //	UserByID / UserByUsername / UserByEmail(string) (*User, error)
+//	SharedUserByID / SharedUserByUsername / SharedUserByEmail(string) (*User, error) // the stored user, not a copy: read only
+//	EachUserWithPrefix(k UserKey, prefix string, fn func(*User) bool) // ordered index walk, the stored users: fn only reads
 //	ListUsers(after string, limit int) (users []*User, next string, err error) // by username
 //
 //	CreateGroup / UpdateGroup / DeleteGroup / GroupByID / GroupByName / ListGroups

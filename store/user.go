@@ -194,7 +194,8 @@ func (s *Store) UserByID(id string) (*User, error) {
 
 // SharedUserByID and SharedUserByUsername are UserByID and
 // UserByUsername without the copy, for the LDAP door, which reads the
-// bound user on every request and looks most searches up by uid: the
+// bound user on every request and looks most searches up by uid, and for
+// authn's cached logins, where the copy was the largest allocation: the
 // store's own User, which the caller must not modify. A write never
 // modifies a stored User either (it stores a new one), so the caller may
 // go on reading it.
@@ -212,6 +213,14 @@ func (s *Store) SharedUserByUsername(username string) (*User, error) {
 		return u, nil
 	}
 	return nil, notFoundf("no user with username %q", username)
+}
+
+// SharedUserByEmail: see SharedUserByID (authn's cached logins by email).
+func (s *Store) SharedUserByEmail(email string) (*User, error) {
+	if u := s.read().users.byEmail(email); u != nil {
+		return u, nil
+	}
+	return nil, notFoundf("no user with email %q", email)
 }
 
 // UserByUsername looks a user up by username, in any case.

@@ -5,19 +5,19 @@ import (
 	"testing"
 )
 
-// TestViewUserIsTheRecordAndStaysPut: the no-copy lookups find what the
+// TestSharedUserByNameOrEmailStaysPut: the no-copy lookups find what the
 // copying ones find, in any case, and a view taken before a write is not
 // changed by it (writes store a new record), which is what makes handing
 // out the record itself safe for a reader that does not modify it.
-func TestViewUserIsTheRecordAndStaysPut(t *testing.T) {
+func TestSharedUserByNameOrEmailStaysPut(t *testing.T) {
 	s := newStore(t, Options{})
 	alice := mustUser(t, s, "alice", "alice@x.test")
 	for _, tc := range []struct {
 		name string
 		view func() (*User, error)
 	}{
-		{"username", func() (*User, error) { return s.ViewUserByUsername("ALICE") }},
-		{"email", func() (*User, error) { return s.ViewUserByEmail("Alice@X.test") }},
+		{"username", func() (*User, error) { return s.SharedUserByUsername("ALICE") }},
+		{"email", func() (*User, error) { return s.SharedUserByEmail("Alice@X.test") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want, err := s.UserByID(alice.ID)
@@ -40,10 +40,10 @@ func TestViewUserIsTheRecordAndStaysPut(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.ViewUserByUsername("nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.SharedUserByUsername("nobody"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown username: %v", err)
 	}
-	if _, err := s.ViewUserByEmail("nobody@x.test"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.SharedUserByEmail("nobody@x.test"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown email: %v", err)
 	}
 }
