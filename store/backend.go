@@ -72,7 +72,11 @@ func (j *boltJournal) begin() (journalTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &boltTx{j: j, path: j.path, tx: tx, evRecs: j.evBuf[:0]}, nil
+	bb := boltBatchBytes
+	if bb == 0 {
+		bb = j.db.Info().PageSize - boltLeafOverhead
+	}
+	return &boltTx{j: j, path: j.path, tx: tx, evRecs: j.evBuf[:0], batchBytes: bb}, nil
 }
 
 type boltTx struct {
@@ -83,10 +87,11 @@ type boltTx struct {
 	// The events of this write, as batch values (boltevents.go):
 	// evRecs holds them back to back, the one being built from evStart
 	// (its frame, then its evN entries); evLast is the newest seq.
-	evRecs  []byte
-	evStart int
-	evN     int
-	evLast  uint64
+	evRecs     []byte
+	evStart    int
+	batchBytes int // the size events values are cut at (boltevents.go)
+	evN        int
+	evLast     uint64
 }
 
 func (t *boltTx) wrap(err error) error {

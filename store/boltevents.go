@@ -38,7 +38,8 @@ import (
 // let ListEvents check each record as it does on either backend.
 
 // putEvent adds one event to this transaction's batch; the batch is
-// written when it reaches boltBatchBytes, and its last part at commit.
+// written when it would outgrow a page (batchBytes), and its last part at
+// commit.
 // v is copied: the caller may reuse it.
 func (t *boltTx) putEvent(k, v []byte) error {
 	seq := binary.BigEndian.Uint64(k)
@@ -46,9 +47,9 @@ func (t *boltTx) putEvent(k, v []byte) error {
 		return fmt.Errorf("state journal %s: event seq %d does not follow seq %d in one batch", t.path, seq, t.evLast)
 	}
 	// A value stays within what pruning and the start-up check expect
-	// (maxEventBatch), and near boltBatchBytes, however many events a
+	// (maxEventBatch), and within a page, however many events a
 	// write has.
-	if t.evN == maxEventBatch || t.evN > 0 && len(t.evRecs)-t.evStart+eventEntryHeader+len(v) > boltBatchBytes {
+	if t.evN == maxEventBatch || t.evN > 0 && len(t.evRecs)-t.evStart+eventEntryHeader+len(v) > t.batchBytes {
 		if err := t.putBatch(); err != nil {
 			return err
 		}
@@ -63,16 +64,27 @@ func (t *boltTx) putEvent(k, v []byte) error {
 	return nil
 }
 
-// boltBatchBytes is about how big one events value gets. A write's
-// events are cut into values of this size rather than stored as one:
-// bbolt rewrites a whole leaf, with every value in it, whenever one key
-// of the leaf changes, and a leaf of up to four values never splits, so
+// A write's events are cut into values that each fit a page with its
+// leaf element and key (batchBytes, set per transaction from the file's
+// page size), rather than stored as one value. bbolt rewrites a whole
+// leaf, with every value in it, whenever one key of the leaf changes, and
+// a leaf of up to four values never splits, so with one value per write
 // each commit copied (and wrote to the file again) the three batches
 // before its own: at a login storm's 20 ms linger, ~700 kB per commit,
 // which made the commit cost as much as the per-event values it replaced.
-// At 4 kB the leaf rewritten is at most a few pages, and a value still
-// holds ~16 typical login events, so Puts and prunes stay rare.
-var boltBatchBytes = 4 << 10 // a variable for the tests of whole-write batches
+// At a page a value still holds ~16 typical login events, so Puts and
+// prunes stay rare. A page, not a round 4 kB: a leaf of n values then
+// takes n pages exactly, where 4 kB values left two values in three pages
+// and the journal a third bigger (128 MB instead of 96 at 100k users with
+// the retention full), which the start-up check then read.
+//
+// boltLeafOverhead is what a leaf page spends besides a value: its header
+// (16 bytes), the value's element (16) and its 8-byte key.
+const boltLeafOverhead = 16 + 16 + 8
+
+// boltBatchBytes, when set, replaces the page-sized cut (the tests of
+// whole-write batches set it huge).
+var boltBatchBytes int
 
 // putBatch writes the value built so far. Every value of a write is cut
 // from t.evRecs (a 3-index slice, so later appends never reach it);

@@ -435,18 +435,19 @@ func TestEventBatchDamageWhileOpen(t *testing.T) {
 }
 
 // TestEventWriteCutIntoValues: a write's events are stored as values of
-// about boltBatchBytes (bbolt rewrites a whole leaf, so one value per
+// a page (bbolt rewrites a whole leaf, so one value per
 // write made every commit copy the batches before it): each value holds
 // consecutive events, is no bigger than the bound unless it holds a
 // single event, and the listing and a restart see every event in order.
 func TestEventWriteCutIntoValues(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{EventRetention: -1})
+	bound := s.db.Info().PageSize - boltLeafOverhead
 	evs := make([]Event, 3000)
 	for i := range evs {
 		evs[i] = Event{Type: EventRADIUSAuth, Username: fmt.Sprintf("user%d", i), Outcome: OutcomeSuccess, Login: true}
 	}
-	evs[1234].Detail = strings.Repeat("x", 3*boltBatchBytes) // bigger than a value on its own
+	evs[1234].Detail = strings.Repeat("x", 3*bound) // bigger than a value on its own
 	if err := s.AppendEvents(evs...); err != nil {
 		t.Fatal(err)
 	}
@@ -463,8 +464,8 @@ func TestEventWriteCutIntoValues(t *testing.T) {
 				if first := binary.BigEndian.Uint64(k) - uint64(n) + 1; first != want {
 					return fmt.Errorf("value %s starts at seq %d, want %d", printableKey(TableEvents, k), first, want)
 				}
-				if n > 1 && len(v) > boltBatchBytes+recordHeader {
-					return fmt.Errorf("value %s holds %d events in %d bytes, over the %d-byte bound", printableKey(TableEvents, k), n, len(v), boltBatchBytes)
+				if n > 1 && len(v) > bound {
+					return fmt.Errorf("value %s holds %d events in %d bytes, over the %d-byte bound", printableKey(TableEvents, k), n, len(v), bound)
 				}
 				want += uint64(n)
 				return nil
@@ -472,7 +473,7 @@ func TestEventWriteCutIntoValues(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if want != 3001 || values < 3000*100/boltBatchBytes {
+		if want != 3001 || values < 3000*100/bound {
 			t.Fatalf("%d values hold events up to seq %d, want 3000 events in many values", values, want-1)
 		}
 		var got []Event
