@@ -31,13 +31,7 @@ func threeBatches(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	orig, err := os.ReadFile(filepath.Join(src, journalFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := closedJournal(t, s, src)
 	return orig
 }
 

@@ -492,13 +492,7 @@ func TestEventRecordsCheckedAtOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	orig, err := os.ReadFile(filepath.Join(src, journalFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := closedJournal(t, s, src)
 	cases := []struct {
 		name   string
 		record string

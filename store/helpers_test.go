@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -235,4 +236,18 @@ func wholeWriteBatches(t *testing.T) {
 	old := boltBatchBytes
 	boltBatchBytes = 1 << 30
 	t.Cleanup(func() { boltBatchBytes = old })
+}
+
+// closedJournal closes s, whose data dir is dir, and returns its journal
+// file's bytes (for the tests that damage a copy of them).
+func closedJournal(t *testing.T, s *Store, dir string) []byte {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

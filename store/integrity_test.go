@@ -58,13 +58,7 @@ func TestFlippedByteInRecordIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	orig, err := os.ReadFile(filepath.Join(src, journalFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := closedJournal(t, s, src)
 	cases := []struct {
 		name        string
 		marker      string

@@ -198,13 +198,7 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 	src := t.TempDir()
 	s := openAt(t, src, Options{})
 	populate(t, s, 300)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	orig, err := os.ReadFile(filepath.Join(src, journalFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := closedJournal(t, s, src)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
