@@ -159,18 +159,8 @@ func TestEventRetentionKeepsWholeBatches(t *testing.T) {
 			check := func(s *Store) {
 				t.Helper()
 				var seqs []uint64
-				for f := (EventFilter{Limit: 1000}); ; {
-					evs, next, err := s.ListEvents(f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, e := range evs {
-						seqs = append(seqs, e.Seq)
-					}
-					if next == 0 {
-						break
-					}
-					f.After = next
+				for _, e := range allEvents(t, s) {
+					seqs = append(seqs, e.Seq)
 				}
 				n := len(seqs)
 				if n != s.eventCount || n == 0 || seqs[n-1] != uint64(written) || seqs[0] != uint64(written-n+1) {
@@ -470,18 +460,7 @@ func TestEventWriteCutIntoValues(t *testing.T) {
 		if want != 3001 || values < 3000*100/bound {
 			t.Fatalf("%d values hold events up to seq %d, want 3000 events in many values", values, want-1)
 		}
-		var got []Event
-		for f := (EventFilter{Limit: 1000}); ; {
-			page, next, err := s.ListEvents(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, page...)
-			if next == 0 {
-				break
-			}
-			f.After = next
-		}
+		got := allEvents(t, s)
 		if len(got) != len(evs) {
 			t.Fatalf("listed %d events, want %d", len(got), len(evs))
 		}
