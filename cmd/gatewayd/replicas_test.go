@@ -452,21 +452,29 @@ func TestReplicasSync(t *testing.T) {
 	// The surviving replicas' logins are pushed.
 	waitFakePushes(t, fg, rs[1:], append(append([]string(nil), byReplica[1]...), byReplica[2]...), 20*time.Second)
 	survivor := rs[1].proc
+	var lastBad string // which user is not there yet, for the failure message
+	t.Cleanup(func() {
+		if t.Failed() && lastBad != "" {
+			t.Logf("last sync state that did not hold yet: %s", lastBad)
+		}
+	})
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		for _, users := range byReplica[1:] {
 			for _, u := range users {
 				if st := userSync(t, survivor, u); st.PushPending || st.PushedVersion != 1 {
+					lastBad = fmt.Sprintf("%s: %+v", u, st)
 					return false
 				}
 			}
 		}
 		for i := 0; i < nc; i++ {
 			if st := userSync(t, survivor, fmt.Sprintf("c%02d", i)); !st.Provisioned || !st.PushPending {
+				lastBad = fmt.Sprintf("c%02d: %+v", i, st)
 				return false
 			}
 		}
 		return true
-	}, "the surviving replicas' pushes recorded; c* provisioned with their push pending")
+	}, "the surviving replicas' pushes recorded; c* provisioned with their push pending (see the state logged below)")
 
 	// 0 duplicated.
 	for upn, c := range fakeUPNs(fg) {
