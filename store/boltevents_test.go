@@ -112,11 +112,7 @@ func TestEventBatchDamageIsNamed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, journalFile)
-			if err := os.WriteFile(path, orig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			dir, path := journalCopy(t, orig)
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
 				b := tx.Bucket([]byte(TableEvents))
 				return b.Put(eventKey(10), tc.edit(t, bytes.Clone(b.Get(eventKey(10)))))

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -507,11 +505,7 @@ func TestEventRecordsCheckedAtOpen(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, journalFile)
-			if err := os.WriteFile(path, orig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			dir, path := journalCopy(t, orig)
 			rawUpdate(t, path, func(tx *bolt.Tx) error {
 				// Each AppendEvents above was a batch of its own.
 				return putEventBatch(tx.Bucket([]byte(TableEvents)), 3, []byte(tc.record))

@@ -251,3 +251,15 @@ func closedJournal(t *testing.T, s *Store, dir string) []byte {
 	}
 	return b
 }
+
+// journalCopy writes journal bytes (closedJournal's) into a fresh data
+// dir, for one test case to damage; it returns the dir and the file.
+func journalCopy(t *testing.T, journal []byte) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, journalFile)
+	if err := os.WriteFile(path, journal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
+}

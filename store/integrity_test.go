@@ -72,11 +72,7 @@ func TestFlippedByteInRecordIsRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, journalFile)
-			if err := os.WriteFile(path, orig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			dir, path := journalCopy(t, orig)
 			flipAll(t, path, []byte(tc.marker), tc.off)
 			sum := fileHash(t, path)
 

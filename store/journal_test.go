@@ -201,11 +201,7 @@ func TestDamagedJournalIsRefusedAndLeftAlone(t *testing.T) {
 	orig := closedJournal(t, s, src)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, journalFile)
-			if err := os.WriteFile(path, orig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			dir, path := journalCopy(t, orig)
 			tc.damage(t, path)
 			sum := fileHash(t, path)
 			s, err := Open(dir, Options{Logger: quiet})
