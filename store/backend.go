@@ -72,11 +72,7 @@ func (j *boltJournal) begin() (journalTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	bb := boltBatchBytes
-	if bb == 0 {
-		bb = j.db.Info().PageSize - boltLeafOverhead
-	}
-	return &boltTx{j: j, path: j.path, tx: tx, evRecs: j.evBuf[:0], batchBytes: bb}, nil
+	return &boltTx{j: j, path: j.path, tx: tx, evRecs: j.evBuf[:0], batchBytes: eventValueBytes(j.db)}, nil
 }
 
 type boltTx struct {

@@ -314,12 +314,18 @@ func (j *boltJournal) listEvents(after uint64, fn func(k, v []byte) (bool, error
 	})
 }
 
-// eventBatchSize is how many events the v4->v5 migration puts in one
-// value (a gap in the seqs starts a new one).
-const eventBatchSize = 1024
+// eventValueBytes is the size events values are cut at in db: a page,
+// less what the leaf spends beside the value (see boltLeafOverhead).
+func eventValueBytes(db *bolt.DB) int {
+	if boltBatchBytes != 0 {
+		return boltBatchBytes
+	}
+	return db.Info().PageSize - boltLeafOverhead
+}
 
 // migrateV4toV5 regroups the events bucket's per-event records into
-// batch values (see above), in order, keeping the bucket's sequence. Each
+// values cut as the writer cuts them (eventValueBytes; a gap in the seqs
+// starts a new one), in order, keeping the bucket's sequence. Each
 // record is checked as a start of version 4 would check it: damage
 // aborts the upgrade and leaves the file as it was.
 func migrateV4toV5(tx *bolt.Tx) error {
@@ -328,6 +334,7 @@ func migrateV4toV5(tx *bolt.Tx) error {
 		return nil // loading reports a missing table bucket as damage
 	}
 	seq := b.Sequence()
+	limit := eventValueBytes(tx.DB())
 	type batch struct {
 		last uint64
 		n    int
@@ -342,7 +349,8 @@ func migrateV4toV5(tx *bolt.Tx) error {
 			return fmt.Errorf("bucket %s, key %s: %w", TableEvents, printableKey(TableEvents, k), err)
 		}
 		s := binary.BigEndian.Uint64(k)
-		if len(batches) == 0 || batches[len(batches)-1].n == eventBatchSize || batches[len(batches)-1].last+1 != s {
+		if n := len(batches); n == 0 || batches[n-1].n == maxEventBatch || batches[n-1].last+1 != s ||
+			len(batches[n-1].val)+eventEntryHeader+len(v) > limit {
 			batches = append(batches, batch{val: appendFrameHeader(nil)})
 		}
 		bt := &batches[len(batches)-1]

@@ -259,8 +259,8 @@ func allEvents(t *testing.T, s *Store) []Event {
 }
 
 // TestMigrationFromV4: a schema-4 journal (a value per event) is
-// regrouped into batch values of at most eventBatchSize consecutive
-// events; every event lists as before, the retention count and the
+// regrouped into values of consecutive events cut as the writer cuts
+// them (a page); every event lists as before, the retention count and the
 // sequence carry on, and a gap in the seqs starts a new batch.
 func TestMigrationFromV4(t *testing.T) {
 	for _, gap := range []bool{false, true} {
@@ -313,24 +313,28 @@ func TestMigrationFromV4(t *testing.T) {
 			if evs, _, _ := s.ListEvents(EventFilter{After: last}); len(evs) != 1 || evs[0].Seq != last+1 {
 				t.Errorf("the next event after the upgrade: %+v", evs)
 			}
-			var sizes []int
+			limit, values, want := eventValueBytes(s.db), 0, uint64(1)
 			s.db.View(func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte(TableEvents)).ForEach(func(k, v []byte) error {
+					values++
 					n, err := batchSize(k, v)
 					if err != nil {
-						t.Errorf("batch %x: %v", k, err)
+						t.Errorf("value %x: %v", k, err)
+						return nil
 					}
-					sizes = append(sizes, n)
+					first := binary.BigEndian.Uint64(k) - uint64(n) + 1
+					if gap && want == 900 {
+						want = 901 // the gap ends the value before it
+					}
+					if first != want || n > 1 && len(v) > limit {
+						t.Errorf("value %x holds %d events from seq %d in %d bytes; want it from seq %d, within %d bytes", k, n, first, len(v), want, limit)
+					}
+					want += uint64(n)
 					return nil
 				})
 			})
-			// populate wrote an event per user first.
-			want := []int{1024, 1024, int(last) - 2048, 1}
-			if gap {
-				want = []int{899, 1024, int(last) - 900 - 1024, 1}
-			}
-			if !reflect.DeepEqual(sizes, want) {
-				t.Errorf("batches of %v, want %v", sizes, want)
+			if want != last+2 || values < int(last)/64 { // a page holds far fewer than 64 of these events
+				t.Errorf("%d values hold events up to seq %d, want up to %d in page-sized values", values, want-1, last+1)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
