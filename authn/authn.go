@@ -30,11 +30,11 @@ type Users interface {
 	UpdateUser(id string, fn func(*store.User) error) (*store.User, error)
 }
 
-// userViews is a Users that can also hand out its stored record itself,
+// sharedUsers is a Users that can also hand out its stored record itself,
 // not a copy (the store does). LoginCached uses it: a cached login reads
 // the user and never keeps or modifies it, and the copy was its largest
 // allocation.
-type userViews interface {
+type sharedUsers interface {
 	SharedUserByUsername(name string) (*store.User, error)
 	SharedUserByEmail(email string) (*store.User, error)
 }
@@ -236,7 +236,7 @@ func (c *Config) setDefaults() {
 // Authenticator implements Login. Create it with New.
 type Authenticator struct {
 	users    Users
-	views    userViews // users, when it has the no-copy lookups; else nil
+	noCopy   sharedUsers // users, when it has the no-copy lookups; else nil
 	events   Events
 	log      *slog.Logger
 	now      func() time.Time
@@ -299,7 +299,7 @@ func New(cfg Config, users Users, events Events, logger *slog.Logger, opts ...Op
 		budget:   newBudget(),
 		flights:  newFlights(),
 	}
-	a.views, _ = users.(userViews)
+	a.noCopy, _ = users.(sharedUsers)
 	for _, o := range opts {
 		o(a)
 	}
@@ -418,7 +418,7 @@ func (a *Authenticator) precheck(req Request, cfg Config, now time.Time) (Result
 }
 
 // precheckWith is precheck; with view set, res.User may be the store's
-// own record (see userViews), which the caller must not modify or keep.
+// own record (see sharedUsers), which the caller must not modify or keep.
 func (a *Authenticator) precheckWith(req Request, cfg Config, now time.Time, view bool) (Result, step) {
 	if !a.budget.allow(req, cfg.RateLimit, now) {
 		return Result{Reason: ReasonRateLimited}, stepDone
@@ -620,13 +620,13 @@ func (a *Authenticator) resolve(req Request, view bool) (*store.User, error) {
 	if id == "" {
 		return nil, store.ErrNotFound
 	}
-	views := a.views
+	noCopy := a.noCopy
 	if !view {
-		views = nil
+		noCopy = nil
 	}
 	if req.ByUsername || !strings.Contains(id, "@") {
-		if views != nil {
-			return views.SharedUserByUsername(id)
+		if noCopy != nil {
+			return noCopy.SharedUserByUsername(id)
 		}
 		return a.users.UserByUsername(id)
 	}
@@ -634,8 +634,8 @@ func (a *Authenticator) resolve(req Request, view bool) (*store.User, error) {
 		byEmail *store.User
 		err     error
 	)
-	if views != nil {
-		byEmail, err = views.SharedUserByEmail(id)
+	if noCopy != nil {
+		byEmail, err = noCopy.SharedUserByEmail(id)
 	} else {
 		byEmail, err = a.users.UserByEmail(id)
 	}
