@@ -40,6 +40,16 @@ type dedupEntry struct {
 	live bool
 }
 
+// dedupSlot is an index entry. It carries the Request Authenticator so
+// that the usual case, a NAS reusing an Identifier for a new request,
+// is told apart without reading the ring entry: that read, of an entry
+// written thousands of requests before, was a cache miss per request and
+// most of begin's time.
+type dedupSlot struct {
+	seq  uint64
+	auth [16]byte
+}
+
 // dedupTicket names the entry a begin made, for finish.
 type dedupTicket struct {
 	seq uint64
@@ -58,16 +68,16 @@ type dedupCache struct {
 	mu    sync.Mutex
 	seed  maphash.Seed
 	base  time.Time
-	idx   map[uint64]uint64 // key hash → seq of its entry
-	ring  []dedupEntry      // seq s at ring[s % limit]; grows to limit
-	tail  uint64            // oldest seq still in the ring
-	head  uint64            // next seq
+	idx   map[uint64]dedupSlot // key hash → its entry
+	ring  []dedupEntry         // seq s at ring[s % limit]; grows to limit
+	tail  uint64               // oldest seq still in the ring
+	head  uint64               // next seq
 	ttl   time.Duration
 	limit int
 }
 
 func newDedupCache(ttl time.Duration, limit int) *dedupCache {
-	return &dedupCache{seed: maphash.MakeSeed(), base: time.Now(), idx: make(map[uint64]uint64), ttl: ttl, limit: max(limit, 1)}
+	return &dedupCache{seed: maphash.MakeSeed(), base: time.Now(), idx: make(map[uint64]dedupSlot), ttl: ttl, limit: max(limit, 1)}
 }
 
 // hashKey is a keyed (per-process random seed) hash of k's client,
@@ -103,8 +113,8 @@ func (c *dedupCache) begin(k dedupKey, now time.Time) (dedupTicket, dedupState, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(t)
-	if seq, ok := c.idx[h]; ok {
-		if e := c.at(seq); e.live && e.seq == seq && e.key == k {
+	if sl, ok := c.idx[h]; ok && sl.auth == k.auth {
+		if e := c.at(sl.seq); e.live && e.seq == sl.seq && e.key == k {
 			if !e.done {
 				return dedupTicket{}, dedupInFlight, nil
 			}
@@ -120,7 +130,7 @@ func (c *dedupCache) begin(k dedupKey, now time.Time) (dedupTicket, dedupState, 
 		c.ring = append(c.ring, dedupEntry{})
 	}
 	*c.at(seq) = dedupEntry{key: k, hash: h, seq: seq, at: t, live: true}
-	c.idx[h] = seq
+	c.idx[h] = dedupSlot{seq: seq, auth: k.auth}
 	return dedupTicket{seq: seq, ok: true}, dedupNew, nil
 }
 
@@ -147,7 +157,7 @@ func (c *dedupCache) finish(tk dedupTicket, resp []byte) {
 }
 
 func (c *dedupCache) unindex(e *dedupEntry) {
-	if seq, ok := c.idx[e.hash]; ok && seq == e.seq {
+	if sl, ok := c.idx[e.hash]; ok && sl.seq == e.seq {
 		delete(c.idx, e.hash)
 	}
 }
