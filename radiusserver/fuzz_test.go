@@ -153,7 +153,30 @@ func FuzzParsePacket(f *testing.F) {
 		if err != nil {
 			t.Fatalf("preparse accepted what radius.Parse refuses: %v", err)
 		}
-		got := parsePacket(fr, []byte(testSecret))
+		for _, sc := range []*packetScratch{nil, dirtyScratch(t)} {
+			checkParsed(t, fr, want, sc)
+		}
+	})
+}
+
+// dirtyScratch is a scratch that has held a packet with more attributes
+// than most inputs, so a reuse that kept anything of it shows.
+func dirtyScratch(t *testing.T) *packetScratch {
+	sc := new(packetScratch)
+	b, _ := request{user: "carol", password: "carolpass", extra: withProxyState("p", "q", "r")}.encode(t)
+	fr, err := preparse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsePacket(fr, []byte(testSecret), sc)
+	return sc
+}
+
+func checkParsed(t *testing.T, fr frame, want *radius.Packet, sc *packetScratch) {
+	t.Helper()
+	fr.b = append([]byte(nil), fr.b...) // cleared below
+	{
+		got := parsePacket(fr, []byte(testSecret), sc)
 		if got.Code != want.Code || got.Identifier != want.Identifier || got.Authenticator != want.Authenticator ||
 			len(got.Attributes) != len(want.Attributes) {
 			t.Fatalf("got %+v, want %+v", got, want)
@@ -174,5 +197,11 @@ func FuzzParsePacket(f *testing.F) {
 				t.Fatalf("growing attribute %d overwrote the next", i)
 			}
 		}
-	})
+		if sc != nil && len(got.Attributes) > 0 {
+			grown := append(got.Attributes, &radius.AVP{Type: 1})
+			if &grown[0] == &sc.attrs[0] {
+				t.Fatal("appending to the packet's attributes wrote into the scratch's list")
+			}
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 
 	"layeh.com/radius"
@@ -74,30 +75,51 @@ func preparse(b []byte) (frame, error) {
 	return f, nil
 }
 
-// parsePacket is radius.Parse for a frame preparse accepted, in four
-// allocations whatever the attribute count (layeh makes one per
-// attribute and grows the list): the packet, its attributes, the list of
-// pointers to them and one copy of the attribute bytes, which the values
-// share. Like radius.Parse, the packet owns its bytes: b may be reused.
-func parsePacket(f frame, secret []byte) *radius.Packet {
-	p := &radius.Packet{Code: radius.Code(f.b[0]), Identifier: f.b[1], Secret: secret}
+// parsePacket is radius.Parse for a frame preparse accepted. With a nil
+// sc it makes four allocations whatever the attribute count (layeh makes
+// one per attribute and grows the list): the packet, its attributes, the
+// list of pointers to them and one copy of the attribute bytes, which the
+// values share. With sc it makes none: the packet lives in sc and is
+// valid until sc's next use, which is what a reader answering inline
+// wants (at tens of thousands of requests a second those four were most
+// of a cached login's garbage). Like radius.Parse, the packet owns its
+// bytes: b may be reused.
+func parsePacket(f frame, secret []byte, sc *packetScratch) *radius.Packet {
+	if sc == nil {
+		sc = new(packetScratch)
+	}
+	p := &sc.p
+	*p = radius.Packet{Code: radius.Code(f.b[0]), Identifier: f.b[1], Secret: secret}
 	copy(p.Authenticator[:], f.b[4:headerLen])
 	if f.attrs == 0 {
 		return p
 	}
-	data := append([]byte(nil), f.b[headerLen:]...)
-	avps := make([]radius.AVP, f.attrs)
-	p.Attributes = make(radius.Attributes, f.attrs)
+	sc.data = append(sc.data[:0], f.b[headerLen:]...)
+	data := sc.data
+	sc.avps = slices.Grow(sc.avps[:0], f.attrs)[:f.attrs]
+	sc.attrs = slices.Grow(sc.attrs[:0], f.attrs)[:f.attrs]
+	avps := sc.avps
 	for i, off := 0, 0; i < f.attrs; i++ {
 		l := int(data[off+1])
-		avps[i].Type = radius.Type(data[off])
+		avps[i] = radius.AVP{Type: radius.Type(data[off])}
 		if l > 2 {
 			avps[i].Attribute = radius.Attribute(data[off+2 : off+l : off+l])
 		}
-		p.Attributes[i] = &avps[i]
+		sc.attrs[i] = &avps[i]
 		off += l
 	}
+	// Full slices: a caller appending to the packet's attributes gets a
+	// new array rather than writing into sc's.
+	p.Attributes = sc.attrs[:f.attrs:f.attrs]
 	return p
+}
+
+// packetScratch is the memory parsePacket reuses; one per goroutine.
+type packetScratch struct {
+	p     radius.Packet
+	avps  []radius.AVP
+	attrs radius.Attributes
+	data  []byte
 }
 
 var zero16 [16]byte

@@ -392,6 +392,7 @@ type job struct {
 // workers.
 func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
 	bc := newBatchConn(c, readBatch)
+	sc := new(packetScratch)
 	for i := range bc.in {
 		bc.in[i].Buffers[0] = *s.bufPool.Get().(*[]byte)
 	}
@@ -432,7 +433,7 @@ func (s *Server) readLoop(c *net.UDPConn, jobs chan<- job) {
 				continue
 			}
 			m := &bc.in[i]
-			resp, deferred := s.handle(context.Background(), src, m.Buffers[0][:m.N], received, true)
+			resp, deferred := s.handle(context.Background(), src, m.Buffers[0][:m.N], received, true, sc)
 			if deferred {
 				s.enqueue(jobs, c, src, m, received)
 				continue
@@ -478,7 +479,7 @@ func (s *Server) serveJob(ctx context.Context, j job) {
 // handlePacket answers one packet, blocking as long as the login takes:
 // the worker path, and the tests'.
 func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte, received time.Time) []byte {
-	resp, _ := s.handle(ctx, src, b, received, false)
+	resp, _ := s.handle(ctx, src, b, received, false, nil)
 	return resp
 }
 
@@ -486,7 +487,10 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 // src, or nil to stay silent. b is not retained. With inline set it must
 // not block: a login that needs password work returns deferred, with
 // nothing recorded, for a worker to handle the packet from the start.
-func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, received time.Time, inline bool) (resp []byte, deferred bool) {
+// The request is parsed into sc when it is not nil (the reader's, reused
+// for each packet it answers), so nothing of the packet may outlive the
+// call; the worker path, whose EAP state does keep parts, passes nil.
+func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, received time.Time, inline bool, sc *packetScratch) (resp []byte, deferred bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			resp, deferred = nil, false
@@ -558,7 +562,7 @@ func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, recei
 		// A nil answer (drop, panic) forgets the entry.
 		defer func() { s.dedup.finish(entry, resp) }()
 	}
-	p := parsePacket(f, c.secret)
+	p := parsePacket(f, c.secret, sc)
 	if f.maOff == 0 {
 		// Not required for this client, but a Proxy-State without a
 		// Message-Authenticator is the BlastRADIUS shape: drop it

@@ -102,8 +102,9 @@ func BenchmarkWarmLogin(b *testing.B) {
 	s.dedup = newDedupCache(dedupTTL, distinct/2) // a packet's entry is gone when it comes round again
 	b.ReportAllocs()
 	i := 0
+	sc := new(packetScratch)
 	for b.Loop() {
-		resp, deferred := s.handle(context.Background(), srcNAS, pkts[i%distinct], time.Now(), true)
+		resp, deferred := s.handle(context.Background(), srcNAS, pkts[i%distinct], time.Now(), true, sc)
 		if deferred || resp == nil || radius.Code(resp[0]) != radius.CodeAccessAccept {
 			b.Fatalf("request %d: deferred %v, answer %v", i, deferred, resp)
 		}
