@@ -1,6 +1,7 @@
 package radiusserver
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
 	"sync"
@@ -40,15 +41,19 @@ type dedupEntry struct {
 	live bool
 }
 
-// dedupSlot is an index entry. It carries the Request Authenticator so
-// that the usual case, a NAS reusing an Identifier for a new request,
-// is told apart without reading the ring entry: that read, of an entry
-// written thousands of requests before, was a cache miss per request and
-// most of begin's time.
+// dedupSlot is an index entry. It carries the first half of the Request
+// Authenticator so that the usual case, a NAS reusing an Identifier for
+// a new request, is told apart without reading the ring entry: that
+// read, of an entry written thousands of requests before, was a cache
+// miss per request and most of begin's time. Half is enough to tell a
+// new request (16 random octets, RFC 2865 §3) from a retransmission; a
+// match is checked against the whole key in the ring.
 type dedupSlot struct {
-	seq  uint64
-	auth [16]byte
+	seq      uint64
+	authHead uint64
 }
+
+func authHead(auth *[16]byte) uint64 { return binary.LittleEndian.Uint64(auth[:8]) }
 
 // dedupTicket names the entry a begin made, for finish.
 type dedupTicket struct {
@@ -113,7 +118,7 @@ func (c *dedupCache) begin(k dedupKey, now time.Time) (dedupTicket, dedupState, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(t)
-	if sl, ok := c.idx[h]; ok && sl.auth == k.auth {
+	if sl, ok := c.idx[h]; ok && sl.authHead == authHead(&k.auth) {
 		if e := c.at(sl.seq); e.live && e.seq == sl.seq && e.key == k {
 			if !e.done {
 				return dedupTicket{}, dedupInFlight, nil
@@ -130,7 +135,7 @@ func (c *dedupCache) begin(k dedupKey, now time.Time) (dedupTicket, dedupState, 
 		c.ring = append(c.ring, dedupEntry{})
 	}
 	*c.at(seq) = dedupEntry{key: k, hash: h, seq: seq, at: t, live: true}
-	c.idx[h] = dedupSlot{seq: seq, auth: k.auth}
+	c.idx[h] = dedupSlot{seq: seq, authHead: authHead(&k.auth)}
 	return dedupTicket{seq: seq, ok: true}, dedupNew, nil
 }
 

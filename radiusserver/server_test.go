@@ -873,4 +873,16 @@ func TestDedupIdentifierReused(t *testing.T) {
 	if n := c.len(); n != 256 {
 		t.Fatalf("index holds %d entries for one port's 256 Identifiers, want 256", n)
 	}
+	// The index keeps half the authenticator: a request that differs
+	// from the cached one only in the other half is still new.
+	k := dedupKey{client: "c", src: src, id: 7, auth: [16]byte{9: 1}}
+	e, st, _ := c.begin(k, now)
+	if st != dedupNew {
+		t.Fatalf("authenticator %x: state %v, want new", k.auth, st)
+	}
+	c.finish(e, []byte{1})
+	k.auth[9] = 2
+	if _, st, _ := c.begin(k, now); st != dedupNew {
+		t.Fatalf("authenticator %x, same first half as the cached one: state %v, want new", k.auth, st)
+	}
 }
