@@ -174,34 +174,32 @@ func dirtyScratch(t *testing.T) *packetScratch {
 
 func checkParsed(t *testing.T, fr frame, want *radius.Packet, sc *packetScratch) {
 	t.Helper()
-	fr.b = append([]byte(nil), fr.b...) // cleared below
-	{
-		got := parsePacket(fr, []byte(testSecret), sc)
-		if got.Code != want.Code || got.Identifier != want.Identifier || got.Authenticator != want.Authenticator ||
-			len(got.Attributes) != len(want.Attributes) {
-			t.Fatalf("got %+v, want %+v", got, want)
+	fr.b = append([]byte(nil), fr.b...) // cleared below; the caller's stays for the next call
+	got := parsePacket(fr, []byte(testSecret), sc)
+	if got.Code != want.Code || got.Identifier != want.Identifier || got.Authenticator != want.Authenticator ||
+		len(got.Attributes) != len(want.Attributes) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i, a := range got.Attributes {
+		w := want.Attributes[i]
+		if a.Type != w.Type || string(a.Attribute) != string(w.Attribute) {
+			t.Fatalf("attribute %d: got %d %x, want %d %x", i, a.Type, a.Attribute, w.Type, w.Attribute)
 		}
-		for i, a := range got.Attributes {
-			w := want.Attributes[i]
-			if a.Type != w.Type || string(a.Attribute) != string(w.Attribute) {
-				t.Fatalf("attribute %d: got %d %x, want %d %x", i, a.Type, a.Attribute, w.Type, w.Attribute)
-			}
+	}
+	clear(fr.b) // the caller reuses its buffer
+	for i, a := range got.Attributes {
+		if string(a.Attribute) != string(want.Attributes[i].Attribute) {
+			t.Fatalf("attribute %d shares the read buffer", i)
 		}
-		clear(fr.b) // the caller reuses its buffer
-		for i, a := range got.Attributes {
-			if string(a.Attribute) != string(want.Attributes[i].Attribute) {
-				t.Fatalf("attribute %d shares the read buffer", i)
-			}
-			_ = append(a.Attribute, 0xff)
-			if i+1 < len(got.Attributes) && string(got.Attributes[i+1].Attribute) != string(want.Attributes[i+1].Attribute) {
-				t.Fatalf("growing attribute %d overwrote the next", i)
-			}
+		_ = append(a.Attribute, 0xff)
+		if i+1 < len(got.Attributes) && string(got.Attributes[i+1].Attribute) != string(want.Attributes[i+1].Attribute) {
+			t.Fatalf("growing attribute %d overwrote the next", i)
 		}
-		if sc != nil && len(got.Attributes) > 0 {
-			grown := append(got.Attributes, &radius.AVP{Type: 1})
-			if &grown[0] == &sc.attrs[0] {
-				t.Fatal("appending to the packet's attributes wrote into the scratch's list")
-			}
+	}
+	if sc != nil && len(got.Attributes) > 0 {
+		grown := append(got.Attributes, &radius.AVP{Type: 1})
+		if &grown[0] == &sc.attrs[0] {
+			t.Fatal("appending to the packet's attributes wrote into the scratch's list")
 		}
 	}
 }

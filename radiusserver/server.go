@@ -489,7 +489,8 @@ func (s *Server) handlePacket(ctx context.Context, src netip.AddrPort, b []byte,
 // nothing recorded, for a worker to handle the packet from the start.
 // The request is parsed into sc when it is not nil (the reader's, reused
 // for each packet it answers), so nothing of the packet may outlive the
-// call; the worker path, whose EAP state does keep parts, passes nil.
+// call. The worker path passes nil: it runs EAP, whose sessions outlive
+// a packet, and is not where the garbage of a login storm comes from.
 func (s *Server) handle(ctx context.Context, src netip.AddrPort, b []byte, received time.Time, inline bool, sc *packetScratch) (resp []byte, deferred bool) {
 	defer func() {
 		if r := recover(); r != nil {
