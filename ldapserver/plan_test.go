@@ -609,3 +609,41 @@ func TestRenderReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallSearchInlineAfterWalk: a sequential client's small searches
+// are answered inline by the reader even right after a search that
+// walked in a goroutine. The walk used to count as running until after
+// its answer was sent, so the client's next search, read meanwhile, was
+// handed to a goroutine too, and so was every one after it.
+func TestSmallSearchInlineAfterWalk(t *testing.T) {
+	ts := startServer(t, false, nil)
+	c := ts.bind(t, svcDN, svcPW)
+	search := func(filter string, want int) { // want < 0: any number
+		t.Helper()
+		res, err := c.Search(ldap.NewSearchRequest(testBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			filter, []string{"uid"}, nil))
+		if err != nil {
+			t.Fatalf("%s: %v", filter, err)
+		}
+		if want >= 0 && len(res.Entries) != want {
+			t.Fatalf("%s: %d entries, want %d", filter, len(res.Entries), want)
+		}
+	}
+	const rounds, small = 20, 5
+	walkedSmall := 0
+	for range rounds {
+		before := ts.s.walked.Load()
+		search("(cn=*e*)", -1) // no index: a walk
+		if ts.s.walked.Load() == before {
+			t.Fatal("the unindexed search was answered inline; the test needs it to walk")
+		}
+		before = ts.s.walked.Load()
+		for range small {
+			search("(uid=alice)", 1)
+		}
+		walkedSmall += int(ts.s.walked.Load() - before)
+	}
+	if walkedSmall != 0 {
+		t.Fatalf("%d of %d single-entry searches right after a walk were handed to a goroutine, want 0", walkedSmall, rounds*small)
+	}
+}

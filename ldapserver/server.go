@@ -84,6 +84,9 @@ type Server struct {
 
 	nconn   atomic.Int64
 	connSeq atomic.Uint64
+	// walked counts the searches answered in a goroutine of their own
+	// rather than inline by the reader (tests).
+	walked atomic.Int64
 	// budget is max_bytes_in_flight (budget.go).
 	budget *byteBudget
 
