@@ -443,8 +443,16 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size
 	c.mu.Lock()
 	c.ops[m.id] = cancel
 	c.mu.Unlock()
-	// release frees the message ID before the answer goes out: the
-	// client may reuse it as soon as it has read the SearchResultDone.
+	// release ends the operation before its answer goes out. It frees the
+	// message ID, which the client may reuse as soon as it has read the
+	// SearchResultDone. And it stops counting the search as running: a
+	// client that sends its next search on reading this one's answer
+	// (every sequential client) must find the connection idle. Counted
+	// until the goroutine ended instead, it was still running whenever
+	// the reader had been quicker, so that search walked in a goroutine
+	// too, and the next, and so on: after one large search, each small
+	// one on the connection paid a goroutine handoff (~0.1 ms on two
+	// cores, three times the search).
 	released := false
 	release := func() {
 		if !released {
@@ -453,38 +461,21 @@ func (c *conn) startSearch(m *message, req *searchRequest, decodeErr error, size
 			delete(c.ops, m.id)
 			c.mu.Unlock()
 			cancel()
+			c.nInflight.Add(-1)
 		}
 	}
 	c.inflight.Add(1)
 	c.nInflight.Add(1)
 	c.s.walked.Add(1)
 	go func() {
-		// notRunning is also done before the answer goes out, for the
-		// same reason as release: a client that sends its next search
-		// as soon as it has read this one's SearchResultDone (every
-		// sequential client) must find the connection idle. Counted until
-		// the deferred call instead, it was still running whenever the
-		// reader had been quicker, so that search walked in a goroutine
-		// too, and the next, and so on: after one large search, each
-		// small one on the connection paid a goroutine handoff (~0.1 ms
-		// on two cores, three times the search).
-		running := true
-		notRunning := func() {
-			if running {
-				running = false
-				c.nInflight.Add(-1)
-			}
-		}
 		defer func() {
 			release()
 			c.unhold(size)
-			notRunning()
 			c.inflight.Done()
 		}()
 		c.safely(m, appSearchDone, func() {
 			res := c.runSearch(opCtx, job)
 			release()
-			notRunning()
 			c.finishSearch(m, start, res)
 		})
 	}()
