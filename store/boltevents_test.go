@@ -31,8 +31,7 @@ func threeBatches(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 	}
-	orig := closedJournal(t, s, src)
-	return orig
+	return closedJournal(t, s, src)
 }
 
 // entryAt is the offset in batch value v of the entry of seq.
@@ -426,7 +425,7 @@ func TestEventBatchDamageWhileOpen(t *testing.T) {
 func TestEventWriteCutIntoValues(t *testing.T) {
 	dir := t.TempDir()
 	s := openAt(t, dir, Options{EventRetention: -1})
-	bound := s.db.Info().PageSize - boltLeafOverhead
+	bound := eventValueBytes(s.db)
 	evs := make([]Event, 3000)
 	for i := range evs {
 		evs[i] = Event{Type: EventRADIUSAuth, Username: fmt.Sprintf("user%d", i), Outcome: OutcomeSuccess, Login: true}
